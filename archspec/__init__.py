@@ -1,0 +1,50 @@
+"""archspec: declarative architecture specs compiled to PyTorch modules.
+
+>>> from archspec import compile_spec
+>>> model = compile_spec("specs/densenet121.yaml")            # doctest: +SKIP
+>>> small = compile_spec("specs/googlenet.yaml", num_classes=10, aux_logits=False)  # doctest: +SKIP
+
+The pipeline (one private module per stage): ``_load`` (YAML with positions) ->
+``_schema`` (pydantic validation) -> ``_resolve`` (templates, repeats, expressions ->
+IR) -> ``_infer`` (static shapes and costs) -> ``_lower`` (module tree and generated
+forward). ``load_spec`` stops before ``lower`` and needs no torch.
+"""
+
+from ._compiler import compile_spec, load_spec
+from ._errors import (
+    Loc,
+    SpecError,
+    SpecErrors,
+    SpecExpressionError,
+    SpecLimitError,
+    SpecReferenceError,
+    SpecSchemaError,
+    SpecShapeError,
+    SpecSyntaxError,
+    SpecWarning,
+)
+from ._ir import Container, Graph, Node, Output
+from ._limits import Limits
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Container",
+    "Graph",
+    "Limits",
+    "Loc",
+    "Node",
+    "Output",
+    "SpecError",
+    "SpecErrors",
+    "SpecExpressionError",
+    "SpecLimitError",
+    "SpecReferenceError",
+    "SpecSchemaError",
+    "SpecShapeError",
+    "SpecSyntaxError",
+    "SpecWarning",
+    "__version__",
+    "compile_spec",
+    "load_spec",
+]

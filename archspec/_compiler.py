@@ -1,0 +1,68 @@
+"""The pipeline, chained in one place: load -> validate -> resolve -> infer -> lower.
+
+``load_spec`` runs the first four stages (no torch needed) and returns the inferred IR
+graph; ``compile_spec`` adds *lower* and returns the ``nn.Module``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._infer import infer
+from ._ir import Graph
+from ._limits import DEFAULT_LIMITS, Limits
+from ._load import load_document
+from ._resolve import resolve
+from ._schema import validate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._module import ArchModule
+
+__all__ = ["load_spec", "compile_spec"]
+
+
+def load_spec(
+    path: str | os.PathLike[str],
+    *,
+    params: Mapping[str, Any] | None = None,
+    input_shape: Sequence[int] | None = None,
+    limits: Limits | None = None,
+    **overrides: Any,
+) -> Graph:
+    """Load, validate, resolve and infer a spec: the IR :class:`Graph`, with shapes and costs.
+
+    ``params`` and keyword arguments override the spec's ``params`` (``num_classes=10``);
+    ``input_shape`` (``(C, H, W)``) replaces the spec's ``input``. Raises a
+    :class:`SpecError` for any mistake in the spec. Needs no torch and allocates no weights.
+    """
+    limits = limits or DEFAULT_LIMITS
+    doc = load_document(path, limits)
+    spec = validate(doc)
+    merged = dict(params or {})
+    merged.update(overrides)
+    graph = resolve(doc, spec, merged, tuple(input_shape) if input_shape is not None else None, limits)
+    return infer(graph, limits)
+
+
+def compile_spec(
+    path: str | os.PathLike[str],
+    *,
+    params: Mapping[str, Any] | None = None,
+    input_shape: Sequence[int] | None = None,
+    init: bool = True,
+    limits: Limits | None = None,
+    **overrides: Any,
+) -> ArchModule:
+    """Compile a spec into a ``torch.nn.Module`` (an :class:`ArchModule`).
+
+    ``compile_spec("specs/googlenet.yaml", num_classes=10, aux_logits=False)`` overrides
+    spec parameters; ``input_shape`` sets the input the shapes are inferred for (the
+    module then expects that size wherever the network's layers depend on it);
+    ``init=False`` skips the spec's ``init:`` rules (PyTorch's defaults remain).
+    """
+    from ._lower import lower
+
+    graph = load_spec(path, params=params, input_shape=input_shape, limits=limits, **overrides)
+    return lower(graph, init=init)

@@ -1,0 +1,362 @@
+"""Stage 4, infer: static shapes, parameter, buffer and MAC counts, node by node.
+
+What it does: orders the graph topologically (a cycle is an error that prints the
+cycle), then walks it from the declared input shape: resolves each node's inputs to the
+nodes that really produce them (a container stands for its output; a node switched off
+stands for its input), evaluates the values left deferred by *resolve* (those using
+``in_c``, ``in_h``, ``in_w``), validates the op's parameters, and applies the op's shape
+rule. Shape problems become :class:`SpecShapeError` s located at the value at fault, with
+the shapes involved; independent problems are reported together. It also finds nodes
+that feed nothing (a :class:`SpecWarning`), which nodes the eval and the train graphs
+need, and refuses networks over ``Limits.max_parameters`` before anything is allocated.
+
+What it deliberately does not do: build modules or touch torch.
+"""
+
+from __future__ import annotations
+
+import heapq
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import ops
+from ._errors import (
+    Loc,
+    SpecError,
+    SpecErrors,
+    SpecExpressionError,
+    SpecLimitError,
+    SpecReferenceError,
+    SpecSchemaError,
+    SpecShapeError,
+    SpecWarning,
+)
+from ._expr import SHAPE_NAMES, evaluate
+from ._ir import INPUT, Deferred, Graph, Lazy, Node
+from ._limits import DEFAULT_LIMITS, Limits
+from ._schema import MAX_ERRORS
+from ._values import shown
+from .ops import fmt_shape
+
+__all__ = ["infer", "Inference"]
+
+
+class Inference:
+    def __init__(self, graph: Graph, limits: Limits) -> None:
+        self.g = graph
+        self.limits = limits
+        self.disabled_containers: set[str] = set()
+        self.decided: set[str] = set()
+        self.lazy_values: dict[int, Any] = {}
+        self.errors: list[SpecError] = []
+        self.failed: set[str] = set()
+
+    # -- references --------------------------------------------------------------------------
+
+    def static(self, ref: str, seen: frozenset[str] = frozenset()) -> str:
+        """The node that produces ``ref`` when every `when` holds (for ordering)."""
+        g = self.g
+        if ref == INPUT or ref in g.nodes:
+            return ref
+        if ref in g.containers:
+            return self.static(g.containers[ref].output, seen)
+        if ref in g.aliases:
+            targets = g.aliases[ref]
+            return self.static(targets[0], seen) if targets else INPUT
+        raise AssertionError(f"unresolved reference {ref!r}")  # pragma: no cover - resolve checks references
+
+    def live(self, ref: str, reader: Node | None = None) -> str:
+        """The node that really produces ``ref``, now that `when`s are decided."""
+        g = self.g
+        if ref == INPUT:
+            return INPUT
+        if ref in g.containers:
+            c = g.containers[ref]
+            return self.live(c.input if ref in self.disabled_containers else c.output, reader)
+        if ref in g.aliases:
+            return self.bypass(ref, g.aliases[ref], reader, None)
+        node = g.nodes[ref]
+        if not node.enabled:
+            return self.bypass(ref, node.inputs, reader, node.loc)
+        return ref
+
+    def bypass(self, ref: str, inputs: list[str], reader: Node | None, loc: Loc | None) -> str:
+        if len(inputs) != 1:
+            raise SpecReferenceError(
+                f"'{ref}' is switched off ('when' is false) and reads {len(inputs)} inputs, so nothing can stand in for it",
+                reader.loc if reader else loc, node=reader.display if reader else ref,
+                notes=[(loc, f"'{ref}' is defined here")] if loc else [],
+                hint="switch its readers off too, or give them 'from' naming what they should read",
+            )
+        return self.live(inputs[0], reader)
+
+    # -- ordering ----------------------------------------------------------------------------
+
+    def order(self) -> list[str]:
+        """A topological order that follows document order wherever dependencies allow."""
+        g = self.g
+        deps = {path: [d for d in (self.static(r) for r in node.inputs) if d != INPUT] for path, node in g.nodes.items()}
+        order = _stable_topo(list(g.nodes), deps)
+        if len(order) != len(g.nodes):
+            raise self.cycle_error(deps, set(g.nodes) - set(order))
+        return order
+
+    def cycle_error(self, deps: dict[str, list[str]], stuck: set[str]) -> SpecReferenceError:
+        start = min(stuck, key=list(self.g.nodes).index)
+        path = [start]
+        seen = {start: 0}
+        current = start
+        while True:
+            current = next(d for d in deps[current] if d in stuck)
+            if current in seen:
+                cycle = path[seen[current]:] + [current]
+                break
+            seen[current] = len(path)
+            path.append(current)
+        names = [self.g.nodes[p].display for p in cycle]
+        first = self.g.nodes[cycle[0]]
+        return SpecReferenceError(
+            "the graph has a cycle: " + " -> ".join(reversed(names)),
+            first.loc, node=first.display,
+            notes=[(self.g.nodes[p].loc, f"'{self.g.nodes[p].display}' reads '{self.g.nodes[q].display}'")
+                   for p, q in zip(cycle, cycle[1:])],
+            hint="a node can only read nodes that do not (directly or indirectly) read it",
+        )
+
+    # -- values ------------------------------------------------------------------------------
+
+    def shape_env(self, shape: tuple[int, ...] | None) -> dict[str, int]:
+        if not shape:
+            return {}
+        env = {"in_c": shape[0]}
+        if len(shape) == 3:
+            env.update(in_h=shape[1], in_w=shape[2])
+        return env
+
+    def realize(self, value: Any, shape: tuple[int, ...] | None, where: str) -> Any:
+        if isinstance(value, list):
+            return [self.realize(v, shape, where) for v in value]
+        if not isinstance(value, Deferred):
+            return value
+        env = self.env_with_lazies(value.env, value.expr.names, where)
+        env.update(self.shape_env(shape))
+        missing = (value.expr.names & SHAPE_NAMES) - set(env)
+        if missing:
+            name = sorted(missing)[0]
+            raise SpecExpressionError(
+                f"'{name}' is not defined for this node's input, which is {fmt_shape(shape)} "
+                f"in '{value.expr.text.strip()}'", value.expr.loc, node=where,
+                expected="in_h and in_w only for C x H x W inputs",
+            )
+        return evaluate(value.expr, env, self.limits, where)
+
+    def env_with_lazies(self, env: Mapping[str, Any], names: frozenset[str], where: str) -> dict[str, Any]:
+        out = dict(env)
+        for n in names:
+            v = out.get(n)
+            if isinstance(v, Lazy):
+                out[n] = self.lazy(v)
+        return out
+
+    def lazy(self, lazy: Lazy) -> Any:
+        key = id(lazy)
+        if key not in self.lazy_values:
+            shape = self.shape_of(self.live(lazy.ref))
+            env = self.env_with_lazies(lazy.env, lazy.expr.names, lazy.where)
+            env.update(self.shape_env(shape))
+            self.lazy_values[key] = evaluate(lazy.expr, env, self.limits, lazy.where)
+        return self.lazy_values[key]
+
+    def decide(self, when: bool | Deferred, shape: tuple[int, ...] | None, where: str, loc: Loc | None) -> bool:
+        if not isinstance(when, Deferred):
+            return bool(when)
+        value = self.realize(when, shape, where)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)):
+            return value != 0
+        raise SpecSchemaError(f"'when' is {shown(value)}", when.expr.loc, node=where, expected="true or false")
+
+    # -- the walk ----------------------------------------------------------------------------
+
+    def shape_of(self, source: str) -> tuple[int, ...] | None:
+        return self.g.input_shape if source == INPUT else self.g.nodes[source].shape
+
+    def node(self, node: Node) -> None:
+        g = self.g
+        sources = [self.live(r, node) for r in node.inputs]
+        if any(s in self.failed for s in sources):
+            self.failed.add(node.path)
+            return
+        node.sources = sources
+        node.in_shapes = [self.shape_of(s) for s in sources]
+        shape = node.in_shapes[0] if node.in_shapes else None
+        # enclosing containers switched off by a shape-dependent `when`
+        parent = node.parent
+        while parent is not None:
+            c = g.containers[parent]
+            if parent not in self.decided and isinstance(c.when, Deferred):
+                self.decided.add(parent)
+                c_shape = self.shape_of(self.live(c.input, node))
+                if not self.decide(c.when, c_shape, parent, c.loc):
+                    self.disabled_containers.add(parent)
+            if parent in self.disabled_containers:
+                node.enabled = False
+                return
+            parent = c.parent
+        if not self.decide(node.when, shape, node.display, node.loc):
+            node.enabled = False
+            return
+        op = ops.REGISTRY[node.op]
+        values = {}
+        for name, value in node.params.items():
+            values[name] = self.realize(value, shape, node.display)
+        try:
+            concrete = op.params.model_validate(values, context={"concrete": True})
+        except ValidationError as e:
+            err = e.errors(include_url=False)[0]
+            name = err["loc"][0] if err["loc"] else None
+            ctx = err.get("ctx") or {}
+            message = f"'{name}': found {ctx['found']}{ctx.get('why', '')}" if "found" in ctx else err["msg"]
+            raise SpecSchemaError(message, node.param_locs.get(name, node.loc) if name else node.loc, node=node.display,
+                                  expected=ctx.get("expected"), notes=self.site_notes(node)) from None
+        try:
+            result = op.infer(concrete, node.in_shapes, [self.label(s) for s in sources])
+        except ops.ShapeError as e:
+            raise self.shape_error(node, e) from None
+        node.concrete = concrete
+        node.shape = result.shape
+        node.n_params, node.n_buffers, node.macs = result.params, result.buffers, result.macs
+
+    def label(self, source: str) -> str:
+        return "the input" if source == INPUT else f"'{self.g.nodes[source].display}'"
+
+    def site_notes(self, node: Node) -> list[tuple[Loc | None, str]]:
+        return [(s.loc, f"in block '{s.block}', used as {s.path}") for s in reversed(node.sites)]
+
+    def shape_error(self, node: Node, e: ops.ShapeError) -> SpecShapeError:
+        loc = node.param_locs.get(e.param) if e.param else None
+        notes: list[tuple[Loc | None, str]] = []
+        for i in e.inputs:
+            s = node.sources[i]
+            if s != INPUT:
+                producer = self.g.nodes[s]
+                notes.append((producer.loc, f"'{producer.display}' makes {fmt_shape(producer.shape)}"))
+        shapes = ", ".join(fmt_shape(s) for s in node.in_shapes)
+        if not e.inputs:
+            notes.append((None, f"its input is {shapes}, for a network input of {fmt_shape(self.g.input_shape)}"))
+        notes.extend(self.site_notes(node))
+        return SpecShapeError(e.message, loc or node.loc, node=node.display, expected=e.expected, hint=e.hint, notes=notes)
+
+    def run(self) -> Graph:
+        g = self.g
+        g.order = []
+        for path in self.order():
+            node = g.nodes[path]
+            try:
+                self.node(node)
+            except SpecErrors as e:
+                self.errors.extend(e.errors)
+                self.failed.add(path)
+            except SpecError as e:
+                self.errors.append(e)
+                self.failed.add(path)
+            if len(self.errors) >= MAX_ERRORS:
+                break
+            if node.enabled and path not in self.failed:
+                g.order.append(path)
+        if self.errors:
+            if len(self.errors) == 1:
+                raise self.errors[0]
+            raise SpecErrors(self.errors[:MAX_ERRORS], omitted=max(0, len(self.errors) - MAX_ERRORS))
+        for path, c in g.containers.items():
+            if path in self.disabled_containers or not self.container_enabled(path):
+                c.enabled = False
+                continue
+            c.shape = self.shape_of(self.live(path))
+        for output in g.outputs:
+            output.node = self.live(output.ref)
+        self.check_limits()
+        self.mark_usage()
+        return g
+
+    def container_enabled(self, path: str) -> bool:
+        c = self.g.containers[path]
+        while c is not None:
+            if c.path in self.disabled_containers or c.when is False:
+                return False
+            c = self.g.containers.get(c.parent) if c.parent else None
+        return True
+
+    def check_limits(self) -> None:
+        total = sum(self.g.nodes[p].n_params for p in self.g.order)
+        if total > self.limits.max_parameters:
+            biggest = max(self.g.order, key=lambda p: self.g.nodes[p].n_params)
+            node = self.g.nodes[biggest]
+            raise SpecLimitError(
+                f"the network would have {total:,} parameters ({total * 4 / 1e9:.1f} GB in float32), over the limit of "
+                f"{self.limits.max_parameters:,} (Limits.max_parameters)",
+                node.loc, node=node.display,
+                notes=[(node.loc, f"the largest node, '{node.display}', has {node.n_params:,}")],
+            )
+
+    def mark_usage(self) -> None:
+        g = self.g
+        consumers: dict[str, int] = {p: 0 for p in g.order}
+        for p in g.order:
+            for s in g.nodes[p].sources:
+                if s != INPUT:
+                    consumers[s] += 1
+        for o in g.outputs:
+            if o.node != INPUT:
+                consumers[o.node] += 1
+        for p in g.order:
+            node = g.nodes[p]
+            if consumers[p] == 0 and not node.implicit:
+                warnings.warn(SpecWarning(f"'{node.display}' feeds nothing: no node reads it and it is not an output",
+                                          node.loc, node.display), stacklevel=2)
+
+
+def _stable_topo(paths: list[str], deps: dict[str, list[str]]) -> list[str]:
+    position = {p: i for i, p in enumerate(paths)}
+    indegree = {p: len(deps[p]) for p in paths}
+    users: dict[str, list[str]] = {p: [] for p in paths}
+    for p in paths:
+        for d in deps[p]:
+            users[d].append(p)
+    heap = [(position[p], p) for p in paths if indegree[p] == 0]
+    heapq.heapify(heap)
+    out = []
+    while heap:
+        _, p = heapq.heappop(heap)
+        out.append(p)
+        for u in users[p]:
+            indegree[u] -= 1
+            if indegree[u] == 0:
+                heapq.heappush(heap, (position[u], u))
+    return out
+
+
+def needed(graph: Graph, training: bool) -> list[str]:
+    """The nodes (in order) that the eval or the train graph computes."""
+    wanted = [o.node for o in graph.outputs if training or not o.training_only]
+    keep: set[str] = set()
+    stack = [w for w in wanted if w != INPUT]
+    while stack:
+        p = stack.pop()
+        if p in keep:
+            continue
+        keep.add(p)
+        stack.extend(s for s in graph.nodes[p].sources if s != INPUT)
+    return [p for p in graph.order if p in keep]
+
+
+def infer(graph: Graph, limits: Limits = DEFAULT_LIMITS) -> Graph:
+    """Infer shapes and costs in place and return the graph (see the module docstring)."""
+    return Inference(graph, limits).run()
+
+
+__all__ += ["needed"]

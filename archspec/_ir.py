@@ -1,0 +1,173 @@
+"""The IR: a graph of op applications with qualified names, and the containers around them.
+
+*resolve* produces it (templates instantiated, repeats unrolled, names qualified, every
+value evaluated that does not need a shape); *infer* completes it (shapes, parameter,
+buffer and MAC counts, the remaining values); *lower* turns it into modules and code.
+
+- :class:`Node`: one op application, named by its dotted path (``inception3a.branch2.1.conv``),
+  reading other nodes by path (a container's path stands for its output, ``input`` for the
+  network input). Implicit nodes are the joins containers make (``inception3a#concat``).
+- :class:`Container`: a ``seq``/``concat``/``add``/``dense`` scope, with its children in
+  order; it becomes a module in the module tree. ``block`` names the template it
+  instantiates, if any.
+- :class:`Graph`: nodes (document order), containers, the top-level order, outputs,
+  init rules, and where everything came from.
+
+Every node and container keeps its source :class:`Loc` and, inside a block, the chain of
+``use`` sites that instantiated it, so any later stage can say where a problem is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import Loc
+from ._expr import Expr
+
+__all__ = ["Deferred", "Lazy", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "UseSite"]
+
+#: the reference to the network's (or a body's) input
+INPUT = "input"
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A value whose expression needs the node's input shape; *infer* evaluates it."""
+
+    expr: Expr
+    env: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        return repr(self.expr)
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """A block argument that needs the *instance's* input shape (``ref``)."""
+
+    expr: Expr
+    env: Mapping[str, Any]
+    ref: str
+    where: str
+
+
+@dataclass(frozen=True)
+class UseSite:
+    """Where a block was instantiated: the block's name, the instance path and the ``use`` line."""
+
+    block: str
+    path: str
+    loc: Loc | None
+
+
+@dataclass
+class Node:
+    path: str
+    op: str
+    params: dict[str, Any]
+    inputs: list[str]
+    loc: Loc | None
+    param_locs: dict[str, Loc] = field(default_factory=dict)
+    env: Mapping[str, Any] = field(default_factory=dict)
+    when: bool | Deferred = True
+    parent: str | None = None
+    implicit: bool = False
+    sites: tuple[UseSite, ...] = ()
+    doc: str | None = None
+    # filled in by infer
+    enabled: bool = True
+    sources: list[str] = field(default_factory=list)  # producing node paths (or "input")
+    in_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    shape: tuple[int, ...] | None = None
+    concrete: Any = None  # the op's validated parameter model
+    n_params: int = 0
+    n_buffers: int = 0
+    macs: int = 0
+
+    @property
+    def display(self) -> str:
+        """The path as users know it (implicit joins show their container)."""
+        return self.path.split("#", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.display.rsplit(".", 1)[-1]
+
+
+@dataclass
+class Container:
+    path: str
+    kind: str  # seq, concat, add, dense
+    children: list[str]
+    input: str
+    output: str
+    loc: Loc | None
+    block: str | None = None
+    parent: str | None = None
+    when: bool | Deferred = True
+    sites: tuple[UseSite, ...] = ()
+    doc: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)  # the block arguments, for summaries
+    # filled in by infer
+    enabled: bool = True
+    shape: tuple[int, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit(".", 1)[-1]
+
+
+@dataclass
+class Output:
+    name: str
+    ref: str
+    training_only: bool
+    loc: Loc | None
+    node: str | None = None  # the producing node path, filled by infer
+
+
+@dataclass
+class InitRule:
+    ops: list[str] | None
+    paths: list[str] | None
+    tensors: dict[str, Any]  # "weight"/"bias" -> float or {"fn": ..., args}
+    loc: Loc | None
+    index: int
+
+
+@dataclass
+class Graph:
+    name: str
+    description: str | None
+    input_shape: tuple[int, ...]
+    params: dict[str, Any]
+    nodes: dict[str, Node]
+    containers: dict[str, Container]
+    top: list[str]
+    outputs: list[Output]
+    init: list[InitRule]
+    aliases: dict[str, list[str]]
+    source: str
+    files: list[str]
+    order: list[str] = field(default_factory=list)  # topological order of enabled nodes, filled by infer
+
+    def children_of(self, path: str | None) -> list[str]:
+        return self.top if path is None else self.containers[path].children
+
+    def is_container(self, path: str) -> bool:
+        return path in self.containers
+
+    def all_paths(self) -> list[str]:
+        """Every user-visible path (nodes and containers), in document order."""
+        out: list[str] = []
+
+        def walk(children: list[str]) -> None:
+            for c in children:
+                out.append(c)
+                if c in self.containers:
+                    walk(self.containers[c].children)
+
+        walk(self.top)
+        return out

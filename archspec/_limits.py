@@ -1,0 +1,54 @@
+"""Resource limits: what a spec may ask for before archspec refuses it.
+
+Specs come from colleagues and from the internet, so every stage bounds the work a file
+can cause: its size, how far YAML aliases may expand it, how deeply it nests, how large a
+``repeat`` may be, how many nodes the expanded graph may hold and how many parameters the
+compiled network may allocate. Each limit is refused early, with a :class:`SpecLimitError`
+that names the limit, before the expensive work starts.
+
+The defaults are generous for real networks (DenseNet-264, the largest bundled spec, is
+about 1,800 nodes and 33 million parameters) and can be raised per call::
+
+    compile_spec(path, limits=Limits(max_parameters=10_000_000_000))
+    archspec build big.yaml --limit max_parameters=10e9
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+__all__ = ["Limits", "DEFAULT_LIMITS"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    #: bytes in one spec file
+    max_file_bytes: int = 1_000_000
+    #: YAML values in one file after anchors and aliases are expanded ("billion laughs")
+    max_yaml_values: int = 200_000
+    #: nesting depth of maps and lists in one file
+    max_yaml_depth: int = 100
+    #: length of one ``extends`` chain
+    max_extends_depth: int = 32
+    #: the count of one ``repeat``
+    max_repeat: int = 10_000
+    #: nodes of the expanded graph (templates instantiated, repeats unrolled)
+    max_nodes: int = 200_000
+    #: nesting depth of block instances (a block using a block using ...)
+    max_block_depth: int = 64
+    #: characters in one expression
+    max_expression_chars: int = 1_000
+    #: magnitude of any integer an expression computes
+    max_int: int = 10**18
+    #: parameters of the compiled network (4 bytes each in float32)
+    max_parameters: int = 2_000_000_000
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def with_overrides(self, **values: int) -> Limits:
+        return replace(self, **values)
+
+
+DEFAULT_LIMITS = Limits()

@@ -1,0 +1,566 @@
+"""Stage 1, load: YAML text to plain data plus the source position of every key and value.
+
+What it does: reads one spec file with PyYAML's *event* parser (no object construction,
+so no tag can run code), builds plain ``dict``/``list``/scalar data iteratively (no
+recursion, so no nesting can overflow the stack), and records a :class:`Loc` for every
+value and every key in a :class:`Locations` table addressed by path
+(``("graph", "conv1", "out")``). It follows ``extends:`` chains and merges a variant over
+its base (see :func:`merge`), so that every merged value keeps the position in the file
+it came from.
+
+Scalars follow the YAML 1.2 core schema: ``true``/``false`` are booleans, ``yes``/``no``/
+``on``/``off`` are strings, ``1e-5`` is a float. Map keys are always strings.
+
+What it refuses: duplicate keys, tags other than the core ones (``!!python/...`` among
+them), a top level that is not a mapping, several documents, files over the size limit,
+aliases that expand past the value limit and nesting past the depth limit.
+
+What it deliberately does not do: check keys or types (that is :mod:`._schema`), or
+evaluate anything.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml import events as ev
+
+from ._errors import Loc, SpecLimitError, SpecReferenceError, SpecSyntaxError
+from ._limits import DEFAULT_LIMITS, Limits
+
+__all__ = ["Document", "Locations", "load_document", "load_text", "merge", "display_path"]
+
+PathT = tuple[str | int, ...]
+
+NODE_KIND_KEYS = ("op", "use", "seq", "concat", "add", "dense")
+
+
+@dataclass
+class Locations:
+    """Source positions by data path: ``values[path]`` and ``keys[path]`` (the key that
+    introduced ``path`` in its mapping)."""
+
+    values: dict[PathT, Loc] = field(default_factory=dict)
+    keys: dict[PathT, Loc] = field(default_factory=dict)
+
+    def value(self, path: PathT) -> Loc | None:
+        """The position of the value at ``path``, or of its nearest located ancestor."""
+        path = tuple(path)
+        while True:
+            loc = self.values.get(path)
+            if loc is not None or not path:
+                return loc
+            path = path[:-1]
+
+    def key(self, path: PathT) -> Loc | None:
+        """The position of the key that introduced ``path`` (falls back to the value)."""
+        return self.keys.get(tuple(path)) or self.value(path)
+
+    def copy_subtree(self, other: Locations, prefix: PathT) -> None:
+        """Copy ``other``'s entries at and below ``prefix`` into this table."""
+        n = len(prefix)
+        for table, src in ((self.values, other.values), (self.keys, other.keys)):
+            for p, loc in src.items():
+                if p[:n] == prefix:
+                    table[p] = loc
+
+    def drop_subtree(self, prefix: PathT) -> None:
+        n = len(prefix)
+        for table in (self.values, self.keys):
+            for p in [p for p in table if p[:n] == prefix]:
+                del table[p]
+
+
+@dataclass
+class Document:
+    """A loaded spec: its data, where each value came from, and the files read."""
+
+    data: dict[str, Any]
+    locs: Locations
+    path: str
+    files: list[str] = field(default_factory=list)
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a user would type it: relative to the working directory when inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(p)
+
+
+# ---------------------------------------------------------------------------------------
+# Scalars: the YAML 1.2 core schema
+
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9][0-9_]*|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_CORE = "tag:yaml.org,2002:"
+_ALLOWED_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+
+
+def _scalar(value: str, tag: str | None, plain: bool) -> Any:
+    if tag == _CORE + "str" or (tag is None and not plain):
+        return value
+    if tag in (None, "!"):
+        if not plain:
+            return value
+        if _NULL.match(value):
+            return None
+        if _BOOL.match(value):
+            return value.lower() == "true"
+        if _INT.match(value):
+            return _to_int(value)
+        if _FLOAT.match(value):
+            return _to_float(value)
+        return value
+    kind = tag[len(_CORE):]
+    parse = {"int": (_INT, _to_int), "float": (_FLOAT, _to_float), "bool": (_BOOL, lambda v: v.lower() == "true"),
+             "null": (_NULL, lambda v: None)}[kind]
+    if parse[0].match(value) or (kind == "float" and _INT.match(value)):
+        return parse[1](value)
+    raise ValueError(f"'{value}' is not a valid !!{kind}")
+
+
+def _to_int(text: str) -> int:
+    t = text.replace("_", "")
+    if t.startswith(("0x", "0o")):
+        return int(t, 0)
+    return int(t)
+
+
+def _to_float(text: str) -> float:
+    t = text.replace("_", "").lower()
+    if t.endswith(".inf"):
+        return -math.inf if t.startswith("-") else math.inf
+    if t == ".nan":
+        return math.nan
+    return float(t)
+
+
+def _loc(file: str, start: yaml.Mark, end: yaml.Mark | None = None) -> Loc:
+    if end is None:
+        return Loc(file, start.line + 1, start.column + 1)
+    return Loc(file, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+
+# ---------------------------------------------------------------------------------------
+# The event-driven builder
+
+
+class _Frame:
+    __slots__ = ("kind", "value", "path", "loc", "anchor", "pending_key", "key_loc", "size", "merges", "explicit")
+
+    def __init__(self, kind: str, path: PathT, loc: Loc, anchor: str | None) -> None:
+        self.kind = kind
+        self.value: Any = {} if kind == "map" else []
+        self.path = path
+        self.loc = loc
+        self.anchor = anchor
+        self.pending_key: Any = _NO_KEY
+        self.key_loc: Loc | None = None
+        self.size = 1
+        self.merges: list[tuple[dict, PathT, Loc]] = []
+        self.explicit: set[str] = set()
+
+
+_NO_KEY = object()
+
+
+@dataclass
+class _Anchored:
+    value: Any
+    path: PathT
+    size: int
+    locs: Locations
+
+
+def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS) -> Document:
+    """Parse one spec document from ``text``; ``file`` is the name used in positions."""
+    if len(text.encode("utf-8", "surrogatepass")) > limits.max_file_bytes:
+        raise SpecLimitError(
+            f"the file is {len(text.encode('utf-8', 'surrogatepass')):,} bytes, over the limit of "
+            f"{limits.max_file_bytes:,} (Limits.max_file_bytes)",
+            Loc(file, 1, 1),
+        )
+    locs = Locations()
+    loader = yaml.SafeLoader(text)
+    try:
+        data = _build(_events(loader, file), file, locs, limits)
+    finally:
+        loader.dispose()
+    return Document(data, locs, file, [file])
+
+
+def _events(loader: yaml.SafeLoader, file: str) -> Iterator[ev.Event]:
+    try:
+        while loader.check_event():
+            yield loader.get_event()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = e.problem or e.context or "invalid YAML"
+        hint = None
+        if "'\\t'" in problem or "\t" in problem:
+            problem = "a tab character where YAML expects spaces"
+            hint = "YAML indentation and separation must use spaces, not tabs"
+        elif "mapping values are not allowed" in problem:
+            hint = "a ':' inside a plain value starts a mapping; quote the value or put a space after the key's ':'"
+        elif "could not find expected ':'" in problem:
+            hint = "every entry of a mapping needs 'key: value'; check the indentation of the lines above"
+        elif "expected <block end>" in problem:
+            hint = "the indentation of this line does not match the lines above it"
+        raise SpecSyntaxError(f"invalid YAML: {problem}", _loc(file, mark) if mark else Loc(file, 1, 1), hint=hint) from None
+    except yaml.reader.ReaderError as e:
+        line, col = _line_col(loader, e.position)
+        what = f"character U+{e.character:04X}" if isinstance(e.character, int) else "byte"
+        raise SpecSyntaxError(f"invalid text: {what} is not allowed in a YAML file", Loc(file, line, col)) from None
+    except yaml.YAMLError as e:  # pragma: no cover - other PyYAML errors carry no mark
+        raise SpecSyntaxError(f"invalid YAML: {e}", Loc(file, 1, 1)) from None
+
+
+def _line_col(loader: yaml.SafeLoader, position: int) -> tuple[int, int]:
+    text = loader.buffer if isinstance(loader.buffer, str) else ""
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+
+
+def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limits) -> dict[str, Any]:
+    stack: list[_Frame] = []
+    anchors: dict[str, _Anchored] = {}
+    total = 0
+    root: Any = _NO_KEY
+    root_loc = Loc(file, 1, 1)
+    documents = 0
+
+    def add(value: Any, loc: Loc, size: int, sub_locs: Locations | None = None, src: PathT = ()) -> None:
+        """Attach a finished value to the frame on top of the stack (or make it the root)."""
+        nonlocal root, root_loc, total
+        if not stack:
+            root, root_loc = value, loc
+            locs.values[()] = loc
+            return
+        top = stack[-1]
+        if top.kind == "seq":
+            path = top.path + (len(top.value),)
+            top.value.append(value)
+            _record(path, loc, sub_locs, src)
+            top.size += size
+            return
+        if top.pending_key is _NO_KEY:  # this value is a key
+            if isinstance(value, (dict, list)):
+                raise SpecSyntaxError("a mapping key must be a plain name, not a list or mapping", loc)
+            top.pending_key = value
+            top.key_loc = loc
+            return
+        key, key_loc = top.pending_key, top.key_loc
+        top.pending_key = _NO_KEY
+        if key is _MERGE:
+            _merge_key(top, value, loc, sub_locs, src)
+            return
+        path = top.path + (key,)
+        if key in top.explicit:
+            raise SpecSyntaxError(
+                f"duplicate key '{key}' in this mapping",
+                key_loc,
+                notes=[(locs.keys.get(path), f"'{key}' was first defined here")],
+                hint="YAML would silently keep only the last one; remove or rename one of them",
+            )
+        top.explicit.add(key)
+        if key in top.value:  # merged in by '<<' earlier: the explicit key wins
+            locs.drop_subtree(path)
+        top.value[key] = value
+        locs.keys[path] = key_loc
+        _record(path, loc, sub_locs, src)
+        top.size += size
+
+    def _record(path: PathT, loc: Loc, sub_locs: Locations | None, src: PathT) -> None:
+        if sub_locs is None:
+            locs.values[path] = loc
+            return
+        n = len(src)
+        for p, l in sub_locs.values.items():
+            if p[:n] == src:
+                locs.values[path + p[n:]] = l
+        for p, l in sub_locs.keys.items():
+            if p[:n] == src and len(p) > n:
+                locs.keys[path + p[n:]] = l
+
+    def _merge_key(top: _Frame, value: Any, loc: Loc, sub_locs: Locations | None, src: PathT) -> None:
+        sources = value if isinstance(value, list) else [value]
+        table, prefix = (locs, top.path + ("<<",)) if sub_locs is None else (sub_locs, src)
+        for i, source in enumerate(sources):
+            if not isinstance(source, dict):
+                raise SpecSyntaxError("'<<' merges mappings only; its value must be a mapping or a list of mappings", loc)
+            s_path = prefix + ((i,) if isinstance(value, list) else ())
+            n = len(s_path)
+            for k, v in source.items():
+                if k in top.value:  # explicit keys and earlier merges win
+                    continue
+                top.value[k] = v
+                path = top.path + (k,)
+                for src_table, dst in ((table.values, locs.values), (table.keys, locs.keys)):
+                    for p, l in list(src_table.items()):
+                        if p[: n + 1] == s_path + (k,):
+                            dst[path + p[n + 1:]] = l
+        locs.drop_subtree(top.path + ("<<",))
+
+    def anchor(name: str | None, value: Any, path: PathT, size: int) -> None:
+        if name is None:
+            return
+        sub = Locations()
+        sub.copy_subtree(locs, path)
+        anchors[name] = _Anchored(value, path, size, sub)
+
+    for event in events:
+        if isinstance(event, (ev.StreamStartEvent, ev.StreamEndEvent, ev.DocumentEndEvent)):
+            continue
+        if isinstance(event, ev.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise SpecSyntaxError("a spec file holds exactly one YAML document; found a second '---'", _loc(file, event.start_mark))
+            continue
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag != "!" and tag not in _ALLOWED_TAGS:
+            shown = "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+            raise SpecSyntaxError(
+                f"the YAML tag '{shown}' is not allowed",
+                _loc(file, event.start_mark, event.end_mark),
+                expected="plain maps, lists, strings, numbers and booleans (tags !!str, !!int, !!float, !!bool, !!null)",
+                hint="archspec specs are data: nothing in a spec can construct Python objects or run code",
+            )
+        here = _loc(file, event.start_mark, event.end_mark)
+        if isinstance(event, ev.ScalarEvent) and event.style in ("'", '"') and here.end_col and here.line == here.end_line:
+            here = Loc(file, here.line, here.col + 1, here.end_line, here.end_col - 1)  # point at the text
+        top = stack[-1] if stack else None
+        if isinstance(event, ev.ScalarEvent):
+            total += 1
+            if total > limits.max_yaml_values:
+                raise _too_many(limits, here)
+            if top is not None and top.kind == "map" and top.pending_key is _NO_KEY:
+                # a key: always its text, so that `on:` or `1:` name things rather than convert
+                if event.tag is None and event.implicit[0] and event.value == "<<":
+                    top.pending_key = _MERGE
+                    top.key_loc = here
+                    continue
+                if event.anchor:
+                    anchors[event.anchor] = _Anchored(event.value, (), 1, Locations({(): here}))
+                add(event.value, here, 1)
+                continue
+            try:
+                value = _scalar(event.value, event.tag, event.implicit[0])
+            except ValueError as e:
+                raise SpecSyntaxError(str(e), here) from None
+            add(value, here, 1)
+            if event.anchor:
+                anchors[event.anchor] = _Anchored(value, (), 1, Locations({(): here}))
+            continue
+        if isinstance(event, (ev.MappingStartEvent, ev.SequenceStartEvent)):
+            if top is not None and top.kind == "map" and top.pending_key is _NO_KEY:
+                raise SpecSyntaxError("a mapping key must be a plain name, not a list or mapping", here)
+            if len(stack) >= limits.max_yaml_depth:
+                raise SpecLimitError(
+                    f"the YAML nests deeper than {limits.max_yaml_depth} levels (Limits.max_yaml_depth)", here
+                )
+            total += 1
+            if total > limits.max_yaml_values:
+                raise _too_many(limits, here)
+            kind = "map" if isinstance(event, ev.MappingStartEvent) else "seq"
+            stack.append(_Frame(kind, _child_path(top), _loc(file, event.start_mark), event.anchor))
+            continue
+        if isinstance(event, (ev.MappingEndEvent, ev.SequenceEndEvent)):
+            frame = stack.pop()
+            add(frame.value, frame.loc, frame.size)
+            anchor(frame.anchor, frame.value, frame.path, frame.size)
+            continue
+        if isinstance(event, ev.AliasEvent):
+            target = anchors.get(event.anchor)
+            if target is None:
+                if any(f.anchor == event.anchor for f in stack):
+                    raise SpecSyntaxError(f"the alias '*{event.anchor}' refers to a mapping or list that contains it", here)
+                raise SpecSyntaxError(f"unknown alias '*{event.anchor}'", here, expected="an anchor '&name' defined above")
+            total += target.size
+            if total > limits.max_yaml_values:
+                raise _too_many(limits, here)
+            if top is not None and top.kind == "map" and top.pending_key is _NO_KEY:
+                if isinstance(target.value, (dict, list)):
+                    raise SpecSyntaxError("a mapping key must be a plain name, not a list or mapping", here)
+                add(target.value, here, 1)
+                continue
+            add(_copy(target.value), here, target.size, target.locs, target.path)
+    if documents == 0 or root is _NO_KEY or root is None:
+        raise SpecSyntaxError("the file is empty", Loc(file, 1, 1), expected="a spec: a mapping with 'archspec: 1', 'input' and 'graph'")
+    if not isinstance(root, dict):
+        found = "a list" if isinstance(root, list) else f"the value {root!r}"
+        raise SpecSyntaxError(
+            f"the top level of a spec must be a mapping; found {found}", root_loc,
+            expected="keys such as 'archspec: 1', 'name', 'input' and 'graph'",
+        )
+    return root
+
+
+_MERGE = object()
+
+
+def _child_path(top: _Frame | None) -> PathT:
+    if top is None:
+        return ()
+    if top.kind == "seq":
+        return top.path + (len(top.value),)
+    if top.pending_key is _MERGE:
+        return top.path + ("<<",)
+    return top.path + (top.pending_key,) if top.pending_key is not _NO_KEY else top.path
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _too_many(limits: Limits, loc: Loc) -> SpecLimitError:
+    return SpecLimitError(
+        f"the document expands to more than {limits.max_yaml_values:,} values (Limits.max_yaml_values)",
+        loc,
+        hint="YAML aliases ('*name') copy what their anchor holds; nested aliases multiply",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Files and `extends`
+
+
+def read_spec_text(path: str | os.PathLike[str], limits: Limits, loc: Loc | None = None) -> str:
+    """Read a spec file as UTF-8 text, refusing oversized files before reading them."""
+    shown = display_path(path)
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise SpecReferenceError(f"no spec file at '{shown}'", loc) from None
+    except OSError as e:
+        raise SpecReferenceError(f"cannot read '{shown}': {e.strerror}", loc) from None
+    if os.path.isdir(path):
+        raise SpecReferenceError(f"'{shown}' is a directory, not a spec file", loc)
+    if size > limits.max_file_bytes:
+        raise SpecLimitError(
+            f"'{shown}' is {size:,} bytes, over the limit of {limits.max_file_bytes:,} (Limits.max_file_bytes)",
+            loc or Loc(shown, 1, 1),
+        )
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise SpecReferenceError(f"cannot read '{shown}': {e.strerror}", loc) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        before = raw[: e.start]
+        line = before.count(b"\n") + 1
+        col = e.start - (before.rfind(b"\n") + 1) + 1
+        raise SpecSyntaxError("the file is not UTF-8 text", Loc(shown, line, col)) from None
+
+
+def load_document(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Document:
+    """Load ``path`` and, through ``extends:``, every base it builds on, merged."""
+    return _load_chain(Path(path), limits, [], None)
+
+
+def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) -> Document:
+    real = path.resolve()
+    shown = display_path(path)
+    if real in chain:
+        cycle = " -> ".join(display_path(p) for p in chain[chain.index(real):] + [real])
+        raise SpecReferenceError(f"'extends' chain loops: {cycle}", loc, hint="a spec cannot extend itself, directly or through its bases")
+    if len(chain) >= limits.max_extends_depth:
+        raise SpecLimitError(f"'extends' chain is longer than {limits.max_extends_depth} files (Limits.max_extends_depth)", loc)
+    doc = load_text(read_spec_text(path, limits, loc), shown, limits)
+    base_name = doc.data.get("extends")
+    if base_name is None:
+        return doc
+    ext_loc = doc.locs.value(("extends",))
+    if not isinstance(base_name, str) or not base_name:
+        raise SpecReferenceError(
+            f"'extends' must name a spec file, found {base_name!r}", ext_loc, expected="a path relative to this file, such as 'densenet121.yaml'"
+        )
+    base_path = path.parent / base_name
+    if not base_path.exists():
+        siblings = sorted(p.name for p in path.parent.glob("*.y*ml")) if path.parent.is_dir() else []
+        from ._errors import did_you_mean
+
+        raise SpecReferenceError(
+            f"'extends' names '{base_name}', but there is no such file next to {shown}",
+            ext_loc,
+            expected="a spec file path relative to the extending file",
+            hint=did_you_mean(base_name, siblings),
+        )
+    base = _load_chain(base_path, limits, chain + [real], ext_loc)
+    child = dict(doc.data)
+    del child["extends"]
+    child_locs = Locations(dict(doc.locs.values), dict(doc.locs.keys))
+    child_locs.drop_subtree(("extends",))
+    data, locs = merge(base.data, base.locs, child, child_locs)
+    return Document(data, locs, shown, base.files + [shown])
+
+
+def merge(base: dict, base_locs: Locations, child: dict, child_locs: Locations) -> tuple[dict, Locations]:
+    """Merge a variant over its base, keeping each value's source position.
+
+    The rules, applied recursively: mappings merge key by key (the base's order first, new
+    keys after); lists and scalars replace; a ``null`` value removes the key from the base;
+    a node that changes its kind (``op``, ``use``, ``seq``, ...) or names another op or
+    block replaces the base node whole instead of merging into it.
+    """
+    out = Locations(dict(base_locs.values), dict(base_locs.keys))
+    data = _merge(base, child, (), out, child_locs)
+    out.values[()] = child_locs.values.get((), out.values.get(()))
+    return data, out
+
+
+def _merge(base: Any, child: Any, path: PathT, out: Locations, child_locs: Locations) -> Any:
+    if isinstance(base, dict) and isinstance(child, dict) and not _replaces(base, child):
+        result = dict(base)
+        for key, value in child.items():
+            sub = path + (key,)
+            if value is None:
+                result.pop(key, None)
+                out.drop_subtree(sub)
+                continue
+            if key in base:
+                result[key] = _merge(base[key], value, sub, out, child_locs)
+            else:
+                result[key] = value
+                out.copy_subtree(child_locs, sub)
+            if sub in child_locs.keys:
+                out.keys[sub] = child_locs.keys[sub]
+        if path in child_locs.values:
+            out.values[path] = child_locs.values[path]
+        return result
+    key_loc = out.keys.get(path)
+    out.drop_subtree(path)
+    out.copy_subtree(child_locs, path)
+    if key_loc is not None and path not in out.keys:
+        out.keys[path] = key_loc
+    return child
+
+
+def _replaces(base: dict, child: dict) -> bool:
+    """Whether ``child`` is a node of another kind than ``base`` (so it replaces it)."""
+    base_kind = next((k for k in NODE_KIND_KEYS if k in base), None)
+    child_kind = next((k for k in NODE_KIND_KEYS if k in child), None)
+    if base_kind is None or child_kind is None:
+        return False
+    if base_kind != child_kind:
+        return True
+    return base_kind in ("op", "use") and base[base_kind] != child[child_kind]

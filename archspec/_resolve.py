@@ -1,0 +1,693 @@
+"""Stage 3, resolve: a validated spec to the IR graph.
+
+What it does, walking the spec once in document order:
+
+- applies parameter overrides (``compile_spec(path, num_classes=10)``, ``--set``), checking
+  each against the spec's declared parameters;
+- instantiates blocks (``use:``), binding and type-checking their arguments; a block's
+  body sees its own parameters, then the spec's;
+- unrolls ``repeat`` (the index, ``i`` unless ``index:`` says otherwise, is visible to the
+  copy's name and values) and splices ``inline`` sequences into their parent;
+- evaluates ``when`` (a node switched off is left out, and whatever reads it reads its
+  input instead; in a list, later items are numbered as if it were not there);
+- names every node by its dotted path and resolves ``from:`` among its siblings (and
+  ``input``), builds the implicit joins of ``concat``, ``add`` and ``dense`` containers,
+  and resolves ``outputs``;
+- evaluates every expression that does not need a shape; those that use ``in_c``/``in_h``/
+  ``in_w`` (directly or through a block argument) are left as :class:`Deferred` for infer.
+
+What it deliberately does not do: look at shapes, detect cycles (infer orders the graph),
+or touch torch.
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import ops
+from ._errors import (
+    Loc,
+    SpecError,
+    SpecErrors,
+    SpecExpressionError,
+    SpecLimitError,
+    SpecReferenceError,
+    SpecSchemaError,
+    did_you_mean,
+    name_list,
+)
+from ._expr import SHAPE_NAMES, Expr, evaluate, is_expression, parse_name_template, parse_value
+from ._ir import INPUT, Container, Deferred, Graph, InitRule, Lazy, Node, Output, UseSite
+from ._limits import DEFAULT_LIMITS, Limits
+from ._load import Document
+from ._schema import COMMON_KEYS, CONTAINER_KINDS, MAX_ERRORS, NAME_RE, PARAM_TYPES
+from ._values import shown
+
+__all__ = ["resolve", "RESERVED_NAMES", "apply_overrides"]
+
+#: attribute names of torch.nn.Module that a node may not take (a test keeps this in sync)
+RESERVED_NAMES = frozenset({
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu",
+    "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state",
+    "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers",
+    "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
+    "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
+    "training", "type", "xpu", "zero_grad",
+})
+
+
+@dataclass
+class _Entry:
+    """One child of a body after repeat/when/inline expansion."""
+
+    name: str | None  # None until a list body numbers it
+    model: Any
+    env: dict[str, Any]
+    raw: tuple  # data path of the node
+    when: bool | Deferred
+    loc: Loc | None
+
+
+class _Scope:
+    """What a body's children can see: the block stack, for messages and recursion checks."""
+
+    def __init__(self, sites: tuple[UseSite, ...] = ()) -> None:
+        self.sites = sites
+
+
+def apply_overrides(doc: Document, spec: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec's parameters with ``overrides`` applied; unknown names and wrong types are errors.
+
+    A dotted name reaches into a list or mapping parameter: ``block_config.2=36``.
+    """
+    params = dict(spec.params)
+    for raw_name, value in overrides.items():
+        name, _, rest = str(raw_name).partition(".")
+        if name not in params:
+            known = sorted(params)
+            raise SpecReferenceError(
+                f"unknown parameter '{name}' (set to {shown(value)})",
+                None,
+                expected="one of: " + (", ".join(known) if known else "(this spec declares no params)"),
+                hint=did_you_mean(name, known),
+            )
+        default = params[name]
+        loc = doc.locs.value(("params", name))
+        if rest:
+            params[name] = _set_dotted(name, default, rest.split("."), value, loc)
+            continue
+        problem = _type_mismatch(default, value)
+        if problem:
+            raise SpecSchemaError(
+                f"parameter '{name}' set to {shown(value)}", None, expected=problem,
+                notes=[(loc, f"'{name}' is declared here with the default {shown(default)}")],
+            )
+        params[name] = float(value) if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool) else value
+    return params
+
+
+def _set_dotted(name: str, container: Any, keys: list[str], value: Any, loc: Loc | None) -> Any:
+    key = keys[0]
+    if isinstance(container, list):
+        if not key.lstrip("-").isdigit() or not -len(container) <= int(key) < len(container):
+            raise SpecReferenceError(f"'{name}' has {len(container)} entries; there is no entry '{key}'", None,
+                                     expected=f"an index from 0 to {len(container) - 1}", notes=[(loc, f"'{name}' is declared here")])
+        out = list(container)
+        out[int(key)] = _set_dotted(name, out[int(key)], keys[1:], value, loc) if len(keys) > 1 else value
+        if len(keys) == 1 and _type_mismatch(container[int(key)], value):
+            raise SpecSchemaError(f"'{name}.{key}' set to {shown(value)}", None, expected=_type_mismatch(container[int(key)], value))
+        return out
+    if isinstance(container, dict):
+        out = dict(container)
+        out[key] = _set_dotted(name, out.get(key), keys[1:], value, loc) if len(keys) > 1 else value
+        return out
+    raise SpecReferenceError(f"'{name}' is {shown(container)}, which has no entries to set", None,
+                             notes=[(loc, f"'{name}' is declared here")])
+
+
+def _type_mismatch(default: Any, value: Any) -> str | None:
+    """What ``value`` should have been, given the type of ``default``; ``None`` if it fits."""
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    if isinstance(default, list):
+        return None if isinstance(value, list) else "a list"
+    return None
+
+
+def _check_param_type(declared: str, value: Any) -> str | None:
+    ok = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "size": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (
+            isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)),
+        "list": lambda v: isinstance(v, (list, tuple)),
+        "any": lambda v: True,
+    }[declared]
+    if isinstance(value, (Deferred, Lazy)) or ok(value):
+        return None
+    return {
+        "int": "an integer", "float": "a number", "number": "a number", "bool": "true or false", "str": "a string",
+        "size": "an integer or a pair [height, width]", "list": "a list", "any": "any value",
+    }[declared]
+
+
+@dataclass
+class _ParamSpec:
+    name: str
+    type: str
+    required: bool
+    default: Any
+    loc: Loc | None
+
+
+class Resolver:
+    def __init__(self, doc: Document, spec: Any, params: dict[str, Any], input_shape: tuple[int, ...], limits: Limits) -> None:
+        self.doc = doc
+        self.spec = spec
+        self.params = params
+        self.limits = limits
+        self.input_shape = input_shape
+        self.nodes: dict[str, Node] = {}
+        self.containers: dict[str, Container] = {}
+        self.aliases: dict[str, list[str]] = {}
+        self.errors: list[SpecError] = []
+        self.count = 0
+        self._block_params: dict[str, list[_ParamSpec]] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def loc(self, raw: tuple) -> Loc | None:
+        return self.doc.locs.value(raw)
+
+    def key_loc(self, raw: tuple) -> Loc | None:
+        return self.doc.locs.key(raw)
+
+    def notes(self, sites: tuple[UseSite, ...]) -> list[tuple[Loc | None, str]]:
+        return [(s.loc, f"in block '{s.block}', used as {s.path}") for s in reversed(sites)]
+
+    def value(self, value: Any, env: Mapping[str, Any], raw: tuple, where: str, structural: bool = False) -> Any:
+        """Evaluate a spec value: literals pass, expressions are evaluated or deferred."""
+        if isinstance(value, list):
+            items = [self.value(v, env, raw + (i,), where, structural) for i, v in enumerate(value)]
+            return items
+        if isinstance(value, str) and value.startswith("$$"):
+            return value[1:]
+        if not is_expression(value):
+            return value
+        expr = parse_value(value, self.loc(raw), self.limits)
+        lazy = {n for n in expr.names if isinstance(env.get(n), Lazy)}
+        if expr.names & SHAPE_NAMES - set(env) or lazy:
+            if structural:
+                through = f" (through the block parameter '{sorted(lazy)[0]}')" if lazy else ""
+                raise SpecExpressionError(
+                    f"'{expr.text}' uses the input shape{through}, but this value decides the graph's structure",
+                    expr.loc, node=where,
+                    hint="'repeat', names and 'when' in a list are fixed before shapes are known; "
+                         "pass the number as a parameter instead",
+                )
+            return Deferred(expr, env)
+        return evaluate(expr, env, self.limits, where)
+
+    # -- the walk --------------------------------------------------------------------------
+
+    def run(self) -> Graph:
+        env = dict(self.params)
+        spec = self.spec
+        top, output = self.body(spec.graph, ("graph",), None, INPUT, env, "seq", _Scope())
+        outputs = self.outputs(output)
+        init = self.init_rules(env)
+        if self.errors:
+            self.raise_errors()
+        return Graph(
+            name=spec.name, description=spec.description, input_shape=self.input_shape, params=self.params,
+            nodes=self.nodes, containers=self.containers, top=top, outputs=outputs, init=init,
+            aliases=self.aliases, source=self.doc.path, files=self.doc.files,
+        )
+
+    def raise_errors(self) -> None:
+        errors = self.errors
+        if len(errors) == 1:
+            raise errors[0]
+        raise SpecErrors(errors[:MAX_ERRORS], omitted=max(0, len(errors) - MAX_ERRORS))
+
+    def expand(self, body: Any, raw: tuple, env: dict[str, Any], kind: str, where: str | None) -> list[_Entry]:
+        """Unroll repeats, evaluate static `when`, splice inline seqs: the body's entries."""
+        items = list(body.items()) if isinstance(body, dict) else list(enumerate(body))
+        entries: list[_Entry] = []
+        for key, model in items:
+            item_raw = raw + (key,)
+            entries.extend(self.expand_item(key if isinstance(body, dict) else None, model, item_raw, env, kind, where))
+        return entries
+
+    def expand_item(self, name: str | None, model: Any, raw: tuple, env: dict[str, Any], kind: str,
+                    where: str | None) -> list[_Entry]:
+        here = self.key_loc(raw) if name is not None else self.loc(raw)
+        label = f"{where}.{name}" if where and name else (name or where or "graph")
+        common = model if isinstance(model, BaseModel) else None
+        count, index = 1, "i"
+        repeated = False
+        if common is not None and common.repeat is not None:
+            count = self.value(common.repeat, env, raw + ("repeat",), label, structural=True)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise SpecSchemaError(f"'repeat' is {shown(count)}", self.loc(raw + ("repeat",)), node=label,
+                                      expected="a positive integer (use 'when: false' to leave a node out)")
+            if count > self.limits.max_repeat:
+                raise SpecLimitError(f"'repeat' is {count:,}, over the limit of {self.limits.max_repeat:,} (Limits.max_repeat)",
+                                     self.loc(raw + ("repeat",)), node=label)
+            index = common.index
+            repeated = True
+        out: list[_Entry] = []
+        for copy in range(count):
+            sub_env = dict(env, **{index: copy}) if repeated else env
+            when: bool | Deferred = True
+            if common is not None and common.when is not True:
+                in_list = name is None or kind != "seq"
+                when = self.value(common.when, sub_env, raw + ("when",), label, structural=in_list)
+                if not isinstance(when, (bool, Deferred)):
+                    if isinstance(when, (int, float)) and not isinstance(when, bool):
+                        when = bool(when)
+                    else:
+                        raise SpecSchemaError(f"'when' is {shown(when)}", self.loc(raw + ("when",)), node=label,
+                                              expected="true or false")
+            node_name = None
+            if name is not None:
+                node_name = self.node_name(name, sub_env, raw, label)
+            if common is not None and common.inline:
+                inner = getattr(model, "seq", None)
+                if inner is None or not hasattr(model, "seq"):
+                    raise SpecSchemaError("'inline: true' is only for a seq node", self.loc(raw + ("inline",)), node=label,
+                                          expected="a node with 'seq:' whose children join the enclosing body")
+                if common.from_ is not None:
+                    raise SpecSchemaError("an inline seq cannot have 'from'", self.key_loc(raw + ("from",)), node=label,
+                                          hint="put 'from' on its first child")
+                if when is False:
+                    continue
+                if isinstance(when, Deferred):
+                    raise SpecExpressionError("the 'when' of an inline seq cannot use the input shape", self.loc(raw + ("when",)), node=label)
+                out.extend(self.expand(inner, raw + ("seq",), dict(sub_env), kind, where))
+                continue
+            out.append(_Entry(node_name, model, sub_env, raw, when, here))
+        return out
+
+    def node_name(self, template: str, env: Mapping[str, Any], raw: tuple, where: str) -> str:
+        loc = self.key_loc(raw)
+        if "{" in template or "}" in template:
+            parts = parse_name_template(template, loc, self.limits)
+            text = ""
+            for part in parts:
+                if isinstance(part, str):
+                    text += part
+                    continue
+                if part.names & SHAPE_NAMES:
+                    raise SpecExpressionError(f"the name '{template}' uses the input shape", part.loc, node=where,
+                                              hint="names are fixed before shapes are known")
+                v = evaluate(part, env, self.limits, where)
+                if isinstance(v, bool) or not isinstance(v, (int, str)):
+                    raise SpecExpressionError(f"'{{{part.text}}}' in the name '{template}' is {shown(v)}", part.loc, node=where,
+                                              expected="an integer or a string")
+                text += str(v)
+            name = text
+        else:
+            name = template
+        self.check_name(name, loc, where, template)
+        return name
+
+    def check_name(self, name: str, loc: Loc | None, where: str, template: str | None = None) -> None:
+        made = f" (made from '{template}')" if template and template != name else ""
+        if not NAME_RE.match(name):
+            raise SpecSchemaError(f"invalid node name '{name}'{made}", loc, node=where,
+                                  expected="letters, digits and '_' only")
+        if name == INPUT:
+            raise SpecSchemaError("'input' is reserved: it names the body's input", loc, node=where,
+                                  hint="rename the node")
+        if name.startswith("_") or name in RESERVED_NAMES:
+            raise SpecSchemaError(f"the node name '{name}'{made} is reserved", loc, node=where,
+                                  expected="a name that is not an attribute of torch.nn.Module and does not start with '_'")
+
+    def body(self, body: Any, raw: tuple, parent: str | None, input_ref: str, env: dict[str, Any], kind: str,
+             scope: _Scope) -> tuple[list[str], str]:
+        """Build a body's children; return their paths and the ref of the body's output."""
+        where = parent
+        entries = self.expand(body, raw, env, kind, where)
+        numbered = isinstance(body, list)
+        number = 0
+        for entry in entries:
+            if numbered:
+                if entry.when is False:
+                    continue
+                entry.name = str(number)
+                number += 1
+        prefix = f"{parent}." if parent else ""
+        # names must be unique among the siblings
+        seen: dict[str, _Entry] = {}
+        for entry in entries:
+            if entry.name is None:
+                continue
+            if entry.name in seen:
+                first = seen[entry.name]
+                hint = "put the repeat index in the name, as in 'layer{i+1}'" if entry.raw == first.raw else None
+                raise SpecReferenceError(f"two nodes are named '{prefix}{entry.name}'", entry.loc, node=where,
+                                         notes=[(first.loc, "the first is defined here")], hint=hint)
+            seen[entry.name] = entry
+        if len(entries) == 0 or all(e.when is False for e in entries):
+            if not entries:
+                raise SpecSchemaError("this body has no nodes", self.loc(raw), node=where, expected="at least one node")
+        siblings = {e.name: prefix + e.name for e in entries if e.name is not None}
+        children: list[str] = []
+        previous = input_ref
+        branch_outputs: list[str] = []
+        for k, entry in enumerate(entries):
+            path = prefix + entry.name if entry.name is not None else None
+            label = path or where or "graph"
+            model = entry.model
+            from_ = model.from_ if isinstance(model, BaseModel) else None
+            if kind == "seq":
+                if from_ is not None:
+                    refs = [from_] if isinstance(from_, str) else list(from_)
+                    inputs = [self.ref(r, siblings, prefix, input_ref, entry.raw + ("from",), label, scope) for r in refs]
+                else:
+                    inputs = [previous]
+            else:
+                if from_ is not None:
+                    raise SpecSchemaError(f"'from' is not allowed in the branches of a {kind}", self.key_loc(entry.raw + ("from",)),
+                                          node=label, hint=f"every branch of a {kind} reads the {kind}'s input; use a seq to wire nodes by name")
+                if isinstance(entry.when, Deferred):
+                    raise SpecExpressionError(f"the 'when' of a {kind} branch cannot use the input shape", self.loc(entry.raw + ("when",)), node=label)
+                if kind == "dense" and branch_outputs and entry.when is not False:
+                    join = f"{path}#in"
+                    self.add_node(Node(join, "concat", {"dim": 1}, [input_ref, *branch_outputs], entry.loc, parent=parent,
+                                       implicit=True, sites=scope.sites, env=entry.env))
+                    inputs = [join]
+                else:
+                    inputs = [input_ref]
+            if entry.when is False:
+                self.aliases[path] = inputs
+                continue
+            try:
+                self.build(entry, path, parent, inputs, scope)
+            except SpecErrors as e:
+                self.errors.extend(e.errors)
+                continue
+            except SpecError as e:
+                self.errors.append(e)
+                if len(self.errors) >= MAX_ERRORS:
+                    self.raise_errors()
+                continue
+            children.append(path)
+            previous = path
+            branch_outputs.append(path)
+        if kind == "seq":
+            return children, previous
+        join_path = f"{parent}#{kind}"
+        join_inputs = [input_ref, *branch_outputs] if kind == "dense" else branch_outputs
+        op = "add" if kind == "add" else "concat"
+        if kind == "add" and len(join_inputs) < 2:
+            raise SpecSchemaError(f"an add needs at least 2 branches, found {len(join_inputs)}", self.loc(raw), node=where)
+        if not join_inputs:
+            raise SpecSchemaError(f"a {kind} needs at least one branch", self.loc(raw), node=where)
+        container = self.containers.get(parent) if parent else None
+        self.add_node(Node(join_path, op, {"dim": 1} if op == "concat" else {}, join_inputs,
+                           container.loc if container else self.loc(raw), parent=parent, implicit=True, sites=scope.sites, env=env))
+        return children, join_path
+
+    def ref(self, name: str, siblings: Mapping[str, str], prefix: str, input_ref: str, raw: tuple, where: str,
+            scope: _Scope) -> str:
+        if name == INPUT:
+            return input_ref
+        if name in siblings:
+            return siblings[name]
+        loc = self.loc(raw)
+        if isinstance(self.doc.locs.values.get(raw), Loc) is False and raw[-1] != "from":
+            loc = self.loc(raw)
+        known = [INPUT, *siblings]
+        inside = f" in block '{scope.sites[-1].block}'" if scope.sites else ""
+        hint = did_you_mean(name, known)
+        if "." in name:
+            hint = "'from' names a sibling (a node of the same body) or 'input'; read a nested node through its container's output"
+        raise SpecReferenceError(
+            f"'from' names '{name}', which is not a node here{inside}", self._from_loc(raw, name), node=where,
+            expected="one of: " + name_list(known), hint=hint, notes=self.notes(scope.sites),
+        )
+
+    def _from_loc(self, raw: tuple, name: str) -> Loc | None:
+        value = self.doc.data
+        for p in raw:
+            value = value[p] if isinstance(value, (dict, list)) and (isinstance(value, dict) and p in value or isinstance(value, list)) else None
+        if isinstance(value, list) and name in value:
+            return self.loc(raw + (value.index(name),))
+        return self.loc(raw)
+
+    def add_node(self, node: Node) -> None:
+        self.count += 1
+        if self.count > self.limits.max_nodes:
+            raise SpecLimitError(f"the graph has more than {self.limits.max_nodes:,} nodes (Limits.max_nodes)", node.loc,
+                                 node=node.display)
+        self.nodes[node.path] = node
+
+    def build(self, entry: _Entry, path: str, parent: str | None, inputs: list[str], scope: _Scope) -> None:
+        model = entry.model
+        if isinstance(model, list):
+            self.container(path, "seq", model, entry.raw, parent, inputs, entry, scope, block=None, env=entry.env)
+            return
+        if hasattr(model, "op"):
+            self.op_node(model, path, parent, inputs, entry.raw, entry.env, entry.when, entry.loc, scope)
+            return
+        if hasattr(model, "use"):
+            self.use(model, path, parent, inputs, entry.raw, entry.env, entry.when, entry.loc, scope)
+            return
+        for kind in CONTAINER_KINDS:
+            if hasattr(model, kind):
+                self.container(path, kind, getattr(model, kind), entry.raw + (kind,), parent, inputs, entry, scope,
+                               block=None, env=entry.env)
+                return
+        raise AssertionError(f"unexpected node model {type(model).__name__}")  # pragma: no cover
+
+    def container(self, path: str, kind: str, body: Any, raw: tuple, parent: str | None, inputs: list[str], entry: _Entry,
+                  scope: _Scope, block: str | None, env: dict[str, Any], args: dict[str, Any] | None = None) -> None:
+        if len(inputs) != 1:
+            raise SpecReferenceError(f"a {kind} reads one input, but 'from' names {len(inputs)}", entry.loc, node=path,
+                                     hint=f"to join several nodes, use {{op: concat, from: [...]}} or {{op: add, from: [...]}}")
+        doc = getattr(entry.model, "doc", None) if isinstance(entry.model, BaseModel) else None
+        container = Container(path, kind, [], inputs[0], inputs[0], entry.loc, block=block, parent=parent, when=entry.when,
+                              sites=scope.sites, doc=doc, args=args or {})
+        self.containers[path] = container
+        children, output = self.body(body, raw, path, inputs[0], env, kind, scope)
+        container.children = children
+        container.output = output
+
+    def op_node(self, model: Any, path: str, parent: str | None, inputs: list[str], raw: tuple, env: dict[str, Any],
+                when: bool | Deferred, loc: Loc | None, scope: _Scope) -> None:
+        op = ops.REGISTRY[model.op]
+        least, most = op.arity
+        if len(inputs) < least or (most is not None and len(inputs) > most):
+            wanted = str(least) if least == most else (f"at least {least}" if most is None else f"{least} to {most}")
+            raise SpecReferenceError(
+                f"{op.name} takes {wanted} input{'s' if least != 1 or most != 1 else ''}, but it reads {len(inputs)}",
+                self.loc(raw + ("from",)) if "from" in self._raw_keys(raw) else loc, node=path,
+                hint=f"give 'from: [a, b]' to name its inputs" if least > 1 else "give 'from' one node", notes=self.notes(scope.sites),
+            )
+        params: dict[str, Any] = {}
+        param_locs: dict[str, Loc] = {}
+        for field_name in op.params.model_fields:
+            value = getattr(model, field_name)
+            field_raw = raw + (field_name,)
+            param_locs[field_name] = self.loc(field_raw) or loc
+            params[field_name] = self.value(value, env, field_raw, path)
+        self.add_node(Node(path, op.name, params, inputs, loc, param_locs=param_locs, env=env, when=when, parent=parent,
+                           sites=scope.sites, doc=model.doc))
+
+    def _raw_keys(self, raw: tuple) -> set:
+        value: Any = self.doc.data
+        for p in raw:
+            try:
+                value = value[p]
+            except (KeyError, IndexError, TypeError):
+                return set()
+        return set(value) if isinstance(value, dict) else set()
+
+    # -- blocks ----------------------------------------------------------------------------
+
+    def block_params(self, name: str, block: Any) -> list[_ParamSpec]:
+        if name in self._block_params:
+            return self._block_params[name]
+        specs = []
+        for pname, decl in block.params.items():
+            raw = ("blocks", name, "params", pname)
+            loc = self.key_loc(raw)
+            if not pname.isidentifier() or keyword.iskeyword(pname) or pname in COMMON_KEYS or pname == "use" or pname in SHAPE_NAMES:
+                raise SpecSchemaError(f"'{pname}' cannot be a block parameter name", loc, node=f"block '{name}'",
+                                      expected="an identifier other than use, " + ", ".join(COMMON_KEYS) + ", in_c, in_h, in_w")
+            if isinstance(decl, str) and decl in PARAM_TYPES:
+                specs.append(_ParamSpec(pname, decl, True, None, loc))
+            elif isinstance(decl, dict):
+                declared = decl.get("type", "any")
+                specs.append(_ParamSpec(pname, declared, "default" not in decl, decl.get("default"), loc))
+            else:
+                specs.append(_ParamSpec(pname, "any", False, decl, loc))
+        self._block_params[name] = specs
+        return specs
+
+    def use(self, model: Any, path: str, parent: str | None, inputs: list[str], raw: tuple, env: dict[str, Any],
+            when: bool | Deferred, loc: Loc | None, scope: _Scope, entry_model: Any = None) -> None:
+        blocks = self.spec.blocks
+        name = model.use
+        if name not in blocks:
+            hint = did_you_mean(name, blocks)
+            if name in ops.REGISTRY:
+                hint = f"'{name}' is an op: write 'op: {name}'"
+            raise SpecReferenceError(f"unknown block '{name}'", self.loc(raw + ("use",)), node=path,
+                                     expected="one of: " + name_list(sorted(blocks)) if blocks else "a block defined under 'blocks:'",
+                                     hint=hint, notes=self.notes(scope.sites))
+        stack = [s.block for s in scope.sites]
+        if name in stack:
+            cycle = " -> ".join(stack[stack.index(name):] + [name])
+            raise SpecReferenceError(f"block '{name}' uses itself ({cycle})", self.loc(raw + ("use",)), node=path,
+                                     notes=self.notes(scope.sites))
+        if len(stack) >= self.limits.max_block_depth:
+            raise SpecLimitError(f"blocks nest deeper than {self.limits.max_block_depth} (Limits.max_block_depth)", loc, node=path)
+        block = blocks[name]
+        declared = self.block_params(name, block)
+        known = [p.name for p in declared]
+        args = dict(model.model_extra or {})
+        bound: dict[str, Any] = {}
+        for arg, value in args.items():
+            arg_raw = raw + (arg,)
+            if arg not in known:
+                raise SpecReferenceError(
+                    f"block '{name}' has no parameter '{arg}'", self.key_loc(arg_raw), node=path,
+                    expected="one of: " + (", ".join(known) if known else f"(block '{name}' takes no parameters)"),
+                    hint=did_you_mean(arg, known), notes=self.notes(scope.sites),
+                )
+            if is_expression(value) or isinstance(value, list):
+                try:
+                    v = self.value(value, env, arg_raw, path)
+                except SpecError:
+                    raise
+                if isinstance(v, Deferred):
+                    v = Lazy(v.expr, v.env, inputs[0] if len(inputs) == 1 else INPUT, path)
+                elif isinstance(v, list) and any(isinstance(x, Deferred) for x in v):
+                    raise SpecExpressionError("a list argument cannot use the input shape", self.loc(arg_raw), node=path)
+            else:
+                v = value
+            bound[arg] = (v, arg_raw)
+        values: dict[str, Any] = {}
+        for p in declared:
+            if p.name in bound:
+                v, arg_raw = bound[p.name]
+                problem = _check_param_type(p.type, v)
+                if problem:
+                    raise SpecSchemaError(f"'{p.name}' is {shown(v)}", self.loc(arg_raw), node=path,
+                                          expected=f"{problem} (block '{name}' declares '{p.name}: {p.type}')",
+                                          notes=[(p.loc, f"'{p.name}' is declared here")])
+                values[p.name] = v
+            elif p.required:
+                raise SpecSchemaError(
+                    f"block '{name}' needs the parameter '{p.name}' ({p.type})", self.key_loc(raw) or loc, node=path,
+                    notes=[(p.loc, f"'{p.name}' is declared here"), *self.notes(scope.sites)],
+                )
+            else:
+                values[p.name] = p.default
+        block_env = dict(self.params)
+        block_env.update(values)
+        site = UseSite(name, path, self.loc(raw + ("use",)) or loc)
+        inner = _Scope(scope.sites + (site,))
+        block_raw = ("blocks", name)
+        if hasattr(block, "op"):
+            self.op_node(block, path, parent, inputs, block_raw, block_env, when, loc, inner)
+            node = self.nodes[path]
+            node.doc = getattr(model, "doc", None) or node.doc
+            return
+        if hasattr(block, "use"):
+            self.use(block, path, parent, inputs, block_raw, block_env, when, loc, inner)
+            return
+        for kind in CONTAINER_KINDS:
+            if hasattr(block, kind):
+                entry = _Entry(path.rsplit(".", 1)[-1], model, block_env, raw, when, loc)
+                shown_args = {k: v for k, v in values.items() if not isinstance(v, Lazy)}
+                self.container(path, kind, getattr(block, kind), block_raw + (kind,), parent, inputs, entry, inner,
+                               block=name, env=block_env, args=shown_args)
+                if model.doc is None and block.doc:
+                    self.containers[path].doc = block.doc
+                return
+        raise AssertionError("unexpected block model")  # pragma: no cover
+
+    # -- outputs and init ------------------------------------------------------------------
+
+    def outputs(self, last: str) -> list[Output]:
+        declared = self.spec.outputs
+        if declared is None:
+            return [Output("output", last, False, self.loc(("graph",)))]
+        out: list[Output] = []
+        for name, decl in declared.items():
+            raw = ("outputs", name)
+            if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+                raise SpecSchemaError(f"invalid output name '{name}'", self.key_loc(raw), node=f"output {name}",
+                                      expected="a Python identifier not starting with '_' (it becomes a named-tuple field)")
+            if isinstance(decl, str):
+                ref, training_only, ref_raw = decl, False, raw
+            else:
+                ref, training_only, ref_raw = decl.node, decl.training_only, raw + ("node",)
+                if is_expression(training_only):
+                    training_only = self.value(training_only, self.params, raw + ("training_only",), f"output {name}", structural=True)
+            if ref in self.aliases or any(ref.startswith(a + ".") for a in self.aliases):
+                continue  # its node is switched off: the output is left out
+            if ref not in self.nodes and ref not in self.containers:
+                candidates = [p for p in [*self.containers, *self.nodes] if "#" not in p]
+                raise SpecReferenceError(
+                    f"output '{name}' names '{ref}', which is not a node", self.loc(ref_raw), node=f"output {name}",
+                    expected="a node or block path such as " + ", ".join(candidates[-3:]),
+                    hint=did_you_mean(ref, candidates),
+                )
+            out.append(Output(name, ref, bool(training_only), self.loc(ref_raw)))
+        if not out:
+            raise SpecSchemaError("every output is switched off", self.loc(("outputs",)), expected="at least one output")
+        if all(o.training_only for o in out):
+            raise SpecSchemaError("every output is training_only", self.loc(("outputs",)),
+                                  expected="at least one output that eval mode returns")
+        return out
+
+    def init_rules(self, env: dict[str, Any]) -> list[InitRule]:
+        rules = []
+        for i, rule in enumerate(self.spec.init):
+            raw = ("init", i)
+            tensors: dict[str, Any] = {}
+            for tensor in ("weight", "bias"):
+                value = getattr(rule, tensor)
+                if value is None:
+                    continue
+                if isinstance(value, BaseModel):
+                    args = {}
+                    for k, v in value.model_dump(exclude_none=True).items():
+                        args[k] = self.value(v, env, raw + (tensor, k), f"init rule {i + 1}") if k != "fn" else v
+                    tensors[tensor] = args
+                else:
+                    tensors[tensor] = self.value(value, env, raw + (tensor,), f"init rule {i + 1}")
+            rules.append(InitRule(rule.ops, rule.paths, tensors, self.loc(raw), i))
+        return rules
+
+
+def resolve(doc: Document, spec: Any, overrides: Mapping[str, Any] | None = None,
+            input_shape: tuple[int, ...] | None = None, limits: Limits = DEFAULT_LIMITS) -> Graph:
+    """Resolve a validated spec into the IR graph (see the module docstring)."""
+    params = apply_overrides(doc, spec, overrides or {})
+    shape = tuple(input_shape) if input_shape is not None else tuple(spec.input)
+    return Resolver(doc, spec, params, shape, limits).run()

@@ -1,0 +1,680 @@
+"""Stage 2, validate: the pydantic models of the spec language, and located errors.
+
+The models say exactly which keys exist where (``extra="forbid"`` throughout) and which
+values they take; the value types (:mod:`._values`) accept a literal or an expression.
+Op nodes are generated from the op registry, so an op's parameters are declared once, in
+its registry entry. :func:`validate` turns pydantic's errors into :class:`SpecError` s that
+point at the offending key or value in the YAML, with the keys that would have been right.
+
+What it deliberately does not do: resolve names (blocks, ``from:``), evaluate
+expressions or check shapes; those are the next stages.
+
+The language, in short (see the README for the reference)::
+
+    archspec: 1                  # format version
+    name: googlenet
+    description: ...
+    extends: base.yaml           # optional: merge this file over a base spec
+    input: [3, 224, 224]
+    params: {num_classes: 1000}  # spec parameters (overridable)
+    blocks: {name: {params: {...}, <node>}}   # parameterised templates
+    graph: {name: <node>, ...}   # the network, in order
+    outputs: {logits: fc, aux: {node: aux1, training_only: true}}
+    init: [{ops: [conv2d], weight: {fn: kaiming_normal}}, ...]
+
+A node is ``{op: ...}`` (an op of the registry), ``{use: block, ...args}``,
+``{seq: body}``, ``{concat: body}``, ``{add: body}``, ``{dense: body}`` or a list (a
+sequence named 0, 1, ...); a body is a map of named nodes or a list. Every node may carry
+``from``, ``when``, ``repeat``, ``index``, ``inline`` and ``doc``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType
+
+from . import ops
+from ._errors import Loc, SpecError, SpecErrors, SpecSchemaError, did_you_mean, name_list
+from ._load import NODE_KIND_KEYS, Document
+from ._values import EXPRESSION_SCHEMA, Bool, Float, Int, Text, shown
+
+__all__ = ["validate", "spec_model", "invalidate", "COMMON_KEYS", "node_path_of", "MAX_ERRORS", "json_schema"]
+
+MAX_ERRORS = 20
+
+COMMON_KEYS = ("from", "when", "repeat", "index", "inline", "doc")
+CONTAINER_KINDS = ("seq", "concat", "add", "dense")
+PARAM_TYPES = ("int", "float", "number", "bool", "str", "size", "list", "any")
+INIT_FNS = ("normal", "trunc_normal", "uniform", "constant", "zeros", "ones", "kaiming_normal", "kaiming_uniform",
+            "xavier_normal", "xavier_uniform")
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Small value types that are not op parameters
+
+
+class _Refs(Text):
+    """``from:``: one name or a list of names."""
+
+    expected = "a node name or a list of node names"
+    json = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            return value
+        raise self.fail(value)
+
+
+class _Identifier(Text):
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.expected = what
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or not value.isidentifier() or keyword.iskeyword(value):
+            raise self.fail(value)
+        return value
+
+
+class _Literal(Text):
+    def __init__(self, *choices: Any) -> None:
+        super().__init__()
+        self.choices = choices
+        self.expected = " or ".join(shown(c) for c in choices)
+        self.json = {"enum": list(choices)}
+
+    def check(self, value: Any) -> Any:
+        if value not in self.choices or isinstance(value, bool) != isinstance(self.choices[0], bool):
+            raise self.fail(value)
+        return value
+
+
+class _InputShape(Text):
+    expected = "a shape [channels, height, width] (or [features]) of positive integers"
+    json = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 3}
+
+    def check(self, value: Any) -> Any:
+        if (isinstance(value, list) and len(value) in (1, 3)
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+            return tuple(value)
+        raise self.fail(value)
+
+
+class _Plain(Text):
+    """A spec parameter value: a number, string, boolean, null or a list of them."""
+
+    expected = "a number, string, boolean, null or a list of them"
+    json = {"anyOf": [{"type": ["number", "string", "boolean", "null"]},
+                      {"type": "array", "items": {"type": ["number", "string", "boolean", "null"]}}]}
+
+    def check(self, value: Any) -> Any:
+        scalar = (int, float, str, bool, type(None))
+        if isinstance(value, scalar) or (isinstance(value, list) and all(isinstance(v, scalar) for v in value)):
+            return value
+        raise self.fail(value)
+
+
+class _ParamDecl(Text):
+    """A block parameter: a type name (required), a default value, or {type, default, doc}."""
+
+    expected = ("a type name (" + ", ".join(PARAM_TYPES) + ") for a required parameter, a default value, "
+                "or {type: ..., default: ..., doc: ...}")
+    json = {"anyOf": [
+        {"enum": list(PARAM_TYPES)},
+        {"type": ["number", "boolean", "null"]},
+        {"type": "string"},
+        {"type": "array"},
+        {"type": "object", "properties": {"type": {"enum": list(PARAM_TYPES)}, "default": {}, "doc": {"type": "string"}},
+         "additionalProperties": False},
+    ]}
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            extra = set(value) - {"type", "default", "doc"}
+            if extra:
+                key = sorted(extra)[0]
+                raise PydanticCustomError("archspec_value", "unknown key '{key}' in a parameter declaration "
+                                          "(expected type, default and doc)", {"key": key})
+            if "type" in value and value["type"] not in PARAM_TYPES:
+                raise PydanticCustomError("archspec_value", "unknown parameter type {t} (expected one of: {types})",
+                                          {"t": shown(value["type"]), "types": ", ".join(PARAM_TYPES)})
+            if "doc" in value and not isinstance(value["doc"], str):
+                raise PydanticCustomError("archspec_value", "a parameter's doc must be a string")
+            return value
+        return value
+
+
+Refs = Annotated[Any, _Refs()]
+
+
+# ---------------------------------------------------------------------------------------
+# Nodes
+
+
+class NodeCommon(_Model):
+    """The keys every node may carry."""
+
+    from_: Refs = Field(None, alias="from", description="the node(s) this one reads; default: the node before it")
+    when: Annotated[Any, Bool()] = Field(True, description="false: the node is left out (readers read its input)")
+    repeat: Annotated[Any, Int(ge=1)] = Field(None, description="make this many copies, in order; the index is `i`")
+    index: Annotated[Any, _Identifier("a name for the repeat index")] = Field("i", description="the repeat index's name")
+    inline: Annotated[Any, Bool()] = Field(False, description="place a seq's children directly in the enclosing body")
+    doc: Annotated[Any, Text()] = Field(None, description="a note shown in summaries")
+
+
+class BlockCommon(_Model):
+    """The keys of a block definition beside its body."""
+
+    params: dict[str, Annotated[Any, _ParamDecl()]] = Field(default_factory=dict, description="the block's parameters")
+    doc: Annotated[Any, Text()] = None
+
+
+class _Invalid(BaseModel):
+    """A tagged member that always fails, to give a union a specific message."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fail(cls, value: Any) -> Any:
+        raise _invalid_node_error(value)
+
+
+def _invalid_node_error(value: Any) -> PydanticCustomError:
+    if not isinstance(value, dict):
+        return PydanticCustomError(
+            "archspec_node", "expected a node (a mapping with one of op, use, seq, concat, add, dense; or a list), found {found}",
+            {"found": shown(value)})
+    kinds = [k for k in NODE_KIND_KEYS if k in value]
+    if len(kinds) > 1:
+        return PydanticCustomError("archspec_node", "a node has exactly one of op, use, seq, concat, add, dense; found {kinds}",
+                                   {"kinds": " and ".join(kinds)})
+    if not kinds:
+        keys = ", ".join(str(k) for k in value) or "none"
+        return PydanticCustomError(
+            "archspec_node", "this node says neither what it computes nor what it contains (keys: {keys})",
+            {"keys": keys, "expected": "one of op, use, seq, concat, add, dense"})
+    op = value.get("op")
+    if not isinstance(op, str):
+        return PydanticCustomError("archspec_node", "'op' must name an op, found {found}", {"found": shown(op)})
+    hint = did_you_mean(op, ops.names())
+    return PydanticCustomError("archspec_unknown_op", "unknown op '{op}' (known ops: {known}){hint}",
+                               {"op": op, "known": ", ".join(ops.names()), "hint": f"; {hint}" if hint else ""})
+
+
+def _node_tag(value: Any) -> str:
+    if isinstance(value, list):
+        return "<list>"
+    if not isinstance(value, dict):
+        return "<invalid>"
+    kinds = [k for k in NODE_KIND_KEYS if k in value]
+    if len(kinds) != 1:
+        return "<invalid>"
+    if kinds[0] == "op":
+        op = value["op"]
+        return f"<op:{op}>" if isinstance(op, str) and op in ops.REGISTRY else "<invalid>"
+    return f"<{kinds[0]}>"
+
+
+def _body_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        return "<map>"
+    if isinstance(value, list):
+        return "<list>"
+    return "<invalid>"
+
+
+class _InvalidBody(BaseModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _fail(cls, value: Any) -> Any:
+        raise PydanticCustomError("archspec_value", "expected a body: a mapping of named nodes or a list of nodes, found {found}",
+                                  {"found": shown(value)})
+
+
+class _UseArgs(_Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, json_schema_extra={
+        "additionalProperties": {"anyOf": [{"type": ["number", "string", "boolean", "null"]}, {"type": "array"}]}})
+
+
+def _op_model(op: ops.OpDef, base: type[BaseModel], suffix: str) -> type[BaseModel]:
+    namespace = {
+        "__annotations__": {"op": Literal[op.name]},
+        "op": Field(..., description=op.doc.split("\n\n")[0].replace("\n", " ")),
+        "model_config": ConfigDict(extra="forbid", populate_by_name=True, validate_default=False, frozen=False,
+                                   title=f"{op.name} {suffix}"),
+        "__module__": __name__,
+        "__doc__": op.doc,
+    }
+    return type(f"{_camel(op.name)}{suffix.title()}", (base, op.params), namespace)
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[_\W]+", name))
+
+
+_CACHE: dict[str, Any] = {}
+
+
+def invalidate() -> None:
+    _CACHE.clear()
+
+
+def spec_model() -> type[BaseModel]:
+    """The pydantic model of a whole spec, built from the op registry (and cached)."""
+    if _CACHE.get("version") != ops.version():
+        _CACHE.clear()
+        _CACHE["spec"] = _build_models()
+        _CACHE["version"] = ops.version()
+    return _CACHE["spec"]
+
+
+def _build_models() -> type[BaseModel]:
+    op_nodes = {name: _op_model(op, NodeCommon, "node") for name, op in sorted(ops.REGISTRY.items())}
+    op_blocks = {name: _op_model(op, BlockCommon, "block") for name, op in sorted(ops.REGISTRY.items())}
+
+    class UseNode(NodeCommon, _UseArgs):
+        """An instance of a block: `use: <block>` and the block's arguments."""
+
+        use: Annotated[Any, Text()]
+
+    class SeqNode(NodeCommon):
+        """Children in order, each reading the one before it (or what its `from` names)."""
+
+        seq: "Body"
+
+    class ConcatNode(NodeCommon):
+        """Parallel branches on the same input, concatenated on channels."""
+
+        concat: "Body"
+
+    class AddNode(NodeCommon):
+        """Parallel branches on the same input, summed (a residual connection)."""
+
+        add: "Body"
+
+    class DenseNode(NodeCommon):
+        """Dense connectivity: each child reads the concat of the input and every earlier child's output."""
+
+        dense: "Body"
+
+    class UseBlock(BlockCommon, _UseArgs):
+        use: Annotated[Any, Text()]
+
+    class SeqBlock(BlockCommon):
+        seq: "Body"
+
+    class ConcatBlock(BlockCommon):
+        concat: "Body"
+
+    class AddBlock(BlockCommon):
+        add: "Body"
+
+    class DenseBlock(BlockCommon):
+        dense: "Body"
+
+    node_members = [Annotated[m, Tag(f"<op:{n}>")] for n, m in op_nodes.items()] + [
+        Annotated[UseNode, Tag("<use>")], Annotated[SeqNode, Tag("<seq>")], Annotated[ConcatNode, Tag("<concat>")],
+        Annotated[AddNode, Tag("<add>")], Annotated[DenseNode, Tag("<dense>")],
+        Annotated[list["Node"], Tag("<list>")], Annotated[_Invalid, Tag("<invalid>")],
+    ]
+    Node = TypeAliasType("Node", Annotated[Union[tuple(node_members)], Discriminator(_node_tag)])  # type: ignore[misc]
+    Body = TypeAliasType("Body", Annotated[Union[  # type: ignore[misc]
+        Annotated[dict[str, Node], Tag("<map>")], Annotated[list[Node], Tag("<list>")], Annotated[_InvalidBody, Tag("<invalid>")],
+    ], Discriminator(_body_tag)])
+    block_members = [Annotated[m, Tag(f"<op:{n}>")] for n, m in op_blocks.items()] + [
+        Annotated[UseBlock, Tag("<use>")], Annotated[SeqBlock, Tag("<seq>")], Annotated[ConcatBlock, Tag("<concat>")],
+        Annotated[AddBlock, Tag("<add>")], Annotated[DenseBlock, Tag("<dense>")], Annotated[_Invalid, Tag("<invalid>")],
+    ]
+    Block = Annotated[Union[tuple(block_members)], Discriminator(_block_tag)]  # type: ignore[misc]
+    namespace = {"Body": Body, "Node": Node}
+    for model in (SeqNode, ConcatNode, AddNode, DenseNode, SeqBlock, ConcatBlock, AddBlock, DenseBlock):
+        model.model_rebuild(_types_namespace=namespace)
+
+    class Output(_Model):
+        """A named output of the network."""
+
+        node: Annotated[Any, Text()] = Field(description="the node (or block) whose value this output is, by dotted path")
+        training_only: Annotated[Any, Bool()] = Field(False, description="computed and returned only in train() mode")
+
+    class InitFn(_Model):
+        """An initialiser: `fn` and its arguments (those of the torch.nn.init function of that name)."""
+
+        fn: Annotated[Any, _Literal(*INIT_FNS)]
+        mean: Annotated[Any, Float()] = None
+        std: Annotated[Any, Float(gt=0)] = None
+        a: Annotated[Any, Float()] = None
+        b: Annotated[Any, Float()] = None
+        value: Annotated[Any, Float()] = None
+        gain: Annotated[Any, Float(gt=0)] = None
+        mode: Annotated[Any, _Literal("fan_in", "fan_out")] = None
+        nonlinearity: Annotated[Any, _Literal("relu", "leaky_relu", "linear", "tanh", "sigmoid", "selu")] = None
+
+        @model_validator(mode="after")
+        def _args_fit(self) -> "InitFn":
+            allowed = _INIT_ARGS[self.fn]
+            for name in ("mean", "std", "a", "b", "value", "gain", "mode", "nonlinearity"):
+                if getattr(self, name) is not None and name not in allowed:
+                    raise PydanticCustomError(
+                        "archspec_value", "'{fn}' takes no argument '{name}' (it takes: {allowed})",
+                        {"fn": self.fn, "name": name, "allowed": ", ".join(allowed) or "nothing"})
+            if self.fn == "constant" and self.value is None:
+                raise PydanticCustomError("archspec_value", "'constant' needs 'value'")
+            return self
+
+    InitValue = Annotated[Any, _InitValue(InitFn)]
+
+    class InitRule(_Model):
+        """Set parameters of the nodes this rule selects (by op and/or path; rules apply in order)."""
+
+        ops: list[Annotated[Any, _OpName()]] = Field(None, description="select nodes of these ops")
+        paths: list[Annotated[Any, Text()]] = Field(None, description="select nodes by dotted path, with * and ? wildcards")
+        weight: InitValue = None
+        bias: InitValue = None
+
+        @model_validator(mode="after")
+        def _selects_and_sets(self) -> "InitRule":
+            if self.ops is None and self.paths is None:
+                raise PydanticCustomError("archspec_value", "an init rule needs 'ops' or 'paths' to select nodes")
+            if self.weight is None and self.bias is None:
+                raise PydanticCustomError("archspec_value", "an init rule needs 'weight' or 'bias' to set")
+            return self
+
+    class Spec(_Model):
+        """An archspec network spec."""
+
+        model_config = ConfigDict(extra="forbid", populate_by_name=True, title="archspec spec",
+                                  json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"})
+
+        archspec: Annotated[Any, _Literal(1)] = Field(description="the spec format version (1)")
+        name: Annotated[Any, Text()] = Field(description="the network's name")
+        description: Annotated[Any, Text()] = Field(None, description="one line: what the network is")
+        extends: Annotated[Any, Text()] = Field(None, description="a base spec this one is merged over (a path relative to this file)")
+        input: Annotated[Any, _InputShape()] = Field(description="the input shape per sample: [channels, height, width]")
+        params: dict[str, Annotated[Any, _Plain()]] = Field(default_factory=dict, description="the spec's parameters and their defaults")
+        blocks: dict[str, Block] = Field(default_factory=dict, description="parameterised templates, used by `use:`")
+        graph: dict[str, Node] = Field(description="the network's nodes, in order")
+        outputs: dict[str, Union[Annotated[Any, Text()], Output]] = Field(None, description="named outputs (default: the last node)")
+        init: list[InitRule] = Field(default_factory=list, description="weight initialisation rules, applied in order")
+
+    _CACHE["models"] = {"Node": Node, "Body": Body, "InitRule": InitRule, "Output": Output, "InitFn": InitFn}
+    return Spec
+
+
+def _block_tag(value: Any) -> str:
+    tag = _node_tag(value)
+    return "<invalid>" if tag == "<list>" else tag
+
+
+_INIT_ARGS = {
+    "normal": ("mean", "std"),
+    "trunc_normal": ("mean", "std", "a", "b"),
+    "uniform": ("a", "b"),
+    "constant": ("value",),
+    "zeros": (),
+    "ones": (),
+    "kaiming_normal": ("a", "mode", "nonlinearity"),
+    "kaiming_uniform": ("a", "mode", "nonlinearity"),
+    "xavier_normal": ("gain",),
+    "xavier_uniform": ("gain",),
+}
+
+
+class _OpName(Text):
+    expected = "the name of an op"
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or value not in ops.REGISTRY:
+            hint = did_you_mean(value, ops.names()) if isinstance(value, str) else None
+            raise PydanticCustomError("archspec_value", "unknown op {found}",
+                                      {"found": shown(value), "expected": "one of: " + ", ".join(ops.names()), "hint": hint, "why": ""})
+        return value
+
+
+class _InitValue(Float):
+    """A number (a constant) or an initialiser {fn: ..., ...}."""
+
+    def __init__(self, fn_model: type[BaseModel]) -> None:
+        super().__init__()
+        self.fn_model = fn_model
+        self.expected = "a number (a constant) or an initialiser {fn: ...}"
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return self.fn_model.model_validate(value)
+        return super().check(value)
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict:
+        return {"anyOf": [{"type": "number"}, EXPRESSION_SCHEMA, {
+            "type": "object", "required": ["fn"], "additionalProperties": False,
+            "properties": {"fn": {"enum": list(INIT_FNS)}, **{k: {"type": "number"} for k in ("mean", "std", "a", "b", "value", "gain")},
+                           "mode": {"enum": ["fan_in", "fan_out"]},
+                           "nonlinearity": {"enum": ["relu", "leaky_relu", "linear", "tanh", "sigmoid", "selu"]}}}]}
+
+
+# ---------------------------------------------------------------------------------------
+# Validation with located errors
+
+
+def validate(doc: Document) -> Any:
+    """Validate a loaded document; raise located :class:`SpecError` s for every problem."""
+    model = spec_model()
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as e:
+        errors = _translate(e, doc)
+    errors.sort(key=lambda err: (err.loc.file, err.loc.line, err.loc.col) if err.loc else ("", 0, 0))
+    if len(errors) == 1:
+        raise errors[0]
+    raise SpecErrors(errors[:MAX_ERRORS], omitted=max(0, len(errors) - MAX_ERRORS))
+
+
+def _translate(exc: ValidationError, doc: Document) -> list[SpecError]:
+    seen: set[tuple] = set()
+    out: list[SpecError] = []
+    errors = [(err, *_raw_path(doc.data, err["loc"])) for err in exc.errors(include_url=False)]
+    # a misspelt key reports as "unknown key" *and* "missing key"; keep the first only
+    misspelt = set()
+    for err, path, _ in errors:
+        if err["type"] == "extra_forbidden":
+            what, known = _context(doc, path[:-1])
+            for guess in difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.6):
+                misspelt.add(path[:-1] + (guess,))
+    for err, path, raw in errors:
+        if err["type"] == "missing" and path in misspelt:
+            continue
+        # a failure inside a nested init function arrives as a ValidationError message; keep it short
+        key = (path, err["type"], err["msg"])
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(_one_error(err, path, raw, doc))
+    return out
+
+
+def _raw_path(data: Any, loc: tuple) -> tuple[tuple, Any]:
+    """The path into the raw data that a pydantic error location names (tags skipped)."""
+    path: list = []
+    node = data
+    for item in loc:
+        if isinstance(node, dict) and isinstance(item, str) and item in node:
+            path.append(item)
+            node = node[item]
+        elif isinstance(node, dict) and item == "from_" and "from" in node:
+            path.append("from")
+            node = node["from"]
+        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+            path.append(item)
+            node = node[item]
+        elif isinstance(node, dict) and isinstance(item, str) and not item.startswith("<") and item not in node:
+            # a key that is not there: 'extra' errors name the key, 'missing' errors too
+            path.append(item)
+            node = _MISSING
+        # union tags and pydantic's own type labels are skipped
+    return tuple(path), node
+
+
+_MISSING = object()
+
+
+def node_path_of(data: Any, path: tuple) -> str | None:
+    """The node path (``features.denseblock1.denselayer2``) that a data path lies in."""
+    if not path:
+        return None
+    head = path[0]
+    if head == "init" and len(path) > 1:
+        return f"init rule {path[1] + 1 if isinstance(path[1], int) else path[1]}"
+    if head == "outputs" and len(path) > 1:
+        return f"output {path[1]}"
+    if head == "params" and len(path) > 1:
+        return f"param {path[1]}"
+    if head == "graph":
+        names, rest, node = [], path[1:], data.get("graph") if isinstance(data, dict) else None
+        prefix = ""
+        in_body = True
+    elif head == "blocks" and len(path) > 1:
+        blocks = data.get("blocks") if isinstance(data, dict) else None
+        node = blocks.get(path[1]) if isinstance(blocks, dict) else None
+        names, rest, prefix, in_body = [], path[2:], f"block '{path[1]}'", False
+    else:
+        return None
+    # walk: in a body the next item names a child; in a node it is a key (a container's body or a field)
+    for item in rest:
+        if in_body:
+            names.append(str(item))
+            node = node[item] if isinstance(node, (dict, list)) and _has(node, item) else None
+            in_body = isinstance(node, list)
+            continue
+        if isinstance(node, dict) and item in CONTAINER_KINDS:
+            node = node.get(item)
+            in_body = True
+            continue
+        break
+    inner = ".".join(names)
+    if prefix:
+        return f"{prefix} at {inner}" if inner else prefix
+    return inner or None
+
+
+def _has(container: Any, item: Any) -> bool:
+    if isinstance(container, dict):
+        return item in container
+    return isinstance(item, int) and 0 <= item < len(container)
+
+
+def _context(doc: Document, path: tuple) -> tuple[str, list[str]]:
+    """What kind of mapping ``path`` (a key's parent) is, and the keys it may hold."""
+    raw: Any = doc.data
+    for p in path:
+        raw = raw[p] if isinstance(raw, (dict, list)) else None
+    if not path:
+        return "the spec", list(spec_model().model_fields)
+    head = path[0]
+    if head == "init":
+        if len(path) == 2:
+            return "an init rule", ["ops", "paths", "weight", "bias"]
+        if isinstance(raw, dict) and "fn" in raw and raw["fn"] in _INIT_ARGS:
+            return f"the initialiser '{raw['fn']}'", ["fn", *_INIT_ARGS[raw["fn"]]]
+        return "an initialiser", ["fn", "mean", "std", "a", "b", "value", "gain", "mode", "nonlinearity"]
+    if head == "outputs":
+        return "an output", ["node", "training_only"]
+    is_block = head == "blocks" and len(path) == 2
+    extra = ["params", "doc"] if is_block else list(COMMON_KEYS)
+    if isinstance(raw, dict):
+        if "op" in raw and isinstance(raw["op"], str) and raw["op"] in ops.REGISTRY:
+            op = ops.REGISTRY[raw["op"]]
+            return f"a{'n' if raw['op'][0] in 'aeiou' else ''} {raw['op']} {'block' if is_block else 'node'}", ["op", *op.params.model_fields, *extra]
+        for kind in CONTAINER_KINDS:
+            if kind in raw:
+                return f"a {kind} {'block' if is_block else 'node'}", [kind, *extra]
+    return ("a block" if is_block else "a node"), [*NODE_KIND_KEYS, *extra]
+
+
+def _one_error(err: dict, path: tuple, raw: Any, doc: Document) -> SpecError:
+    etype = err["type"]
+    node = node_path_of(doc.data, path)
+    locs = doc.locs
+    if etype == "extra_forbidden":
+        key = path[-1]
+        what, known = _context(doc, path[:-1])
+        return SpecSchemaError(
+            f"unknown key '{key}' for {what}", locs.key(path), node=node,
+            expected="one of: " + name_list(known, 20), hint=did_you_mean(str(key), known),
+        )
+    if etype == "missing":
+        key = path[-1]
+        what, _ = _context(doc, path[:-1])
+        return SpecSchemaError(f"missing key '{key}' for {what}", locs.key(path[:-1]) if path[:-1] else locs.value(()), node=node)
+    ctx = err.get("ctx") or {}
+    if etype in ("archspec_value", "archspec_node", "archspec_unknown_op"):
+        loc = locs.value(path)
+        if etype == "archspec_unknown_op":
+            loc = locs.value(path + ("op",))
+        message = err["msg"]
+        expected = None
+        hint = None
+        if etype == "archspec_value" and "expected" in ctx and "found" in ctx:
+            message = f"found {ctx['found']}{ctx.get('why', '')}"
+            expected = ctx["expected"]
+            hint = ctx.get("hint")
+            key = path[-1] if path else None
+            if isinstance(key, str):
+                message = f"'{key}': " + message
+        elif etype == "archspec_unknown_op":
+            message = f"unknown op '{ctx['op']}'"
+            expected = "one of: " + ctx["known"]
+            hint = ctx["hint"][2:] if ctx["hint"] else None
+        elif "expected" in ctx:
+            expected = ctx["expected"]
+        return SpecSchemaError(message, loc, node=node, expected=expected, hint=hint)
+    if etype in ("dict_type", "model_type", "model_attributes_type"):
+        return SpecSchemaError(f"found {shown(raw)}", locs.value(path), node=node, expected=_expected_container(path))
+    if etype in ("list_type",):
+        return SpecSchemaError(f"found {shown(raw)}", locs.value(path), node=node, expected="a list")
+    if etype in ("string_type",):
+        return SpecSchemaError(f"'{path[-1]}': found {shown(raw)}", locs.value(path), node=node, expected="a string")
+    if etype == "value_error" or etype.startswith("assertion"):
+        return SpecSchemaError(err["msg"].removeprefix("Value error, "), locs.value(path), node=node)
+    return SpecSchemaError(f"{err['msg']} (found {shown(raw) if raw is not _MISSING else 'nothing'})", locs.value(path), node=node)
+
+
+def _expected_container(path: tuple) -> str:
+    if not path:
+        return "a mapping"
+    last = path[-1]
+    return {
+        "params": "a mapping of parameter names to values",
+        "blocks": "a mapping of block names to block definitions",
+        "graph": "a mapping of node names to nodes",
+        "outputs": "a mapping of output names to node paths",
+        "init": "a list of init rules",
+    }.get(str(last), "a mapping")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (Draft 2020-12) of the spec language."""
+    schema = spec_model().model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    # a variant (a file with `extends`) may leave out what its base provides
+    required = schema.pop("required", [])
+    schema["required"] = ["archspec", "name"]
+    schema["if"] = {"not": {"required": ["extends"]}}
+    schema["then"] = {"required": sorted(set(required) - {"archspec", "name"})}
+    return schema
+
+
+__all__ += ["NAME_RE", "CONTAINER_KINDS", "PARAM_TYPES", "INIT_FNS", "Loc"]

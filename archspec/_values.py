@@ -1,0 +1,236 @@
+"""Value types of the spec language: a literal of the right kind, or an expression.
+
+Each is used as ``Annotated[Any, Int(ge=1)]`` in a pydantic model. At the *validate*
+stage an expression string (``$name``, ``${...}``) passes through unchanged; once the
+expressions are evaluated the same model is validated again with the context
+``{"concrete": True}``, and then only a literal of the right kind passes. The messages
+are written for spec authors ("expected a positive integer, found 'x'"), and each type
+carries its own JSON Schema so that the generated schema describes what editors should
+accept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic_core import PydanticCustomError, core_schema
+
+from ._expr import is_expression
+
+__all__ = ["Int", "Float", "Bool", "Size", "Choice", "Text", "EXPRESSION_SCHEMA", "shown"]
+
+EXPRESSION_SCHEMA = {
+    "type": "string",
+    "pattern": r"^\$(\{.*\}|[A-Za-z_][A-Za-z0-9_]*)$",
+    "description": "an expression: $name or ${...}",
+}
+
+
+def shown(value: Any) -> str:
+    """A found value as a message shows it."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "a mapping"
+    return str(value)
+
+
+class _ValueType:
+    expected: str = "a value"
+    json: dict[str, Any] = {}
+
+    def check(self, value: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _validate(self, value: Any, info: core_schema.ValidationInfo) -> Any:
+        concrete = bool(info.context and info.context.get("concrete"))
+        if not concrete and is_expression(value):
+            return value
+        if isinstance(value, str) and value.startswith("$$"):
+            value = value[1:]
+        return self.check(value)
+
+    def fail(self, value: Any, why: str = "") -> PydanticCustomError:
+        found = shown(value)
+        return PydanticCustomError("archspec_value", "expected {expected}, found {found}{why}",
+                                   {"expected": self.expected, "found": found, "why": why})
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.with_info_plain_validator_function(self._validate)
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> dict:
+        return {"anyOf": [dict(self.json), EXPRESSION_SCHEMA]}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.expected})"
+
+
+def _bounds_text(ge: float | None, gt: float | None, le: float | None) -> str:
+    parts = []
+    if gt is not None:
+        parts.append(f"> {gt:g}")
+    if ge is not None:
+        parts.append(f">= {ge:g}")
+    if le is not None:
+        parts.append(f"<= {le:g}")
+    return " and ".join(parts)
+
+
+class Int(_ValueType):
+    def __init__(self, ge: int | None = None, gt: int | None = None, le: int | None = None) -> None:
+        self.ge, self.gt, self.le = ge, gt, le
+        if ge == 1 or gt == 0:
+            self.expected = "a positive integer"
+        elif ge == 0:
+            self.expected = "an integer >= 0"
+        else:
+            bounds = _bounds_text(ge, gt, le)
+            self.expected = "an integer" + (f" {bounds}" if bounds else "")
+        self.json = {"type": "integer"}
+        if ge is not None:
+            self.json["minimum"] = ge
+        if gt is not None:
+            self.json["exclusiveMinimum"] = gt
+        if le is not None:
+            self.json["maximum"] = le
+
+    def check(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                raise self.fail(value, " (write it without a decimal point)")
+            raise self.fail(value)
+        if (self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt) or (
+            self.le is not None and value > self.le
+        ):
+            raise self.fail(value)
+        return value
+
+
+class Float(_ValueType):
+    def __init__(self, ge: float | None = None, gt: float | None = None, le: float | None = None,
+                 nullable: bool = False) -> None:
+        self.ge, self.gt, self.le, self.nullable = ge, gt, le, nullable
+        bounds = _bounds_text(ge, gt, le)
+        self.expected = "a number" + (f" {bounds}" if bounds else "") + (" or null" if nullable else "")
+        self.json = {"type": "number"}
+        if ge is not None:
+            self.json["minimum"] = ge
+        if gt is not None:
+            self.json["exclusiveMinimum"] = gt
+        if le is not None:
+            self.json["maximum"] = le
+        if nullable:
+            self.json = {"anyOf": [self.json, {"type": "null"}]}
+
+    def check(self, value: Any) -> float | None:
+        if value is None and self.nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(value)
+        if (self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt) or (
+            self.le is not None and value > self.le
+        ):
+            raise self.fail(value)
+        return float(value)
+
+
+class Bool(_ValueType):
+    expected = "true or false"
+    json = {"type": "boolean"}
+
+    def check(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            hint = " (YAML 1.2: write true or false)" if isinstance(value, str) and value.lower() in ("yes", "no", "on", "off") else ""
+            raise self.fail(value, hint)
+        return value
+
+
+class Size(_ValueType):
+    """An integer or a pair ``[height, width]`` (each may be an expression)."""
+
+    def __init__(self, ge: int = 1, nullable: bool = False, words: tuple[str, ...] = ()) -> None:
+        self.ge = ge
+        self.nullable = nullable
+        self.words = words
+        what = "a positive integer" if ge == 1 else "an integer >= 0"
+        self.expected = f"{what} or a pair [height, width] of them" + "".join(f" or '{w}'" for w in words) + (
+            " or null" if nullable else "")
+        item = {"anyOf": [{"type": "integer", "minimum": ge}, EXPRESSION_SCHEMA]}
+        options: list[dict] = [{"type": "integer", "minimum": ge}, {"type": "array", "items": item, "minItems": 2, "maxItems": 2}]
+        if words:
+            options.append({"enum": list(words)})
+        if nullable:
+            options.append({"type": "null"})
+        self.json = {"anyOf": options}
+
+    def _validate(self, value: Any, info: core_schema.ValidationInfo) -> Any:
+        concrete = bool(info.context and info.context.get("concrete"))
+        if not concrete and isinstance(value, list) and len(value) == 2:
+            return [v if is_expression(v) else self._one(v, value) for v in value]
+        return super()._validate(value, info)
+
+    def _one(self, v: Any, whole: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < self.ge:
+            raise self.fail(whole)
+        return v
+
+    def check(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if isinstance(value, str) and value in self.words:
+            return value
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise self.fail(value, f" (a list of {len(value)}; a size has 2 entries)")
+            return (self._one(value[0], value), self._one(value[1], value))
+        v = self._one(value, value)
+        return (v, v)
+
+
+class Choice(_ValueType):
+    def __init__(self, *choices: str) -> None:
+        self.choices = choices
+        self.expected = "one of " + ", ".join(f"'{c}'" for c in choices)
+        self.json = {"enum": list(choices)}
+
+    def check(self, value: Any) -> str:
+        if value not in self.choices or not isinstance(value, str):
+            from ._errors import did_you_mean
+
+            hint = did_you_mean(value, self.choices) if isinstance(value, str) else None
+            raise self.fail(value, f"; {hint}" if hint else "")
+        return value
+
+
+class Text(_ValueType):
+    """Any string (no expression)."""
+
+    expected = "a string"
+    json = {"type": "string"}
+
+    def __init__(self, check: Callable[[str], str | None] | None = None) -> None:
+        self._extra = check
+
+    def _validate(self, value: Any, info: core_schema.ValidationInfo) -> Any:
+        return self.check(value)
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise self.fail(value)
+        if self._extra is not None:
+            problem = self._extra(value)
+            if problem:
+                raise PydanticCustomError("archspec_value", problem)
+        return value
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> dict:
+        return dict(self.json)

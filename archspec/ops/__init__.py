@@ -1,0 +1,11 @@
+"""The ops of the spec language, as a registry of :class:`OpDef` entries.
+
+``archspec.ops.names()`` lists them; ``archspec.ops.get("conv2d")`` returns one entry;
+``archspec.ops.register(OpDef(...))`` adds an op (see :mod:`archspec.ops._registry` for
+what an entry carries).
+"""
+
+from . import _joins, _layers  # noqa: F401  (registers the built-in ops)
+from ._registry import REGISTRY, Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, get, names, register, version
+
+__all__ = ["REGISTRY", "Inferred", "OpDef", "OpParams", "Shape", "ShapeError", "fmt_shape", "get", "names", "register", "version"]

@@ -1,0 +1,135 @@
+"""The op registry: one entry per op, carrying everything every stage needs to know.
+
+An :class:`OpDef` holds the op's parameter model (a pydantic model whose fields are spec
+value types, so the schema, the validator and the error messages all come from it), its
+shape rule (input shapes to output shape, parameter, buffer and MAC counts), and how it is
+lowered: either ``build`` (a ``torch.nn.Module`` placed in the module tree under the
+node's name) or ``emit`` (a call written straight into the generated forward, for joins
+such as ``concat`` and ``add``). Torch is imported only inside ``build``/``emit``, so the
+registry costs nothing to the stages before *lower*.
+
+Adding an op touches one place: define its params model, its shape rule and its builder,
+and ``register`` the entry.
+
+Shapes are per sample, without the batch dimension: ``(C, H, W)`` for images,
+``(F,)`` for flat features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import fx
+
+__all__ = ["OpParams", "OpDef", "Inferred", "ShapeError", "Shape", "register", "get", "names", "version", "REGISTRY", "fmt_shape"]
+
+Shape = tuple[int, ...]
+
+
+class OpParams(BaseModel):
+    """Base of every op's parameter model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, validate_default=True)
+
+
+class ShapeError(Exception):
+    """Raised by a shape rule; *infer* turns it into a located :class:`SpecShapeError`.
+
+    ``param`` names the parameter whose value is at fault (the error then points at that
+    value in the YAML), ``inputs`` the indices of the inputs involved.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, expected: str | None = None,
+                 hint: str | None = None, inputs: Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.expected = expected
+        self.hint = hint
+        self.inputs = list(inputs)
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """What a shape rule returns: output shape and the node's costs."""
+
+    shape: Shape
+    params: int = 0
+    buffers: int = 0
+    macs: int = 0
+
+
+InferFn = Callable[[Any, list[Shape], list[str]], Inferred]
+BuildFn = Callable[[Any, list[Shape], bool], "torch.nn.Module"]
+EmitFn = Callable[["fx.Graph", Any, list["fx.Node"], str, bool], "fx.Node"]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """One op of the spec language.
+
+    - ``name``: what ``op:`` says in a spec;
+    - ``params``: the parameter model (fields are spec value types);
+    - ``infer(params, in_shapes, in_names) -> Inferred``: the shape rule;
+    - ``build(params, in_shapes, inplace) -> nn.Module``: for ops that live in the module
+      tree, or ``emit(graph, params, args, name, inplace) -> fx.Node`` for ops written into
+      the forward directly;
+    - ``arity``: (least, most) inputs, ``None`` for no upper bound;
+    - ``alias``: the output may be the input tensor or a view of it (identity, flatten,
+      dropout in eval), which matters when deciding where an in-place op is safe;
+    - ``inplace``: the op can overwrite its (first) input; *lower* decides where it may;
+    - ``tensors``: the parameter tensors that ``init:`` rules may set.
+    """
+
+    name: str
+    params: type[OpParams]
+    infer: InferFn
+    doc: str
+    build: BuildFn | None = None
+    emit: EmitFn | None = None
+    arity: tuple[int, int | None] = (1, 1)
+    alias: bool = False
+    inplace: bool = False
+    tensors: tuple[str, ...] = ()
+    category: str = "layer"
+
+    def __post_init__(self) -> None:
+        if (self.build is None) == (self.emit is None):
+            raise ValueError(f"op '{self.name}' needs exactly one of build or emit")
+
+
+REGISTRY: dict[str, OpDef] = {}
+_VERSION = [0]
+
+
+def register(op: OpDef) -> OpDef:
+    """Add an op to the spec language (replacing one of the same name)."""
+    REGISTRY[op.name] = op
+    _VERSION[0] += 1
+    return op
+
+
+def version() -> int:
+    """Changes whenever an op is registered (the schema is rebuilt from the registry then)."""
+    return _VERSION[0]
+
+
+def get(name: str) -> OpDef | None:
+    return REGISTRY.get(name)
+
+
+def names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def fmt_shape(shape: Sequence[int] | None) -> str:
+    """``64x56x56`` for a per-sample shape (``?`` when unknown)."""
+    if shape is None:
+        return "?"
+    return "x".join(str(d) for d in shape) if shape else "scalar"

@@ -1,0 +1,74 @@
+"""The reference fixtures (tests/fixtures/*.json, copied from shared/reference) and the
+deterministic-weights recipe they were measured with."""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from pathlib import Path
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+SPECS = ROOT / "specs"
+FIXTURES = HERE / "fixtures"
+
+#: spec file -> fixture name
+SEEDS = {
+    "alexnet.yaml": "alexnet",
+    "alexnet-paper.yaml": "alexnet_paper",
+    "googlenet.yaml": "googlenet",
+    "inception_v3.yaml": "inception_v3",
+    "xception.yaml": "xception",
+    "densenet121.yaml": "densenet121",
+    "densenet161.yaml": "densenet161",
+    "densenet169.yaml": "densenet169",
+    "densenet201.yaml": "densenet201",
+    "densenet264.yaml": "densenet264",
+}
+
+#: GMACs of the eval graph at the fixture's input size (shared/reference/README.md)
+GMACS = {
+    "alexnet": 0.714, "alexnet_paper": 1.135, "googlenet": 1.498, "inception_v3": 5.713, "xception": 8.357,
+    "densenet121": 2.834, "densenet161": 7.728, "densenet169": 3.360, "densenet201": 4.291, "densenet264": 5.752,
+}
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def deterministic_state(state: dict):
+    """The fixture recipe: every tensor of a state_dict from a generator seeded by its key."""
+    import torch
+
+    out = {}
+    for key, tensor in state.items():
+        if not tensor.is_floating_point():
+            out[key] = tensor.clone()
+            continue
+        g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+        r = torch.randn(tuple(tensor.shape), generator=g, dtype=torch.float64)
+        if key.endswith("running_var"):
+            v = 1 + 0.1 * r.abs()
+        elif key.endswith("running_mean"):
+            v = 0.1 * r
+        elif tensor.dim() <= 1 and key.endswith("weight"):
+            v = 1 + 0.05 * r
+        elif tensor.dim() <= 1:
+            v = 0.05 * r
+        else:
+            fan_in = math.prod(tensor.shape[1:])
+            v = r * math.sqrt(2 / fan_in)
+        out[key] = v
+    return out
+
+
+def deterministic_input(size: int):
+    import torch
+
+    return torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+
+def relative_error(got, ref) -> float:
+    return float((got - ref).abs().max() / ref.abs().max())
