@@ -177,6 +177,7 @@ class _ParamSpec:
     required: bool
     default: Any
     loc: Loc | None
+    raw: tuple = ()  # data path of the default value
 
 
 class Resolver:
@@ -537,12 +538,12 @@ class Resolver:
                 raise SpecSchemaError(f"'{pname}' cannot be a block parameter name", loc, node=f"block '{name}'",
                                       expected="an identifier other than use, " + ", ".join(COMMON_KEYS) + ", in_c, in_h, in_w")
             if isinstance(decl, str) and decl in PARAM_TYPES:
-                specs.append(_ParamSpec(pname, decl, True, None, loc))
+                specs.append(_ParamSpec(pname, decl, True, None, loc, raw))
             elif isinstance(decl, dict):
                 declared = decl.get("type", "any")
-                specs.append(_ParamSpec(pname, declared, "default" not in decl, decl.get("default"), loc))
+                specs.append(_ParamSpec(pname, declared, "default" not in decl, decl.get("default"), loc, raw + ("default",)))
             else:
-                specs.append(_ParamSpec(pname, "any", False, decl, loc))
+                specs.append(_ParamSpec(pname, "any", False, decl, loc, raw))
         self._block_params[name] = specs
         return specs
 
@@ -604,6 +605,12 @@ class Resolver:
                     f"block '{name}' needs the parameter '{p.name}' ({p.type})", self.key_loc(raw) or loc, node=path,
                     notes=[(p.loc, f"'{p.name}' is declared here"), *self.notes(scope.sites)],
                 )
+            elif is_expression(p.default):
+                # a derived parameter: computed from the parameters before it (and the input shape)
+                default_env = dict(self.params)
+                default_env.update(values)
+                v = self.value(p.default, default_env, p.raw, path)
+                values[p.name] = Lazy(v.expr, v.env, inputs[0] if len(inputs) == 1 else INPUT, path) if isinstance(v, Deferred) else v
             else:
                 values[p.name] = p.default
         block_env = dict(self.params)

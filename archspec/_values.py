@@ -86,8 +86,8 @@ def _bounds_text(ge: float | None, gt: float | None, le: float | None) -> str:
 
 
 class Int(_ValueType):
-    def __init__(self, ge: int | None = None, gt: int | None = None, le: int | None = None) -> None:
-        self.ge, self.gt, self.le = ge, gt, le
+    def __init__(self, ge: int | None = None, gt: int | None = None, le: int | None = None, nullable: bool = False) -> None:
+        self.ge, self.gt, self.le, self.nullable = ge, gt, le, nullable
         if ge == 1 or gt == 0:
             self.expected = "a positive integer"
         elif ge == 0:
@@ -102,8 +102,13 @@ class Int(_ValueType):
             self.json["exclusiveMinimum"] = gt
         if le is not None:
             self.json["maximum"] = le
+        if nullable:
+            self.expected += " or null"
+            self.json = {"anyOf": [self.json, {"type": "null"}]}
 
-    def check(self, value: Any) -> int:
+    def check(self, value: Any) -> int | None:
+        if value is None and self.nullable:
+            return None
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 raise self.fail(value, " (write it without a decimal point)")

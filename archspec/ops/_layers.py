@@ -74,7 +74,7 @@ class Conv2dParams(OpParams):
     ``depthwise: true`` sets one group per input channel (and ``out`` defaults to the input
     channels), so a separable convolution is a depthwise conv followed by a 1x1 conv."""
 
-    out: Annotated[Any, Int(ge=1)] = None
+    out: Annotated[Any, Int(ge=1, nullable=True)] = None
     kernel: Annotated[Any, Size()]
     stride: Annotated[Any, Size()] = 1
     padding: Annotated[Any, Size(ge=0, words=("same", "valid"))] = 0
