@@ -80,10 +80,19 @@ def apply_init(model: nn.Module, graph: Graph) -> None:
                 if isinstance(tensor, torch.Tensor):
                     init_tensor(tensor, spec)
                     matched += 1
-        if matched == 0:
+        if matched == 0 and not _switched_off(rule, graph):
             what = " and ".join(filter(None, [
                 f"ops {', '.join(rule.ops)}" if rule.ops else None,
                 f"paths {', '.join(rule.paths)}" if rule.paths else None,
             ]))
             warnings.warn(SpecWarning(f"init rule {rule.index + 1} ({what}) sets no tensor: it selects no node with "
                                       f"{' or '.join(rule.tensors)}", rule.loc, f"init rule {rule.index + 1}"), stacklevel=3)
+
+
+def _switched_off(rule: InitRule, graph: Graph) -> bool:
+    """Whether the rule's paths point into parts switched off by ``when`` (not a typo)."""
+    if not rule.paths:
+        return False
+    off = [p for p in graph.aliases] + [p for p, n in graph.nodes.items() if not n.enabled] + [
+        p for p, c in graph.containers.items() if not c.enabled]
+    return all(any(fnmatch.fnmatchcase(a, pattern) or pattern.startswith(a + ".") for a in off) for pattern in rule.paths)

@@ -39,6 +39,19 @@ class Block(nn.Module):
         self.kind = kind
         self.block = block
 
+    def __getitem__(self, key: int | str) -> nn.Module:
+        """A child by name or, in a list body, by position: ``model.features[0]``."""
+        name = str(key)
+        if name not in self._modules:
+            raise KeyError(f"{self._get_name()} has no child {key!r} (children: {', '.join(self._modules)})")
+        return self._modules[name]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
     @torch.jit.unused
     def forward(self, x: Any) -> Any:
         raise RuntimeError(

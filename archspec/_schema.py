@@ -441,7 +441,8 @@ class _OpName(Text):
         if not isinstance(value, str) or value not in ops.REGISTRY:
             hint = did_you_mean(value, ops.names()) if isinstance(value, str) else None
             raise PydanticCustomError("archspec_value", "unknown op {found}",
-                                      {"found": shown(value), "expected": "one of: " + ", ".join(ops.names()), "hint": hint, "why": ""})
+                                      {"found": shown(value), "expected": "one of: " + ", ".join(ops.names()), "hint": hint,
+                                       "why": "", "what": "unknown op"})
         return value
 
 
@@ -632,7 +633,9 @@ def _one_error(err: dict, path: tuple, raw: Any, doc: Document) -> SpecError:
             expected = ctx["expected"]
             hint = ctx.get("hint")
             key = path[-1] if path else None
-            if isinstance(key, str):
+            if "what" in ctx:
+                message = f"{ctx['what']} {ctx['found']}"
+            elif isinstance(key, str):
                 message = f"'{key}': " + message
         elif etype == "archspec_unknown_op":
             message = f"unknown op '{ctx['op']}'"

@@ -1,0 +1,69 @@
+"""Rendering errors and warnings the way a compiler does: the location, the message, the
+source line with a caret under the column, then notes and the hint::
+
+    specs/x.yaml:10:16: error: in block 'conv' at bn: unknown op 'batchnorm' (expected one of: ...)
+       10 |       bn: {op: batchnorm, eps: 0.001}
+          |                ^^^^^^^^^
+      hint: did you mean 'batchnorm2d'?
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._errors import Loc, SpecError, SpecErrors, SpecWarning
+
+__all__ = ["render", "render_warning", "source_excerpt"]
+
+_cache: dict[str, list[str] | None] = {}
+
+
+def _lines(file: str) -> list[str] | None:
+    if file not in _cache:
+        try:
+            _cache[file] = Path(file).read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError):
+            _cache[file] = None
+    return _cache[file]
+
+
+def source_excerpt(loc: Loc | None) -> list[str]:
+    """The source line of ``loc`` and a caret line under the span (empty if unreadable)."""
+    if loc is None:
+        return []
+    lines = _lines(loc.file)
+    if not lines or not 1 <= loc.line <= len(lines):
+        return []
+    text = lines[loc.line - 1].replace("\t", " ")
+    width = 1
+    if loc.end_line == loc.line and loc.end_col and loc.end_col > loc.col:
+        width = loc.end_col - loc.col
+    width = max(1, min(width, len(text) - loc.col + 1))
+    gutter = f"{loc.line:>5}"
+    return [f"{gutter} | {text}", f"{' ' * len(gutter)} | {' ' * (loc.col - 1)}{'^' * width}"]
+
+
+def _one(err: SpecError) -> list[str]:
+    out = [err.headline()]
+    out.extend(source_excerpt(err.loc))
+    for loc, text in err.notes:
+        out.append(f"  {loc}: note: {text}" if loc else f"  note: {text}")
+    if err.hint:
+        out.append(f"  hint: {err.hint}")
+    return out
+
+
+def render(err: SpecError) -> str:
+    """An error (or each error of a :class:`SpecErrors`) with source excerpts."""
+    if isinstance(err, SpecErrors):
+        parts: list[str] = []
+        for e in err.errors:
+            parts.extend(_one(e))
+        count = len(err.errors) + err.omitted
+        parts.append(f"{count} errors" + (f" ({err.omitted} not shown)" if err.omitted else ""))
+        return "\n".join(parts)
+    return "\n".join(_one(err))
+
+
+def render_warning(w: SpecWarning) -> str:
+    return "\n".join([str(w), *source_excerpt(w.loc)])

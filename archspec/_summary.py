@@ -1,0 +1,145 @@
+"""Summaries of an inferred graph: the per-node table and the totals that ``archspec build``
+prints. Needs no torch: everything comes from the IR after *infer*.
+
+MACs count multiply-accumulates of convolutions and linear layers, as torchvision counts
+its published figures; the totals are for the eval graph (training-only outputs, such as
+auxiliary classifiers, are left out) at the input size the graph was inferred for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._infer import needed
+from ._ir import Graph
+from .ops import fmt_shape
+
+__all__ = ["Row", "Totals", "rows", "totals", "format_summary", "format_count"]
+
+
+@dataclass
+class Row:
+    path: str
+    depth: int
+    name: str
+    kind: str  # the op, or the block / container kind
+    shape: tuple[int, ...] | None
+    params: int
+    macs: int
+    training_only: bool
+    container: bool
+
+
+@dataclass
+class Totals:
+    params: int
+    trainable: int
+    buffers: int
+    eval_params: int
+    macs: int
+    train_macs: int
+    weight_bytes: int
+
+
+def _subtree_nodes(graph: Graph, path: str) -> list[str]:
+    prefix = (path + ".", path + "#")
+    return [p for p in graph.order if p.startswith(prefix)]
+
+
+def rows(graph: Graph, depth: int | None = None) -> list[Row]:
+    """One row per enabled node and container, in document order (``depth``: deepest level shown)."""
+    eval_nodes = set(needed(graph, training=False))
+    out: list[Row] = []
+    enabled = set(graph.order)
+
+    def walk(children: list[str], level: int) -> None:
+        for path in children:
+            if path in graph.containers:
+                c = graph.containers[path]
+                if not c.enabled:
+                    continue
+                inner = _subtree_nodes(graph, path)
+                out.append(Row(path, level, c.name, c.block or c.kind, c.shape,
+                               sum(graph.nodes[p].n_params for p in inner), sum(graph.nodes[p].macs for p in inner),
+                               bool(inner) and not any(p in eval_nodes for p in inner), True))
+                if depth is None or level + 1 < depth:
+                    walk(c.children, level + 1)
+                continue
+            if path not in enabled:
+                continue
+            node = graph.nodes[path]
+            out.append(Row(path, level, node.name, node.op, node.shape, node.n_params, node.macs, path not in eval_nodes, False))
+
+    walk(graph.top, 0)
+    return out
+
+
+def _marked(table: list[Row]) -> list[bool]:
+    """Which rows get a "(train)" mark: training-only rows whose parent row is not one."""
+    marks = []
+    stack: list[Row] = []
+    for r in table:
+        del stack[r.depth:]
+        marks.append(r.training_only and not any(p.training_only for p in stack))
+        stack.append(r)
+    return marks
+
+
+
+
+def totals(graph: Graph) -> Totals:
+    nodes = [graph.nodes[p] for p in graph.order]
+    eval_nodes = [graph.nodes[p] for p in needed(graph, training=False)]
+    params = sum(n.n_params for n in nodes)
+    buffers = sum(n.n_buffers for n in nodes)
+    return Totals(
+        params=params,
+        trainable=params,
+        buffers=buffers,
+        eval_params=sum(n.n_params for n in eval_nodes),
+        macs=sum(n.macs for n in eval_nodes),
+        train_macs=sum(n.macs for n in nodes),
+        weight_bytes=4 * (params + buffers),
+    )
+
+
+def format_count(n: int) -> str:
+    """``1.498 G`` / ``52.3 M`` / ``9,536``: a MAC count for people."""
+    if n >= 10**9:
+        return f"{n / 1e9:.3f} G"
+    if n >= 10**6:
+        return f"{n / 1e6:.1f} M"
+    return f"{n:,}"
+
+
+def format_summary(graph: Graph, depth: int | None = None) -> str:
+    table = rows(graph, depth)
+    header = ("node", "op / block", "output", "params", "MACs")
+    body = []
+    for r, mark in zip(table, _marked(table)):
+        name = "  " * r.depth + r.name + ("  (train)" if mark else "")
+        body.append((name, r.kind, fmt_shape(r.shape), f"{r.params:,}" if r.params else "", f"{r.macs:,}" if r.macs else ""))
+    widths = [max(len(header[i]), *(len(b[i]) for b in body)) if body else len(header[i]) for i in range(5)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return (f"{cells[0]:<{widths[0]}}  {cells[1]:<{widths[1]}}  {cells[2]:<{widths[2]}}  "
+                f"{cells[3]:>{widths[3]}}  {cells[4]:>{widths[4]}}").rstrip()
+
+    t = totals(graph)
+    outs_eval = [o for o in graph.outputs if not o.training_only]
+    outs_train = [o for o in graph.outputs if o.training_only]
+
+    def out_text(o) -> str:
+        shape = graph.input_shape if o.node == "input" else graph.nodes[o.node].shape
+        return f"{o.name} {fmt_shape(shape)}"
+
+    lines = [f"{graph.name}: {graph.description}" if graph.description else graph.name,
+             f"spec {graph.source}, input {fmt_shape(graph.input_shape)}", "",
+             line(header), line(tuple("-" * w for w in widths)), *(line(b) for b in body), ""]
+    lines.append(f"outputs     {', '.join(out_text(o) for o in outs_eval)}"
+                 + (f"; training only: {', '.join(out_text(o) for o in outs_train)}" if outs_train else ""))
+    lines.append(f"parameters  {t.params:,}" + (f" ({t.eval_params:,} in the eval graph)" if t.eval_params != t.params else ""))
+    lines.append(f"MACs        {t.macs:,} ({format_count(t.macs)}) for the eval graph at {fmt_shape(graph.input_shape)}: "
+                 "conv and linear" + (f"; train graph {format_count(t.train_macs)}" if t.train_macs != t.macs else ""))
+    lines.append(f"weights     {t.weight_bytes / 1e6:.1f} MB (float32: {t.params:,} parameters + {t.buffers:,} buffer values)")
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""The ``archspec`` command line: a thin layer over the library.
+
+Every command that reads a spec accepts ``--set KEY=VALUE`` (the value is read as YAML:
+``--set num_classes=10``, ``--set block_config=[6,12,32,32]``, ``--set block_config.2=36``),
+``--input C,H,W`` and ``--limit NAME=VALUE``. A mistake in a spec is printed the way a
+compiler prints it (file:line:column, the source line, a caret, a hint) and the command
+exits with status 2, without a Python traceback (``--debug`` shows it).
+
+Exit status: 0 success, 1 a failure that is not the spec's (a file that cannot be
+written, say), 2 a mistake in a spec or in the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._diagnostics import render, render_warning
+from ._errors import SpecError, SpecWarning
+from ._limits import DEFAULT_LIMITS, Limits
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """A mistake on the command line (not in a spec)."""
+
+
+def _parse_value(text: str) -> Any:
+    """A ``--set`` value, read as a YAML flow value (YAML 1.2 core scalars)."""
+    from ._load import load_text
+
+    try:
+        return load_text(f"value: {text}\n").data["value"]
+    except SpecError:
+        return text
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set needs KEY=VALUE, found '{pair}'")
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def _input_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(","))
+    except ValueError:
+        raise UsageError(f"--input needs C,H,W (positive integers), found '{text}'") from None
+    if len(dims) not in (1, 3) or any(d <= 0 for d in dims):
+        raise UsageError(f"--input needs C,H,W (positive integers), found '{text}'")
+    return dims
+
+
+def _limits(pairs: Sequence[str]) -> Limits:
+    values: dict[str, int] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in Limits.names():
+            raise UsageError(f"--limit needs NAME=VALUE with NAME one of {', '.join(Limits.names())}; found '{pair}'")
+        try:
+            values[key] = int(float(value))
+        except ValueError:
+            raise UsageError(f"--limit {key} needs a number, found '{value}'") from None
+    return DEFAULT_LIMITS.with_overrides(**values)
+
+
+def _spec_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec parameter (the value is read as YAML); repeatable")
+    p.add_argument("--input", metavar="C,H,W", help="the input shape to infer for (default: the spec's input)")
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                   help="raise a resource limit, e.g. max_parameters=5e9; repeatable")
+
+
+def _atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Write ``path`` through a temporary file in the same folder, renamed into place."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from ._compiler import load_spec
+    from ._summary import format_summary
+
+    graph = load_spec(args.spec, params=_overrides(args.set), input_shape=_input_shape(args.input), limits=_limits(args.limit))
+    from ._lower import lower
+
+    model = lower(graph)
+    print(format_summary(graph, depth=args.depth))
+    if args.output:
+        import torch
+
+        _atomic_write(args.output, lambda tmp: torch.save(model, tmp))
+        print(f"saved       {args.output} (load with torch.load(path, weights_only=False); needs archspec installed)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archspec", description="Declarative architecture specs compiled to PyTorch modules.")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for spec errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("build", help="compile a spec and print its summary table",
+                       description="Compile SPEC and print every node with its output shape, parameters and MACs, "
+                                   "and the totals.")
+    p.add_argument("spec", metavar="SPEC", help="a spec file, e.g. specs/googlenet.yaml")
+    _spec_options(p)
+    p.add_argument("--depth", type=int, default=None, metavar="N", help="show N levels of the module tree (default: all)")
+    p.add_argument("-o", "--output", metavar="FILE", help="save the compiled module with torch.save")
+    p.set_defaults(run=cmd_build)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # torch prints this at import when NumPy is absent; it is noise for a CLI user
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SpecWarning)
+        try:
+            status = args.run(args)
+        except SpecError as e:
+            _flush_warnings(caught)
+            if args.debug:
+                raise
+            print(render(e), file=sys.stderr)
+            return 2
+        except UsageError as e:
+            print(f"archspec: error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            if args.debug:
+                raise
+            print(f"archspec: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+            return 1
+    _flush_warnings(caught)
+    return status
+
+
+def _flush_warnings(caught: list[warnings.WarningMessage]) -> None:
+    seen = set()
+    for w in caught:
+        if isinstance(w.message, SpecWarning):
+            text = render_warning(w.message)
+            if text not in seen:
+                seen.add(text)
+                print(text, file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
