@@ -316,7 +316,7 @@ class Inference:
         for p in g.order:
             node = g.nodes[p]
             if consumers[p] == 0 and not node.implicit:
-                warnings.warn(SpecWarning(f"'{node.display}' feeds nothing: no node reads it and it is not an output",
+                warnings.warn(SpecWarning("this node feeds nothing: no node reads it and it is not an output",
                                           node.loc, node.display), stacklevel=2)
 
 

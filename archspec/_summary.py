@@ -28,6 +28,7 @@ class Row:
     macs: int
     training_only: bool
     container: bool
+    unused: bool = False
 
 
 @dataclass
@@ -49,6 +50,7 @@ def _subtree_nodes(graph: Graph, path: str) -> list[str]:
 def rows(graph: Graph, depth: int | None = None) -> list[Row]:
     """One row per enabled node and container, in document order (``depth``: deepest level shown)."""
     eval_nodes = set(needed(graph, training=False))
+    train_nodes = set(needed(graph, training=True))
     out: list[Row] = []
     enabled = set(graph.order)
 
@@ -61,26 +63,34 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
                 inner = _subtree_nodes(graph, path)
                 out.append(Row(path, level, c.name, c.block or c.kind, c.shape,
                                sum(graph.nodes[p].n_params for p in inner), sum(graph.nodes[p].macs for p in inner),
-                               bool(inner) and not any(p in eval_nodes for p in inner), True))
+                               bool(inner) and not any(p in eval_nodes for p in inner) and any(p in train_nodes for p in inner),
+                               True, not any(p in train_nodes for p in inner)))
                 if depth is None or level + 1 < depth:
                     walk(c.children, level + 1)
                 continue
             if path not in enabled:
                 continue
             node = graph.nodes[path]
-            out.append(Row(path, level, node.name, node.op, node.shape, node.n_params, node.macs, path not in eval_nodes, False))
+            out.append(Row(path, level, node.name, node.op, node.shape, node.n_params, node.macs,
+                           path in train_nodes and path not in eval_nodes, False, path not in train_nodes))
 
     walk(graph.top, 0)
     return out
 
 
-def _marked(table: list[Row]) -> list[bool]:
-    """Which rows get a "(train)" mark: training-only rows whose parent row is not one."""
+def _marks(table: list[Row]) -> list[str]:
+    """"(train)" for training-only rows, "(unused)" for rows no output needs; only where
+    the parent row does not already say so."""
     marks = []
     stack: list[Row] = []
     for r in table:
         del stack[r.depth:]
-        marks.append(r.training_only and not any(p.training_only for p in stack))
+        if r.unused and not any(p.unused for p in stack):
+            marks.append("  (unused)")
+        elif r.training_only and not any(p.training_only for p in stack):
+            marks.append("  (train)")
+        else:
+            marks.append("")
         stack.append(r)
     return marks
 
@@ -116,8 +126,8 @@ def format_summary(graph: Graph, depth: int | None = None) -> str:
     table = rows(graph, depth)
     header = ("node", "op / block", "output", "params", "MACs")
     body = []
-    for r, mark in zip(table, _marked(table)):
-        name = "  " * r.depth + r.name + ("  (train)" if mark else "")
+    for r, mark in zip(table, _marks(table)):
+        name = "  " * r.depth + r.name + mark
         body.append((name, r.kind, fmt_shape(r.shape), f"{r.params:,}" if r.params else "", f"{r.macs:,}" if r.macs else ""))
     widths = [max(len(header[i]), *(len(b[i]) for b in body)) if body else len(header[i]) for i in range(5)]
 
@@ -139,7 +149,8 @@ def format_summary(graph: Graph, depth: int | None = None) -> str:
     lines.append(f"outputs     {', '.join(out_text(o) for o in outs_eval)}"
                  + (f"; training only: {', '.join(out_text(o) for o in outs_train)}" if outs_train else ""))
     lines.append(f"parameters  {t.params:,}" + (f" ({t.eval_params:,} in the eval graph)" if t.eval_params != t.params else ""))
-    lines.append(f"MACs        {t.macs:,} ({format_count(t.macs)}) for the eval graph at {fmt_shape(graph.input_shape)}: "
+    short = f" ({format_count(t.macs)})" if t.macs >= 10**6 else ""
+    lines.append(f"MACs        {t.macs:,}{short} for the eval graph at {fmt_shape(graph.input_shape)}: "
                  "conv and linear" + (f"; train graph {format_count(t.train_macs)}" if t.train_macs != t.macs else ""))
     lines.append(f"weights     {t.weight_bytes / 1e6:.1f} MB (float32: {t.params:,} parameters + {t.buffers:,} buffer values)")
     return "\n".join(lines)

@@ -97,7 +97,10 @@ def _conv_shape(p: Conv2dParams, shapes: list[Shape], names: list[str]) -> Infer
         raise ShapeError(f"groups={groups} does not divide the {c} input channels", param="groups",
                          expected=f"a divisor of {c}")
     if out % groups:
-        raise ShapeError(f"groups={groups} does not divide the {out} output channels", param="groups" if not p.depthwise else "out",
+        if p.depthwise:
+            raise ShapeError(f"a depthwise conv makes a multiple of its {c} input channels, but out is {out}", param="out",
+                             expected=f"a multiple of {c}, or no 'out'")
+        raise ShapeError(f"groups={groups} does not divide the {out} output channels", param="groups",
                          expected=f"a multiple of {groups} output channels")
     kernel, stride, dilation = p.kernel, p.stride, p.dilation
     if p.padding == "same":

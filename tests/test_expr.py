@@ -1,0 +1,120 @@
+"""The expression language: what it computes, what it refuses, where its errors point."""
+
+from __future__ import annotations
+
+import pytest
+
+from archspec import Loc, SpecExpressionError
+from archspec._expr import evaluate, parse, parse_name_template, parse_value
+
+
+def ev(text: str, **env):
+    return evaluate(parse(text), env)
+
+
+@pytest.mark.parametrize("text,env,expected", [
+    ("1 + 2 * 3", {}, 7),
+    ("in_c // 2", {"in_c": 1024}, 512),
+    ("bn_size * growth", {"bn_size": 4, "growth": 32}, 128),
+    ("7 / 2", {}, 3.5),
+    ("-x ** 2", {"x": 3}, -9),
+    ("min(a, b, 3)", {"a": 5, "b": 4}, 3),
+    ("max([1, 5, 2])", {}, 5),
+    ("int(2.9) + round(2.5) + ceil(0.1) + floor(-0.5)", {}, 2 + 2 + 1 - 1),
+    ("out if grow_first or i == reps - 1 else in_c", {"out": 8, "grow_first": False, "i": 0, "reps": 2, "in_c": 4}, 4),
+    ("cfg[2]", {"cfg": [6, 12, 24, 16]}, 24),
+    ("cfg[-1]", {"cfg": (6, 12)}, 12),
+    ("drop > 0 and not x", {"drop": 0.1, "x": False}, True),
+    ("1 < 2 <= 2 != 3", {}, True),
+    ("'a' == s", {"s": "a"}, True),
+    ("(1, 7)", {}, (1, 7)),
+    ("abs(-3)", {}, 3),
+])
+def test_evaluates(text, env, expected):
+    assert ev(text, **env) == expected
+
+
+def test_conditionals_are_lazy():
+    assert ev("1 if True else 1 // 0") == 1
+
+
+@pytest.mark.parametrize("text,message", [
+    ("x.__class__", "attribute access ('.') is not allowed"),
+    ("__import__('os')", "calling '__import__' is not allowed"),
+    ("open('f')", "calling 'open' is not allowed"),
+    ("[c for c in x]", "a lambda or comprehension is not allowed"),
+    ("lambda: 1", "a lambda or comprehension is not allowed"),
+    ("x[1:2]", "slicing is not allowed"),
+    ("{1: 2}", "a dict or set literal is not allowed"),
+    ("a & b", "the operator '&' is not allowed"),
+    ("a in b", "the comparison 'in' is not allowed"),
+    ("(y := 3)", "assignment with ':=' is not allowed"),
+    ("f'{x}'", "an f-string is not allowed"),
+    ("min(a, key=b)", "a keyword argument is not allowed"),
+    ("abs(1, 2)", "'abs' takes 1 argument, found 2"),
+    ("1 +", "invalid expression"),
+    ("", "the expression is empty"),
+])
+def test_refuses_at_parse_time(text, message):
+    with pytest.raises(SpecExpressionError) as e:
+        parse(text)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("text,env,message", [
+    ("growht * 2", {"growth": 1}, "unknown name 'growht'"),
+    ("a // b", {"a": 1, "b": 0}, "division by zero: 'b' is 0"),
+    ("a % 0", {"a": 1}, "division by zero"),
+    ("10 ** 100", {}, "the power 100 is too large"),
+    ("2 ** 60 * 2 ** 60", {}, "the integer result is larger than"),
+    ("1e308 * 10", {}, "not a finite number"),
+    ("'a' * 3", {}, "'*' needs numbers"),
+    ("cfg[9]", {"cfg": [1, 2]}, "index 9 is out of range for a list of 2"),
+    ("x[0]", {"x": 3}, "only lists can be indexed"),
+    ("'a' < 1", {}, "cannot order a string and an integer"),
+    ("1 if 'x' else 2", {}, "a condition must be a boolean or a number"),
+])
+def test_evaluation_errors(text, env, message):
+    with pytest.raises(SpecExpressionError) as e:
+        evaluate(parse(text), env)
+    assert message in str(e.value)
+
+
+def test_unknown_name_suggests_and_lists():
+    with pytest.raises(SpecExpressionError) as e:
+        evaluate(parse("growht * 2"), {"growth": 1, "bn_size": 4})
+    assert e.value.hint == "did you mean 'growth'?"
+    assert e.value.expected == "one of: bn_size, growth"
+
+
+def test_error_points_at_the_failing_part():
+    loc = Loc("f.yaml", 3, 10)
+    expr = parse_value("${a + b // c}", loc)
+    with pytest.raises(SpecExpressionError) as e:
+        evaluate(expr, {"a": 1, "b": 2, "c": 0})
+    # '${' is 2 columns, then 'a + b // ' is 9: the divisor 'c' is at column 10 + 2 + 9
+    assert (e.value.loc.line, e.value.loc.col) == (3, 21)
+    assert e.value.loc.end_col == 22
+
+
+def test_value_forms():
+    assert evaluate(parse_value("$growth"), {"growth": 32}) == 32
+    assert evaluate(parse_value("${growth * 2}"), {"growth": 32}) == 64
+    with pytest.raises(SpecExpressionError, match="is not a name reference"):
+        parse_value("$growth * 2")
+    with pytest.raises(SpecExpressionError, match="has no closing"):
+        parse_value("${growth")
+
+
+def test_length_limit():
+    with pytest.raises(SpecExpressionError, match="Limits.max_expression_chars"):
+        parse("1+" * 600 + "1")
+
+
+def test_name_templates():
+    parts = parse_name_template("denselayer{i+1}")
+    assert parts[0] == "denselayer" and evaluate(parts[1], {"i": 2}) == 3
+    with pytest.raises(SpecExpressionError, match="unclosed"):
+        parse_name_template("layer{i")
+    with pytest.raises(SpecExpressionError, match="unmatched"):
+        parse_name_template("layer}i")

@@ -1,0 +1,107 @@
+"""Stage 4: static shapes, parameter and MAC counts, and shape errors located in the YAML."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from archspec import Limits, SpecErrors, SpecLimitError, SpecShapeError, SpecWarning, load_spec
+
+HEAD = "archspec: 1\nname: t\ninput: [3, 32, 32]\ngraph:\n"
+
+
+def build(write_spec, body: str, **kw):
+    return load_spec(write_spec(HEAD + body), **kw)
+
+
+@pytest.mark.parametrize("node,shape,params,macs", [
+    ("{op: conv2d, out: 8, kernel: 3}", (8, 30, 30), 8 * 27 + 8, 8 * 30 * 30 * 27),
+    ("{op: conv2d, out: 8, kernel: 3, stride: 2, padding: 1, bias: false}", (8, 16, 16), 8 * 27, 8 * 16 * 16 * 27),
+    ("{op: conv2d, out: 6, kernel: [1, 7], padding: [0, 3], groups: 3}", (6, 32, 32), 6 * 7 + 6, 6 * 32 * 32 * 7),
+    ("{op: conv2d, kernel: 3, padding: same, depthwise: true, bias: false}", (3, 32, 32), 27, 3 * 32 * 32 * 9),
+    ("{op: conv2d, out: 4, kernel: 3, dilation: 2}", (4, 28, 28), 4 * 27 + 4, 4 * 28 * 28 * 27),
+    ("{op: maxpool2d, kernel: 3, stride: 2, ceil_mode: true}", (3, 16, 16), 0, 0),
+    ("{op: maxpool2d, kernel: 3, stride: 2}", (3, 15, 15), 0, 0),
+    ("{op: avgpool2d, kernel: 2}", (3, 16, 16), 0, 0),
+    ("{op: adaptive_avgpool2d, size: [2, 3]}", (3, 2, 3), 0, 0),
+    ("{op: batchnorm2d}", (3, 32, 32), 6, 0),
+    ("{op: lrn, size: 5}", (3, 32, 32), 0, 0),
+    ("{op: flatten}", (3072,), 0, 0),
+])
+def test_shape_rules(write_spec, node, shape, params, macs):
+    g = build(write_spec, f"  n: {node}\n")
+    n = g.nodes["n"]
+    assert (n.shape, n.n_params, n.macs) == (shape, params, macs)
+
+
+def test_linear_and_buffers(write_spec):
+    g = build(write_spec, "  p: {op: adaptive_avgpool2d}\n  f: {op: flatten}\n  fc: {op: linear, out: 10}\n  bn: {op: identity}\n")
+    assert g.nodes["fc"].shape == (10,) and g.nodes["fc"].n_params == 40 and g.nodes["fc"].macs == 30
+    g = build(write_spec, "  bn: {op: batchnorm2d}\n")
+    assert g.nodes["bn"].n_buffers == 7
+
+
+def test_deferred_values_use_the_node_input(write_spec):
+    g = build(write_spec, '  a: {op: conv2d, out: 10, kernel: 1}\n  b: {op: conv2d, out: "${in_c // 2}", kernel: "${in_h // 16}"}\n')
+    assert g.nodes["b"].shape == (5, 31, 31)
+
+
+def shape_error(write_spec, body: str) -> SpecShapeError:
+    with pytest.raises(SpecShapeError) as e:
+        build(write_spec, body)
+    return e.value
+
+
+def test_add_channel_mismatch_names_both_operands(write_spec):
+    e = shape_error(write_spec, "  res:\n    add:\n      main: {op: conv2d, out: 8, kernel: 1}\n      short: {op: identity}\n")
+    assert e.message == "cannot add inputs of different shapes: 'res.main' is 8x32x32, 'res.short' is 3x32x32"
+    assert (e.loc.line, e.loc.col) == (5, 3)
+    assert [(loc.line, text) for loc, text in e.notes] == [(7, "'res.main' makes 8x32x32"), (8, "'res.short' makes 3x32x32")]
+
+
+def test_concat_spatial_mismatch(write_spec):
+    e = shape_error(write_spec, "  c:\n    concat:\n      a: {op: conv2d, out: 8, kernel: 3, stride: 2}\n      b: {op: identity}\n")
+    assert "cannot concatenate inputs with different spatial sizes: 'c.a' is 8x15x15, 'c.b' is 3x32x32" in e.message
+
+
+@pytest.mark.parametrize("node,message,at", [
+    ("{op: conv2d, out: 8, kernel: 50}", "the conv2d kernel spans 50 rows but the padded input height is only 32", "50"),
+    ("{op: conv2d, out: 8, kernel: 3, groups: 2}", "groups=2 does not divide the 3 input channels", "2}"),
+    ("{op: conv2d, out: 4, kernel: 1, depthwise: true}", "a depthwise conv makes a multiple of its 3 input channels, but out is 4", "4,"),
+    ("{op: linear, out: 10}", "linear needs flat features, but its input is 3x32x32", "n:"),
+    ("{op: maxpool2d, kernel: 2, padding: 2}", "padding 2 is more than half the kernel (2)", "2}"),
+    ("{op: conv2d, out: 4, kernel: 3, stride: 2, padding: same}", "padding 'same' needs stride 1", "same"),
+])
+def test_shape_errors_point_at_the_value(write_spec, node, message, at):
+    line = f"  n: {node}"
+    e = shape_error(write_spec, line + "\n")
+    assert message in e.message
+    assert (e.loc.line, e.loc.col) == (5, line.index(at) + 1)
+    assert e.notes[-1][1] == "its input is 3x32x32, for a network input of 3x32x32"
+
+
+def test_independent_errors_are_reported_together(write_spec):
+    with pytest.raises(SpecErrors) as e:
+        build(write_spec, "  a: {op: conv2d, out: 4, kernel: 99}\n  b: {op: conv2d, out: 4, kernel: 1, groups: 2, from: input}\n"
+                          "  c: {op: relu, from: a}\n")
+    assert [err.node for err in e.value.errors] == ["a", "b"]  # c depends on a: not reported
+    assert str(e.value).endswith("2 errors")
+
+
+def test_unused_node_warning(write_spec):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build(write_spec, "  a: {op: relu}\n  dead: {op: relu, from: input}\n  b: {op: relu, from: a}\n")
+    found = [w.message for w in caught if isinstance(w.message, SpecWarning)]
+    assert len(found) == 1 and found[0].node == "dead" and found[0].loc.line == 6
+
+
+def test_parameter_limit_refuses_before_allocating(write_spec):
+    with pytest.raises(SpecLimitError) as e:
+        build(write_spec, "  f: {op: flatten}\n  huge: {op: linear, out: 100000000}\n")
+    assert "would have 307,300,000,000 parameters" in str(e.value) or "would have" in str(e.value)
+    g = build(write_spec, "  f: {op: flatten}\n  fc: {op: linear, out: 1000}\n", limits=Limits(max_parameters=10**7))
+    assert g.nodes["fc"].n_params == 3_073_000
+    with pytest.raises(SpecLimitError, match="Limits.max_parameters"):
+        build(write_spec, "  f: {op: flatten}\n  fc: {op: linear, out: 1000}\n", limits=Limits(max_parameters=10**6))

@@ -1,0 +1,131 @@
+"""Stage 1: YAML text to data with positions; refusals; extends and merging."""
+
+from __future__ import annotations
+
+import pytest
+
+from archspec import Limits, SpecLimitError, SpecReferenceError, SpecSyntaxError
+from archspec._load import load_document, load_text
+
+
+def test_positions_of_keys_and_values():
+    doc = load_text("a: 1\nb:\n  c: [x, 'y']\n", "f.yaml")
+    assert doc.data == {"a": 1, "b": {"c": ["x", "y"]}}
+    assert str(doc.locs.value(("a",))) == "f.yaml:1:4"
+    assert str(doc.locs.key(("b", "c"))) == "f.yaml:3:3"
+    assert str(doc.locs.value(("b", "c", 1))) == "f.yaml:3:11"  # inside the quotes
+
+
+def test_yaml_12_core_scalars():
+    doc = load_text("a: [yes, no, on, off, true, False, ~, 1e-5, 0x10, .5, 1_000, '3']\n")
+    assert doc.data["a"] == ["yes", "no", "on", "off", True, False, None, 1e-5, 16, 0.5, 1000, "3"]
+
+
+def test_keys_are_always_strings():
+    assert load_text("on: 1\n1: 2\nnull: 3\n").data == {"on": 1, "1": 2, "null": 3}
+
+
+def test_duplicate_keys_are_an_error_with_both_places():
+    with pytest.raises(SpecSyntaxError) as e:
+        load_text("graph:\n  a: 1\n  b: 2\n  a: 3\n", "f.yaml")
+    assert str(e.value).splitlines()[0] == "f.yaml:4:3: error: duplicate key 'a' in this mapping"
+    assert e.value.notes[0][0].line == 2
+
+
+def test_anchors_aliases_and_merge_keys():
+    doc = load_text("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\nlist: [*b, *b]\n", "f.yaml")
+    assert doc.data["use"] == {"x": 1, "y": 3}
+    assert doc.data["list"] == [{"x": 1, "y": 2}, {"x": 1, "y": 2}]
+    assert doc.locs.value(("use", "x")).line == 1  # merged keys keep their own position
+    assert doc.locs.value(("use", "y")).line == 4
+
+
+@pytest.mark.parametrize("text,message", [
+    ("a: !!python/object/apply:os.system ['echo hi']\n", "the YAML tag '!!python/object/apply:os.system' is not allowed"),
+    ("a: !custom 3\n", "the YAML tag '!custom' is not allowed"),
+    ("a: 1\n---\nb: 2\n", "a spec file holds exactly one YAML document"),
+    ("- 1\n- 2\n", "the top level of a spec must be a mapping; found a list"),
+    ("", "the file is empty"),
+    ("a:\n\tb: 1\n", "invalid YAML: a tab character where YAML expects spaces"),
+    ("a: [1, 2\n", "invalid YAML"),
+    ("a: *nope\n", "unknown alias '*nope'"),
+    ("? [1, 2]\n: 3\n", "a mapping key must be a plain name, not a list or mapping"),
+])
+def test_refusals(text, message):
+    with pytest.raises(SpecSyntaxError) as e:
+        load_text(text, "f.yaml")
+    assert message in str(e.value)
+    assert e.value.loc is not None and e.value.loc.file == "f.yaml"
+
+
+def test_python_tags_execute_nothing(tmp_path):
+    marker = tmp_path / "marker"
+    text = f"a: !!python/object/apply:os.system ['touch {marker}']\nb: !!python/object/new:pathlib.Path ['{marker}']\n"
+    with pytest.raises(SpecSyntaxError):
+        load_text(text)
+    assert not marker.exists()
+
+
+def test_billion_laughs_is_refused_quickly():
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    with pytest.raises(SpecLimitError) as e:
+        load_text("\n".join(lines) + "\n", "bomb.yaml")
+    assert "expands to more than 200,000 values (Limits.max_yaml_values)" in str(e.value)
+
+
+def test_deep_nesting_is_refused():
+    with pytest.raises(SpecLimitError) as e:
+        load_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "Limits.max_yaml_depth" in str(e.value)
+
+
+def test_file_size_limit(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text("a: 1\n" + "#" * 2000 + "\n")
+    with pytest.raises(SpecLimitError) as e:
+        load_document(path, Limits(max_file_bytes=1000))
+    assert "over the limit of 1,000 (Limits.max_file_bytes)" in str(e.value)
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"a: 1\nb: \xff\xfe\n")
+    with pytest.raises(SpecSyntaxError) as e:
+        load_document(path)
+    assert e.value.loc.line == 2 and "not UTF-8" in str(e.value)
+
+
+def test_missing_file():
+    with pytest.raises(SpecReferenceError, match="no spec file at"):
+        load_document("/nonexistent/spec.yaml")
+
+
+def test_extends_merges_maps_replaces_lists_and_null_removes(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "archspec: 1\nname: base\nparams: {a: 1, b: [1, 2], c: 3}\n"
+        "graph:\n  x: {op: relu}\n  y: {op: linear, out: 4}\n  z: {op: relu}\n")
+    (tmp_path / "child.yaml").write_text(
+        "extends: base.yaml\nname: child\nparams: {b: [9], c: null}\n"
+        "graph:\n  y: {out: 8}\n  z: {op: dropout, p: 0.1}\n  w: {op: identity}\n")
+    doc = load_document(tmp_path / "child.yaml")
+    assert doc.data["name"] == "child"
+    assert doc.data["params"] == {"a": 1, "b": [9]}
+    assert doc.data["graph"] == {"x": {"op": "relu"}, "y": {"op": "linear", "out": 8}, "z": {"op": "dropout", "p": 0.1},
+                                 "w": {"op": "identity"}}
+    assert doc.locs.value(("graph", "x", "op")).file.endswith("base.yaml")
+    assert doc.locs.value(("graph", "y", "out")).file.endswith("child.yaml")
+    assert doc.locs.value(("graph", "z", "p")).file.endswith("child.yaml")
+    assert [p.rsplit("/", 1)[-1] for p in doc.files] == ["base.yaml", "child.yaml"]
+
+
+def test_extends_cycle_and_missing_base(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(SpecReferenceError, match=r"'extends' chain loops: .*a.yaml -> .*b.yaml -> .*a.yaml"):
+        load_document(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("archspec: 1\nextends: bsae.yaml\n")
+    with pytest.raises(SpecReferenceError) as e:
+        load_document(tmp_path / "c.yaml")
+    assert e.value.loc.line == 2 and "no such file" in str(e.value)

@@ -1,0 +1,154 @@
+"""Stage 5: the module tree, in-place safety, generated forward, outputs, init rules, pickling."""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+import warnings
+
+import pytest
+import torch
+
+from archspec import SpecShapeError, SpecWarning, compile_spec
+
+HEAD = "archspec: 1\nname: tiny\ninput: [3, 16, 16]\n"
+
+
+def compile_text(write_spec, body: str, **kw):
+    return compile_spec(write_spec(HEAD + body), **kw)
+
+
+def relus(model):
+    return {n: m.inplace for n, m in model.named_modules() if isinstance(m, torch.nn.ReLU)}
+
+
+def test_module_tree_follows_the_names(write_spec):
+    model = compile_text(write_spec, """blocks:
+  unit: {seq: {conv: {op: conv2d, out: 4, kernel: 3, padding: 1}, act: {op: relu}}}
+graph:
+  stem: {use: unit}
+  body: [{use: unit}, {op: maxpool2d, kernel: 2}]
+""")
+    assert [k for k in model.state_dict()] == ["stem.conv.weight", "stem.conv.bias", "body.0.conv.weight", "body.0.conv.bias"]
+    assert isinstance(model.body[1], torch.nn.MaxPool2d)
+    assert model.body[0].block == "unit" and len(model.body) == 2
+
+
+def test_inplace_only_where_nothing_else_reads(write_spec):
+    model = compile_text(write_spec, """graph:
+  first: {op: relu}                       # reads the network input: never in place
+  conv: {op: conv2d, out: 4, kernel: 1}
+  shared: {op: relu}                      # conv is read by 'shared' only
+  a: {op: conv2d, out: 4, kernel: 1, from: shared}
+  b: {op: relu, from: a}                  # a is also read by 'c'
+  c: {op: relu, from: a}
+  d: {op: relu, from: b}                  # b is a relu: autograd needs its output
+  flat: {op: flatten, from: conv}         # a view of conv, which 'shared' also reads
+  e: {op: relu, from: flat}
+  sum: {op: add, from: [c, d]}
+outputs: {x: sum, y: e}
+""")
+    assert relus(model) == {"first": False, "shared": True, "b": False, "c": False, "d": False, "e": False}
+
+
+def test_inplace_true_where_unsafe_is_an_error(write_spec):
+    with pytest.raises(SpecShapeError) as e:
+        compile_text(write_spec, "graph:\n  a: {op: conv2d, out: 4, kernel: 1}\n  b: {op: relu, inplace: true}\n  c: {op: add, from: [a, b]}\n")
+    assert "'b' cannot run in place: 'a' is also read elsewhere" in str(e.value)
+    assert e.value.loc.line == 6
+
+
+def test_residual_add_runs_in_place_on_the_branch_it_owns(write_spec):
+    model = compile_text(write_spec, """graph:
+  stem: {op: conv2d, out: 4, kernel: 1}
+  res:
+    add:
+      main: {op: conv2d, out: 4, kernel: 3, padding: 1}
+      skip: {op: identity}
+""")
+    assert "res_main.add_(res_skip)" in model.code or ".add_(" in model.code
+    x = torch.randn(2, 3, 16, 16)
+    stem = model.stem(x)
+    assert torch.allclose(model.eval()(x), model.res.main(stem) + stem)
+
+
+def test_train_and_eval_outputs(write_spec):
+    model = compile_text(write_spec, """graph:
+  conv: {op: conv2d, out: 4, kernel: 1}
+  pool: {op: adaptive_avgpool2d}
+  flat: {op: flatten}
+  head: {op: linear, out: 2}
+  aux: {seq: [{op: adaptive_avgpool2d}, {op: flatten}, {op: linear, out: 3}], from: conv}
+outputs:
+  logits: head
+  side: {node: aux, training_only: true}
+""")
+    x = torch.randn(2, 3, 16, 16)
+    out = model.train()(x)
+    assert out._fields == ("logits", "side") and out.side.shape == (2, 3)
+    assert type(out).__name__ == "TinyOutputs"
+    assert "aux" not in model.code.split("def _forward_train")[0]  # the eval forward never runs the aux head
+    with torch.no_grad():
+        assert isinstance(model.eval()(x), torch.Tensor)
+
+
+def test_several_eval_outputs_make_a_named_tuple(write_spec):
+    model = compile_text(write_spec, "graph:\n  a: {op: conv2d, out: 4, kernel: 1}\n  b: {op: relu}\noutputs:\n  a: a\n  b: b\n")
+    out = model.eval()(torch.randn(1, 3, 16, 16))
+    assert out._fields == ("a", "b")
+    scripted = torch.jit.script(model)
+    assert torch.equal(scripted(torch.ones(1, 3, 16, 16))[1], out.__class__(*model(torch.ones(1, 3, 16, 16)))[1])
+
+
+def test_init_rules_apply_in_order_by_op_and_path(write_spec):
+    torch.manual_seed(0)
+    model = compile_text(write_spec, """graph:
+  c1: {op: conv2d, out: 64, kernel: 3}
+  c2: {op: conv2d, out: 64, kernel: 3}
+  bn: {op: batchnorm2d}
+  f: {op: flatten}
+  fc: {op: linear, out: 10}
+init:
+  - {ops: [conv2d], weight: {fn: normal, std: 0.02}, bias: 0}
+  - {paths: ["c2"], weight: {fn: trunc_normal, std: 1.0, a: -0.5, b: 0.5}, bias: 1}
+  - {ops: [batchnorm2d], weight: 2, bias: -1}
+""")
+    assert abs(model.c1.weight.std().item() - 0.02) < 0.002
+    assert model.c1.bias.abs().max().item() == 0
+    assert model.c2.weight.abs().max().item() <= 0.5 and model.c2.bias.eq(1).all()
+    assert model.bn.weight.eq(2).all() and model.bn.bias.eq(-1).all()
+    fan_in_bound = 1 / (64 * 12 * 12) ** 0.5
+    assert model.fc.weight.abs().max().item() <= fan_in_bound + 1e-6  # untouched: PyTorch's default
+
+
+def test_init_rule_that_matches_nothing_warns(write_spec):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compile_text(write_spec, "graph:\n  c: {op: conv2d, out: 4, kernel: 1}\ninit:\n  - {paths: [cc], weight: 0}\n")
+    found = [w.message for w in caught if isinstance(w.message, SpecWarning)]
+    assert len(found) == 1 and "init rule 1 (paths cc) sets no tensor" in str(found[0])
+
+
+def test_pickle_deepcopy_and_torch_save(write_spec):
+    model = compile_text(write_spec, "graph:\n  c: {op: conv2d, out: 4, kernel: 3}\n  r: {op: relu}\n").eval()
+    x = torch.randn(1, 3, 16, 16)
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert torch.equal(clone(x), model(x)) and clone.code == model.code
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    assert torch.equal(torch.load(buffer, weights_only=False)(x), model(x))
+
+
+def test_generated_code_is_straight_line(write_spec):
+    model = compile_text(write_spec, "graph:\n  c: {op: conv2d, out: 4, kernel: 3}\n  r: {op: relu}\n")
+    body = model.code.split("def _forward_eval(self, x):")[1].split("def _forward_train")[0]
+    assert "for " not in body and "if " not in body
+    assert "self.c(x)" in body
+
+
+def test_block_containers_are_not_called_directly(write_spec):
+    model = compile_text(write_spec, "graph:\n  s: [{op: relu}]\n")
+    with pytest.raises(RuntimeError, match="is not called on its own"):
+        model.s(torch.randn(1, 3, 16, 16))
