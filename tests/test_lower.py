@@ -39,7 +39,9 @@ def test_inplace_only_where_nothing_else_reads(write_spec):
     model = compile_text(write_spec, """graph:
   first: {op: relu}                       # reads the network input: never in place
   conv: {op: conv2d, out: 4, kernel: 1}
-  shared: {op: relu}                      # conv is read by 'shared' only
+  shared: {op: relu}                      # conv is also read by 'flat'
+  k: {op: conv2d, out: 4, kernel: 1}
+  own: {op: relu}                         # k is read by 'own' only
   a: {op: conv2d, out: 4, kernel: 1, from: shared}
   b: {op: relu, from: a}                  # a is also read by 'c'
   c: {op: relu, from: a}
@@ -47,9 +49,9 @@ def test_inplace_only_where_nothing_else_reads(write_spec):
   flat: {op: flatten, from: conv}         # a view of conv, which 'shared' also reads
   e: {op: relu, from: flat}
   sum: {op: add, from: [c, d]}
-outputs: {x: sum, y: e}
+outputs: {x: sum, y: e, z: own}
 """)
-    assert relus(model) == {"first": False, "shared": True, "b": False, "c": False, "d": False, "e": False}
+    assert relus(model) == {"first": False, "shared": False, "own": True, "b": False, "c": False, "d": False, "e": False}
 
 
 def test_inplace_true_where_unsafe_is_an_error(write_spec):
