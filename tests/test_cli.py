@@ -1,0 +1,103 @@
+"""The command line: `archspec build` output, overrides, -o, and compiler-style errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from archspec.cli import main
+from reference import SPECS
+
+
+def run(capsys, *args):
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_build_prints_the_table_and_totals(capsys):
+    status, out, err = run(capsys, "build", SPECS / "googlenet.yaml")
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "googlenet: GoogLeNet / Inception v1, torchvision layout, two auxiliary classifiers"
+    assert any(line.split()[:4] == ["inception3a", "inception", "256x28x28", "155,872"] for line in lines)
+    assert any(line.split()[:3] == ["branch1", "conv", "64x28x28"] for line in lines)  # indented children
+    assert "parameters  13,004,888 (6,624,904 in the eval graph)" in out
+    assert "MACs        1,498,376,192 (1.498 G) for the eval graph at 3x224x224" in out
+    assert "weights     52.1 MB" in out
+    assert "outputs     logits 1000; training only: aux_logits2 1000, aux_logits1 1000" in out
+
+
+def test_build_with_overrides_input_and_depth(capsys):
+    status, out, _ = run(capsys, "build", SPECS / "densenet121.yaml", "--set", "num_classes=10", "--set", "block_config=[2,2,2,2]",
+                         "--input", "3,32,32", "--depth", "1")
+    assert status == 0
+    assert "classifier  linear              10" in out
+    assert "denselayer1" not in out  # depth 1: top level only
+    assert "spec specs/densenet121.yaml, input 3x32x32" in out or "input 3x32x32" in out
+
+
+def test_build_output_file(tmp_path, capsys):
+    target = tmp_path / "model.pt"
+    status, out, _ = run(capsys, "build", SPECS / "alexnet.yaml", "--set", "num_classes=7", "-o", target)
+    assert status == 0 and target.exists()
+    model = torch.load(target, weights_only=False)
+    assert model.eval()(torch.randn(1, 3, 224, 224)).shape == (1, 7)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left behind
+
+
+def test_a_failed_build_leaves_the_previous_output(tmp_path, capsys, write_spec):
+    target = tmp_path / "model.pt"
+    target.write_bytes(b"previous")
+    bad = write_spec("archspec: 1\nname: t\ninput: [3, 8, 8]\ngraph:\n  c: {op: conv2d, out: 4, kernel: 9}\n")
+    status, _, err = run(capsys, "build", bad, "-o", target)
+    assert status == 2 and target.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", bad.name]
+
+
+def test_spec_errors_are_printed_like_a_compiler(capsys, write_spec):
+    bad = write_spec("archspec: 1\nname: t\ninput: [3, 8, 8]\ngraph:\n  bn: {op: batchnorm, eps: 0.001}\n")
+    status, out, err = run(capsys, "build", bad)
+    assert status == 2 and out == ""
+    lines = err.splitlines()
+    assert lines[0] == f"{bad}:5:12: error: in bn: unknown op 'batchnorm' (expected one of: adaptive_avgpool2d, add, " \
+                       "avgpool2d, batchnorm2d, concat, conv2d, dropout, flatten, identity, linear, lrn, maxpool2d, relu)"
+    assert lines[1] == "    5 |   bn: {op: batchnorm, eps: 0.001}"
+    assert lines[2] == "      |            ^^^^^^^^^"
+    assert lines[3] == "  hint: did you mean 'batchnorm2d'?"
+    assert "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(write_spec):
+    from archspec import SpecError
+
+    bad = write_spec("archspec: 1\nname: t\ninput: [3, 8, 8]\ngraph:\n  bn: {op: batchnorm}\n")
+    with pytest.raises(SpecError):
+        main(["--debug", "build", str(bad)])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--set", "oops"], "--set needs KEY=VALUE"),
+    (["--input", "3,x,2"], "--input needs C,H,W"),
+    (["--limit", "max_bogus=3"], "--limit needs NAME=VALUE"),
+])
+def test_usage_errors(capsys, args, message):
+    status, _, err = run(capsys, "build", SPECS / "alexnet.yaml", *args)
+    assert status == 2 and message in err
+
+
+def test_unknown_parameter_override(capsys):
+    status, _, err = run(capsys, "build", SPECS / "alexnet.yaml", "--set", "num_clases=10")
+    assert status == 2
+    assert "unknown parameter 'num_clases'" in err and "did you mean 'num_classes'?" in err
+
+
+def test_the_installed_command(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "archspec.cli", "build", str(SPECS / "googlenet.yaml"), "--depth", "1"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "13,004,888" in result.stdout
+    assert result.stderr == ""
