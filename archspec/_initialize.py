@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._errors import SpecWarning
+from ._errors import SpecSchemaError, SpecWarning
 from ._ir import Graph, InitRule
 
 __all__ = ["apply_init", "init_tensor"]
@@ -77,9 +77,20 @@ def apply_init(model: nn.Module, graph: Graph) -> None:
                 continue
             for name, spec in rule.tensors.items():
                 tensor = getattr(module, name, None)
-                if isinstance(tensor, torch.Tensor):
+                if not isinstance(tensor, torch.Tensor):
+                    continue
+                try:
                     init_tensor(tensor, spec)
-                    matched += 1
+                except (ValueError, RuntimeError) as e:
+                    fn = spec["fn"] if isinstance(spec, dict) else "constant"
+                    raise SpecSchemaError(
+                        f"cannot initialise '{node.display}.{name}' ({'x'.join(map(str, tensor.shape)) or 'scalar'}) "
+                        f"with {fn}: {str(e).splitlines()[0]}",
+                        rule.loc, node=f"init rule {rule.index + 1}",
+                        hint="fan-based initialisers (kaiming_*, xavier_*) need weights of 2 or more dimensions; "
+                             "select conv2d and linear nodes with 'ops'" if fn.startswith(("kaiming", "xavier")) else None,
+                    ) from None
+                matched += 1
         if matched == 0 and not _switched_off(rule, graph):
             what = " and ".join(filter(None, [
                 f"ops {', '.join(rule.ops)}" if rule.ops else None,

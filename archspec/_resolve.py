@@ -293,8 +293,7 @@ class Resolver:
             if name is not None:
                 node_name = self.node_name(name, sub_env, raw, label)
             if common is not None and common.inline:
-                inner = getattr(model, "seq", None)
-                if inner is None or not hasattr(model, "seq"):
+                if not hasattr(model, "seq"):
                     raise SpecSchemaError("'inline: true' is only for a seq node", self.loc(raw + ("inline",)), node=label,
                                           expected="a node with 'seq:' whose children join the enclosing body")
                 if common.from_ is not None:
@@ -304,7 +303,7 @@ class Resolver:
                     continue
                 if isinstance(when, Deferred):
                     raise SpecExpressionError("the 'when' of an inline seq cannot use the input shape", self.loc(raw + ("when",)), node=label)
-                out.extend(self.expand(inner, raw + ("seq",), dict(sub_env), kind, where))
+                out.extend(self.expand(model.seq, raw + ("seq",), dict(sub_env), kind, where))
                 continue
             out.append(_Entry(node_name, model, sub_env, raw, when, here))
         return out
@@ -436,9 +435,6 @@ class Resolver:
             return input_ref
         if name in siblings:
             return siblings[name]
-        loc = self.loc(raw)
-        if isinstance(self.doc.locs.values.get(raw), Loc) is False and raw[-1] != "from":
-            loc = self.loc(raw)
         known = [INPUT, *siblings]
         inside = f" in block '{scope.sites[-1].block}'" if scope.sites else ""
         hint = did_you_mean(name, known)
@@ -450,12 +446,20 @@ class Resolver:
         )
 
     def _from_loc(self, raw: tuple, name: str) -> Loc | None:
-        value = self.doc.data
-        for p in raw:
-            value = value[p] if isinstance(value, (dict, list)) and (isinstance(value, dict) and p in value or isinstance(value, list)) else None
+        """The position of ``name`` in a ``from:`` value (the item, when it is a list)."""
+        value = self._raw(raw)
         if isinstance(value, list) and name in value:
             return self.loc(raw + (value.index(name),))
         return self.loc(raw)
+
+    def _raw(self, raw: tuple) -> Any:
+        value: Any = self.doc.data
+        for p in raw:
+            try:
+                value = value[p]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return value
 
     def add_node(self, node: Node) -> None:
         self.count += 1
@@ -517,12 +521,7 @@ class Resolver:
                            sites=scope.sites, doc=model.doc))
 
     def _raw_keys(self, raw: tuple) -> set:
-        value: Any = self.doc.data
-        for p in raw:
-            try:
-                value = value[p]
-            except (KeyError, IndexError, TypeError):
-                return set()
+        value = self._raw(raw)
         return set(value) if isinstance(value, dict) else set()
 
     # -- blocks ----------------------------------------------------------------------------
@@ -579,10 +578,7 @@ class Resolver:
                     hint=did_you_mean(arg, known), notes=self.notes(scope.sites),
                 )
             if is_expression(value) or isinstance(value, list):
-                try:
-                    v = self.value(value, env, arg_raw, path)
-                except SpecError:
-                    raise
+                v = self.value(value, env, arg_raw, path)
                 if isinstance(v, Deferred):
                     v = Lazy(v.expr, v.env, inputs[0] if len(inputs) == 1 else INPUT, path)
                 elif isinstance(v, list) and any(isinstance(x, Deferred) for x in v):

@@ -374,6 +374,13 @@ def _build_models() -> type[BaseModel]:
                         {"fn": self.fn, "name": name, "allowed": ", ".join(allowed) or "nothing"})
             if self.fn == "constant" and self.value is None:
                 raise PydanticCustomError("archspec_value", "'constant' needs 'value'")
+            if self.fn in ("uniform", "trunc_normal"):
+                lo, hi = (-2.0, 2.0) if self.fn == "trunc_normal" else (0.0, 1.0)
+                a = self.a if isinstance(self.a, (int, float)) else lo
+                b = self.b if isinstance(self.b, (int, float)) else hi
+                if a >= b:
+                    raise PydanticCustomError("archspec_value", "'{fn}' needs a < b, found a={a} and b={b}",
+                                              {"fn": self.fn, "a": a, "b": b})
             return self
 
     InitValue = Annotated[Any, _InitValue(InitFn)]
