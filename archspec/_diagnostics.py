@@ -16,6 +16,7 @@ from ._errors import Loc, SpecError, SpecErrors, SpecWarning
 __all__ = ["render", "render_warning", "source_excerpt"]
 
 _cache: dict[str, list[str] | None] = {}
+_MAX_WIDTH = 100
 
 
 def _lines(file: str) -> list[str] | None:
@@ -35,12 +36,19 @@ def source_excerpt(loc: Loc | None) -> list[str]:
     if not lines or not 1 <= loc.line <= len(lines):
         return []
     text = lines[loc.line - 1].replace("\t", " ")
+    col = loc.col
     width = 1
     if loc.end_line == loc.line and loc.end_col and loc.end_col > loc.col:
         width = loc.end_col - loc.col
-    width = max(1, min(width, len(text) - loc.col + 1))
+    if len(text) > _MAX_WIDTH:  # show a window around the column
+        start = max(0, col - 1 - _MAX_WIDTH // 2)
+        end = start + _MAX_WIDTH
+        text = ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
+        col = col - start + (3 if start else 0)
+        width = min(width, 40)
+    width = max(1, min(width, len(text) - col + 1))
     gutter = f"{loc.line:>5}"
-    return [f"{gutter} | {text}", f"{' ' * len(gutter)} | {' ' * (loc.col - 1)}{'^' * width}"]
+    return [f"{gutter} | {text}", f"{' ' * len(gutter)} | {' ' * (col - 1)}{'^' * width}"]
 
 
 def _one(err: SpecError) -> list[str]:

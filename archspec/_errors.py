@@ -106,6 +106,12 @@ class SpecError(Exception):
             lines.append(f"  hint: {self.hint}")
         return "\n".join(lines)
 
+    def at_node(self, node: str | None) -> SpecError:
+        """This error, with ``node`` filled in when it had none."""
+        if self.node is not None or node is None:
+            return self
+        return type(self)(self.message, self.loc, node=node, expected=self.expected, hint=self.hint, notes=self.notes)
+
     def __reduce__(self):  # keep errors picklable (multiprocessing, pytest-xdist)
         return (_rebuild_error, (type(self), self.message, self.loc, self.node, self.expected, self.hint, self.notes))
 

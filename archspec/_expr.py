@@ -169,8 +169,8 @@ def _check(node: ast.AST, text: str, loc: Loc | None, lead: int, names: set[str]
         return SpecExpressionError(
             f"{what} is not allowed in an expression ('{text}')",
             _node_loc(node, loc, lead),
-            expected="numbers, names, arithmetic, comparisons, 'and'/'or'/'not', 'a if c else b', "
-            "list[index] and min/max/abs/int/float/round/ceil/floor",
+            expected="arithmetic, comparisons, and/or/not, 'a if c else b', list[index] and the functions "
+            "min, max, abs, int, float, round, ceil, floor",
             hint=hint,
         )
 

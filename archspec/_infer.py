@@ -122,7 +122,7 @@ class Inference:
             "the graph has a cycle: " + " -> ".join(reversed(names)),
             first.loc, node=first.display,
             notes=[(self.g.nodes[p].loc, f"'{self.g.nodes[p].display}' reads '{self.g.nodes[q].display}'")
-                   for p, q in zip(cycle, cycle[1:])],
+                   for p, q in reversed(list(zip(cycle, cycle[1:])))],
             hint="a node can only read nodes that do not (directly or indirectly) read it",
         )
 
@@ -221,8 +221,14 @@ class Inference:
             name = err["loc"][0] if err["loc"] else None
             ctx = err.get("ctx") or {}
             message = f"'{name}': found {ctx['found']}{ctx.get('why', '')}" if "found" in ctx else err["msg"]
+            source = node.params.get(name)
+            hint = None
+            if isinstance(source, Deferred):
+                message += f", from '{source.expr.text.strip()}'"
+                if "/" in source.expr.text and "//" not in source.expr.text and isinstance(values.get(name), float):
+                    hint = "'/' divides to a float; '//' divides to an integer"
             raise SpecSchemaError(message, node.param_locs.get(name, node.loc) if name else node.loc, node=node.display,
-                                  expected=ctx.get("expected"), notes=self.site_notes(node)) from None
+                                  expected=ctx.get("expected"), hint=hint, notes=self.site_notes(node)) from None
         try:
             result = op.infer(concrete, node.in_shapes, [self.label(s) for s in sources])
         except ops.ShapeError as e:

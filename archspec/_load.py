@@ -21,6 +21,7 @@ evaluate anything.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -212,6 +213,9 @@ def _events(loader: yaml.SafeLoader, file: str) -> Iterator[ev.Event]:
         mark = e.problem_mark or e.context_mark
         problem = e.problem or e.context or "invalid YAML"
         hint = None
+        notes = []
+        if e.context and e.context_mark and e.problem_mark and e.context_mark.line != e.problem_mark.line:
+            notes.append((_loc(file, e.context_mark), f"{e.context}, which starts here"))
         if "'\\t'" in problem or "\t" in problem:
             problem = "a tab character where YAML expects spaces"
             hint = "YAML indentation and separation must use spaces, not tabs"
@@ -220,8 +224,14 @@ def _events(loader: yaml.SafeLoader, file: str) -> Iterator[ev.Event]:
         elif "could not find expected ':'" in problem:
             hint = "every entry of a mapping needs 'key: value'; check the indentation of the lines above"
         elif "expected <block end>" in problem:
-            hint = "the indentation of this line does not match the lines above it"
-        raise SpecSyntaxError(f"invalid YAML: {problem}", _loc(file, mark) if mark else Loc(file, 1, 1), hint=hint) from None
+            problem = "this line's indentation does not fit the lines above it"
+            hint = "entries of one mapping start in the same column; a flow mapping {...} cannot have indented children"
+        elif "expected ',' or '}'" in problem or "expected ',' or ']'" in problem:
+            closer = "}" if "'}'" in problem else "]"
+            problem = f"expected ',' or '{closer}' here"
+            hint = f"a '{'{' if closer == '}' else '['}' above is not closed on its line"
+        raise SpecSyntaxError(f"invalid YAML: {problem}", _loc(file, mark) if mark else Loc(file, 1, 1), hint=hint,
+                              notes=notes) from None
     except yaml.reader.ReaderError as e:
         line, col = _line_col(loader, e.position)
         what = f"character U+{e.character:04X}" if isinstance(e.character, int) else "byte"
@@ -496,14 +506,13 @@ def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) 
         )
     base_path = path.parent / base_name
     if not base_path.exists():
-        siblings = sorted(p.name for p in path.parent.glob("*.y*ml")) if path.parent.is_dir() else []
-        from ._errors import did_you_mean
-
+        siblings = {p.stem: p.name for p in path.parent.glob("*.y*ml")} if path.parent.is_dir() else {}
+        close = difflib.get_close_matches(Path(base_name).stem, list(siblings), n=1, cutoff=0.8)
         raise SpecReferenceError(
             f"'extends' names '{base_name}', but there is no such file next to {shown}",
             ext_loc,
             expected="a spec file path relative to the extending file",
-            hint=did_you_mean(base_name, siblings),
+            hint=f"did you mean '{siblings[close[0]]}'?" if close else None,
         )
     base = _load_chain(base_path, limits, chain + [real], ext_loc)
     child = dict(doc.data)

@@ -37,29 +37,32 @@ __all__ = ["lower", "inplace_plan"]
 _OUTPUT_SAVED = {"relu", "lrn"}
 
 
-def _consumers(graph: Graph) -> dict[str, int]:
-    count = {p: 0 for p in graph.order}
-    count[INPUT] = 0
+def _consumers(graph: Graph) -> dict[str, list[str]]:
+    """Who reads each value: node paths, and ``"output <name>"`` for the network's outputs."""
+    readers: dict[str, list[str]] = {p: [] for p in graph.order}
+    readers[INPUT] = []
     for p in graph.order:
         for s in graph.nodes[p].sources:
-            count[s] += 1
+            readers[s].append(p)
     for o in graph.outputs:
-        count[o.node] += 2  # an output is read by the caller: never overwrite it
-    return count
+        readers[o.node].append(f"output {o.name}")
+    return readers
 
 
-def _overwritable(graph: Graph, source: str, consumers: dict[str, int]) -> str | None:
-    """Why ``source`` may not be overwritten by its (single) reader, or ``None`` if it may."""
-    current = source
+def _overwritable(graph: Graph, source: str, readers: dict[str, list[str]], reader: str) -> str | None:
+    """Why ``reader`` may not overwrite ``source``, or ``None`` if it may."""
+    current, previous = source, reader
     while True:
         if current == INPUT:
-            return "it is (a view of) the network input"
-        if consumers[current] > 1:
-            return f"'{graph.nodes[current].display}' is also read elsewhere"
+            return "its input is (a view of) the network input"
+        others = [r for r in readers[current] if r != previous]
+        if others:
+            other = others[0] if others[0].startswith("output ") else f"'{graph.nodes[others[0]].display}'"
+            return f"'{graph.nodes[current].display}' is also read by {other}"
         node = graph.nodes[current]
         op = ops.REGISTRY[node.op]
         if op.alias:
-            current = node.sources[0]
+            current, previous = node.sources[0], current
             continue
         if node.op in _OUTPUT_SAVED:
             return f"autograd needs the output of '{node.display}' ({node.op})"
@@ -68,7 +71,7 @@ def _overwritable(graph: Graph, source: str, consumers: dict[str, int]) -> str |
 
 def inplace_plan(graph: Graph) -> dict[str, int | None]:
     """For each in-place-capable node: the index of the input it may overwrite, or ``None``."""
-    consumers = _consumers(graph)
+    readers = _consumers(graph)
     plan: dict[str, int | None] = {}
     for p in graph.order:
         node = graph.nodes[p]
@@ -82,14 +85,14 @@ def inplace_plan(graph: Graph) -> dict[str, int | None]:
         choice = None
         reasons = []
         for i, s in enumerate(node.sources):
-            reason = _overwritable(graph, s, consumers)
+            reason = _overwritable(graph, s, readers, p)
             if reason is None:
                 choice = i
                 break
             reasons.append(reason)
         if wanted is True and choice is None:
             raise SpecShapeError(
-                f"'{node.display}' cannot run in place: {reasons[0]}", node.param_locs.get("inplace", node.loc),
+                f"this {node.op} cannot run in place: {reasons[0]}", node.param_locs.get("inplace", node.loc),
                 node=node.display, expected="inplace: auto (in place only where safe) or false",
             )
         plan[p] = choice

@@ -214,7 +214,10 @@ class Resolver:
             return value[1:]
         if not is_expression(value):
             return value
-        expr = parse_value(value, self.loc(raw), self.limits)
+        try:
+            expr = parse_value(value, self.loc(raw), self.limits)
+        except SpecExpressionError as e:
+            raise e.at_node(where) from None
         lazy = {n for n in expr.names if isinstance(env.get(n), Lazy)}
         if expr.names & SHAPE_NAMES - set(env) or lazy:
             if structural:
@@ -269,8 +272,9 @@ class Resolver:
         if common is not None and common.repeat is not None:
             count = self.value(common.repeat, env, raw + ("repeat",), label, structural=True)
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                leave_out = isinstance(count, (int, float)) and not isinstance(count, bool) and count <= 0
                 raise SpecSchemaError(f"'repeat' is {shown(count)}", self.loc(raw + ("repeat",)), node=label,
-                                      expected="a positive integer (use 'when: false' to leave a node out)")
+                                      expected="a positive integer", hint="to leave a node out, use 'when: false'" if leave_out else None)
             if count > self.limits.max_repeat:
                 raise SpecLimitError(f"'repeat' is {count:,}, over the limit of {self.limits.max_repeat:,} (Limits.max_repeat)",
                                      self.loc(raw + ("repeat",)), node=label)
@@ -311,7 +315,10 @@ class Resolver:
     def node_name(self, template: str, env: Mapping[str, Any], raw: tuple, where: str) -> str:
         loc = self.key_loc(raw)
         if "{" in template or "}" in template:
-            parts = parse_name_template(template, loc, self.limits)
+            try:
+                parts = parse_name_template(template, loc, self.limits)
+            except SpecExpressionError as e:
+                raise e.at_node(where) from None
             text = ""
             for part in parts:
                 if isinstance(part, str):
@@ -364,9 +371,11 @@ class Resolver:
                 continue
             if entry.name in seen:
                 first = seen[entry.name]
-                hint = "put the repeat index in the name, as in 'layer{i+1}'" if entry.raw == first.raw else None
-                raise SpecReferenceError(f"two nodes are named '{prefix}{entry.name}'", entry.loc, node=where,
-                                         notes=[(first.loc, "the first is defined here")], hint=hint)
+                repeated = entry.raw == first.raw
+                raise SpecReferenceError(
+                    f"{'repeat makes several' if repeated else 'two'} nodes named '{prefix}{entry.name}'", entry.loc, node=where,
+                    notes=[] if repeated else [(first.loc, "the first is defined here")],
+                    hint="put the repeat index in the name, as in 'layer{i+1}'" if repeated else None)
             seen[entry.name] = entry
         if len(entries) == 0 or all(e.when is False for e in entries):
             if not entries:
@@ -435,7 +444,7 @@ class Resolver:
             return input_ref
         if name in siblings:
             return siblings[name]
-        known = [INPUT, *siblings]
+        known = [INPUT, *(n for n, p in siblings.items() if p != where)]
         inside = f" in block '{scope.sites[-1].block}'" if scope.sites else ""
         hint = did_you_mean(name, known)
         if "." in name:
@@ -592,9 +601,8 @@ class Resolver:
                 v, arg_raw = bound[p.name]
                 problem = _check_param_type(p.type, v)
                 if problem:
-                    raise SpecSchemaError(f"'{p.name}' is {shown(v)}", self.loc(arg_raw), node=path,
-                                          expected=f"{problem} (block '{name}' declares '{p.name}: {p.type}')",
-                                          notes=[(p.loc, f"'{p.name}' is declared here")])
+                    raise SpecSchemaError(f"'{p.name}' is {shown(v)}", self.loc(arg_raw), node=path, expected=problem,
+                                          notes=[(p.loc, f"block '{name}' declares '{p.name}' as {p.type}")])
                 values[p.name] = v
             elif p.required:
                 raise SpecSchemaError(

@@ -94,12 +94,24 @@ class _Literal(Text):
     def __init__(self, *choices: Any) -> None:
         super().__init__()
         self.choices = choices
-        self.expected = " or ".join(shown(c) for c in choices)
+        shown_choices = [shown(c) for c in choices]
+        self.expected = " or ".join(shown_choices) if len(choices) <= 2 else "one of: " + ", ".join(shown_choices)
         self.json = {"enum": list(choices)}
 
     def check(self, value: Any) -> Any:
         if value not in self.choices or isinstance(value, bool) != isinstance(self.choices[0], bool):
-            raise self.fail(value)
+            hint = did_you_mean(value, [str(c) for c in self.choices]) if isinstance(value, str) else None
+            raise PydanticCustomError("archspec_value", "expected {expected}, found {found}",
+                                      {"expected": self.expected, "found": shown(value), "hint": hint, "why": ""})
+        return value
+
+
+class _Version(_Literal):
+    def check(self, value: Any) -> Any:
+        if value != 1 or isinstance(value, bool):
+            raise PydanticCustomError("archspec_value", "unsupported spec format version {found}",
+                                      {"expected": "archspec: 1, the format this version of archspec reads",
+                                       "found": shown(value), "what": "unsupported spec format version", "why": ""})
         return value
 
 
@@ -407,7 +419,7 @@ def _build_models() -> type[BaseModel]:
         model_config = ConfigDict(extra="forbid", populate_by_name=True, title="archspec spec",
                                   json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"})
 
-        archspec: Annotated[Any, _Literal(1)] = Field(description="the spec format version (1)")
+        archspec: Annotated[Any, _Version(1)] = Field(description="the spec format version (1)")
         name: Annotated[Any, Text()] = Field(description="the network's name")
         description: Annotated[Any, Text()] = Field(None, description="one line: what the network is")
         extends: Annotated[Any, Text()] = Field(None, description="a base spec this one is merged over (a path relative to this file)")
@@ -626,7 +638,9 @@ def _one_error(err: dict, path: tuple, raw: Any, doc: Document) -> SpecError:
     if etype == "missing":
         key = path[-1]
         what, _ = _context(doc, path[:-1])
-        return SpecSchemaError(f"missing key '{key}' for {what}", locs.key(path[:-1]) if path[:-1] else locs.value(()), node=node)
+        hint = "a spec starts with 'archspec: 1', the format version" if path == ("archspec",) else None
+        return SpecSchemaError(f"missing key '{key}' for {what}", locs.key(path[:-1]) if path[:-1] else locs.value(()), node=node,
+                               hint=hint)
     ctx = err.get("ctx") or {}
     if etype in ("archspec_value", "archspec_node", "archspec_unknown_op"):
         loc = locs.value(path)
@@ -644,6 +658,8 @@ def _one_error(err: dict, path: tuple, raw: Any, doc: Document) -> SpecError:
                 message = f"{ctx['what']} {ctx['found']}"
             elif isinstance(key, str):
                 message = f"'{key}': " + message
+                if key == "repeat" and not hint and isinstance(raw, (int, float)) and raw <= 0:
+                    hint = "to leave a node out, use 'when: false'"
         elif etype == "archspec_unknown_op":
             message = f"unknown op '{ctx['op']}'"
             expected = "one of: " + ctx["known"]

@@ -102,8 +102,7 @@ class Int(_ValueType):
             self.json["exclusiveMinimum"] = gt
         if le is not None:
             self.json["maximum"] = le
-        if nullable:
-            self.expected += " or null"
+        if nullable:  # null stands for "not given"; messages do not offer it
             self.json = {"anyOf": [self.json, {"type": "null"}]}
 
     def check(self, value: Any) -> int | None:

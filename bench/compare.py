@@ -52,8 +52,9 @@ INSTALL_HINT = (
     "`PYTHONPATH=../shared/tools/reference-shim python bench/compare.py` (from the repository root)"
 )
 
-#: forward timing: warm-up forwards per model, and the adaptive round count's bounds
-WARMUP_FORWARDS = 3
+#: forward timing: warm-up (at least this many forwards per model and this many seconds),
+#: the time budget and bounds of the adaptive round count
+WARMUP_FORWARDS, WARMUP_S = 3, 3.0
 FORWARD_BUDGET_S = 30.0  # seconds of timed forwards (both models) per network, by default
 MIN_ROUNDS, MAX_ROUNDS = 7, 40
 #: compile timing: calls per side after one warm-up call
@@ -107,7 +108,7 @@ def import_library(name: str) -> tuple[object | None, str]:
 
         return timm, ""
     except ModuleNotFoundError as exc:
-        return None, f"{name} is not installed ({exc})"
+        return None, f"{name} is not installed ({exc})."
     except Exception as exc:  # e.g. torchvision's compiled ops without the reference shim
         return None, f"{name} cannot be imported ({type(exc).__name__}: {exc}); is the reference shim on PYTHONPATH?"
 
@@ -136,10 +137,13 @@ def forward_s(model: torch.nn.Module, x: torch.Tensor) -> float:
 def interleaved_forward_ms(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor, rounds: int | None):
     """Time ``a(x)`` and ``b(x)`` alternately: (median ms of a, median ms of b, rounds, paired ratio).
 
-    ``rounds=None`` picks the number of rounds from the warm-up forwards' speed so that the
-    timed part takes about ``FORWARD_BUDGET_S``.
+    Warm-up first (the first forwards allocate and pick kernels; this machine also has
+    slow spells of a second or two). ``rounds=None`` picks the number of rounds from the
+    warm-up forwards' speed so that the timed part takes about ``FORWARD_BUDGET_S``.
     """
-    warm = [forward_s(a, x) + forward_s(b, x) for _ in range(WARMUP_FORWARDS)]
+    warm, start = [], time.perf_counter()
+    while len(warm) < WARMUP_FORWARDS or time.perf_counter() - start < WARMUP_S:
+        warm.append(forward_s(a, x) + forward_s(b, x))
     if rounds is None:
         rounds = int(FORWARD_BUDGET_S / min(warm))
         rounds = max(MIN_ROUNDS, min(MAX_ROUNDS, rounds))
@@ -297,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in sorted({n.library for n in selected if n.library}):
         libraries[name], why = import_library(name)
         if libraries[name] is None:
-            print(f"{why}.")
+            print(why)
     if "torchvision" in libraries and libraries["torchvision"] is None:
         print(f"torchvision is missing: the reference models cannot be built, nothing to compare. To compare, {INSTALL_HINT}.")
         return 0

@@ -57,7 +57,7 @@ outputs: {x: sum, y: e, z: own}
 def test_inplace_true_where_unsafe_is_an_error(write_spec):
     with pytest.raises(SpecShapeError) as e:
         compile_text(write_spec, "graph:\n  a: {op: conv2d, out: 4, kernel: 1}\n  b: {op: relu, inplace: true}\n  c: {op: add, from: [a, b]}\n")
-    assert "'b' cannot run in place: 'a' is also read elsewhere" in str(e.value)
+    assert "in b: this relu cannot run in place: 'a' is also read by 'c'" in str(e.value)
     assert e.value.loc.line == 6
 
 
