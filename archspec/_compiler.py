@@ -52,6 +52,7 @@ def compile_spec(
     params: Mapping[str, Any] | None = None,
     input_shape: Sequence[int] | None = None,
     init: bool = True,
+    device: Any = None,
     limits: Limits | None = None,
     **overrides: Any,
 ) -> ArchModule:
@@ -60,9 +61,10 @@ def compile_spec(
     ``compile_spec("specs/googlenet.yaml", num_classes=10, aux_logits=False)`` overrides
     spec parameters; ``input_shape`` sets the input the shapes are inferred for (the
     module then expects that size wherever the network's layers depend on it);
-    ``init=False`` skips the spec's ``init:`` rules (PyTorch's defaults remain).
+    ``init=False`` skips the spec's ``init:`` rules (PyTorch's defaults remain);
+    ``device`` is where the parameters are created (``"meta"``: no memory at all).
     """
     from ._lower import lower
 
     graph = load_spec(path, params=params, input_shape=input_shape, limits=limits, **overrides)
-    return lower(graph, init=init)
+    return lower(graph, init=init, device=device)

@@ -197,7 +197,11 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS
             Loc(file, 1, 1),
         )
     locs = Locations()
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as e:  # the reader checks the first chunk of text at once
+        line, col = _position(text, e.position)
+        raise SpecSyntaxError(f"invalid text: {_character(e)} is not allowed in a YAML file", Loc(file, line, col)) from None
     try:
         data = _build(_events(loader, file), file, locs, limits)
     finally:
@@ -233,17 +237,20 @@ def _events(loader: yaml.SafeLoader, file: str) -> Iterator[ev.Event]:
         raise SpecSyntaxError(f"invalid YAML: {problem}", _loc(file, mark) if mark else Loc(file, 1, 1), hint=hint,
                               notes=notes) from None
     except yaml.reader.ReaderError as e:
-        line, col = _line_col(loader, e.position)
-        what = f"character U+{e.character:04X}" if isinstance(e.character, int) else "byte"
-        raise SpecSyntaxError(f"invalid text: {what} is not allowed in a YAML file", Loc(file, line, col)) from None
+        text = loader.buffer if isinstance(loader.buffer, str) else ""
+        line, col = _position(text, e.position)
+        raise SpecSyntaxError(f"invalid text: {_character(e)} is not allowed in a YAML file", Loc(file, line, col)) from None
     except yaml.YAMLError as e:  # pragma: no cover - other PyYAML errors carry no mark
         raise SpecSyntaxError(f"invalid YAML: {e}", Loc(file, 1, 1)) from None
 
 
-def _line_col(loader: yaml.SafeLoader, position: int) -> tuple[int, int]:
-    text = loader.buffer if isinstance(loader.buffer, str) else ""
+def _position(text: str, position: int) -> tuple[int, int]:
     before = text[:position]
     return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+
+
+def _character(e: yaml.reader.ReaderError) -> str:
+    return f"the character U+{e.character:04X}" if isinstance(e.character, int) else "a byte"
 
 
 def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limits) -> dict[str, Any]:

@@ -169,8 +169,15 @@ def _build_tree(model: ArchModule, graph: Graph, plan: dict[str, int | None]) ->
     walk(graph.top)
 
 
-def lower(graph: Graph, init: bool = True) -> ArchModule:
-    """Build the module for an inferred graph (see the module docstring)."""
+def lower(graph: Graph, init: bool = True, device: torch.device | str | None = None) -> ArchModule:
+    """Build the module for an inferred graph (see the module docstring).
+
+    ``device``: where parameters are created (``"meta"`` builds the whole module without
+    allocating any memory, for inspection and checks).
+    """
+    if device is not None:
+        with torch.device(device):
+            return lower(graph, init=init)
     plan = inplace_plan(graph)
     info = {
         "name": graph.name,
