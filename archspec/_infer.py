@@ -235,7 +235,8 @@ class Inference:
             raise self.shape_error(node, e) from None
         node.concrete = concrete
         node.shape = result.shape
-        node.n_params, node.n_buffers, node.macs = result.params, result.buffers, result.macs
+        node.tensors = {**result.params, **result.buffers}
+        node.n_params, node.n_buffers, node.macs = result.n_params, result.n_buffers, result.macs
 
     def label(self, source: str) -> str:
         return "the input" if source == INPUT else f"'{self.g.nodes[source].display}'"

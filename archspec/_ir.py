@@ -82,6 +82,7 @@ class Node:
     in_shapes: list[tuple[int, ...]] = field(default_factory=list)
     shape: tuple[int, ...] | None = None
     concrete: Any = None  # the op's validated parameter model
+    tensors: dict[str, tuple[int, ...]] = field(default_factory=dict)  # the module's state: name -> shape
     n_params: int = 0
     n_buffers: int = 0
     macs: int = 0
@@ -152,6 +153,11 @@ class Graph:
     source: str
     files: list[str]
     order: list[str] = field(default_factory=list)  # topological order of enabled nodes, filled by infer
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The compiled module's ``state_dict`` keys and shapes, known without building it."""
+        return {f"{p}.{name}": shape for p in self.order if not self.nodes[p].implicit
+                for name, shape in self.nodes[p].tensors.items()}
 
     def children_of(self, path: str | None) -> list[str]:
         return self.top if path is None else self.containers[path].children

@@ -198,12 +198,18 @@ class BlockCommon(_Model):
 class _Invalid(BaseModel):
     """A tagged member that always fails, to give a union a specific message."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=lambda schema: _matches_nothing(schema))
 
     @model_validator(mode="before")
     @classmethod
     def _fail(cls, value: Any) -> Any:
         raise _invalid_node_error(value)
+
+
+def _matches_nothing(schema: dict) -> None:
+    """The JSON Schema of an always-failing union member: it matches nothing."""
+    schema.clear()
+    schema["not"] = {}
 
 
 def _invalid_node_error(value: Any) -> PydanticCustomError:
@@ -251,6 +257,8 @@ def _body_tag(value: Any) -> str:
 
 
 class _InvalidBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra=lambda schema: _matches_nothing(schema))
+
     @model_validator(mode="before")
     @classmethod
     def _fail(cls, value: Any) -> Any:

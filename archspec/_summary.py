@@ -114,12 +114,12 @@ def totals(graph: Graph) -> Totals:
 
 
 def format_count(n: int) -> str:
-    """``1.498 G`` / ``52.3 M`` / ``9,536``: a MAC count for people."""
-    if n >= 10**9:
+    """``1.498 G`` / ``52.3 M`` / ``9,536 ``: a MAC count for people (with a trailing unit space)."""
+    if abs(n) >= 10**9:
         return f"{n / 1e9:.3f} G"
-    if n >= 10**6:
+    if abs(n) >= 10**6:
         return f"{n / 1e6:.1f} M"
-    return f"{n:,}"
+    return f"{n:,} "
 
 
 def format_summary(graph: Graph, depth: int | None = None) -> str:
@@ -151,6 +151,6 @@ def format_summary(graph: Graph, depth: int | None = None) -> str:
     lines.append(f"parameters  {t.params:,}" + (f" ({t.eval_params:,} in the eval graph)" if t.eval_params != t.params else ""))
     short = f" ({format_count(t.macs)})" if t.macs >= 10**6 else ""
     lines.append(f"MACs        {t.macs:,}{short} for the eval graph at {fmt_shape(graph.input_shape)}: "
-                 "conv and linear" + (f"; train graph {format_count(t.train_macs)}" if t.train_macs != t.macs else ""))
+                 "conv and linear" + (f"; train graph {format_count(t.train_macs).strip()}" if t.train_macs != t.macs else ""))
     lines.append(f"weights     {t.weight_bytes / 1e6:.1f} MB (float32: {t.params:,} parameters + {t.buffers:,} buffer values)")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from typing import Any
 from ._diagnostics import render, render_warning
 from ._errors import SpecError, SpecWarning
 from ._limits import DEFAULT_LIMITS, Limits
+from .ops._registry import fmt_shape
 
 __all__ = ["main"]
 
@@ -122,6 +123,87 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph(args: argparse.Namespace, spec: str | None = None):
+    from ._compiler import load_spec
+
+    return load_spec(spec or args.spec, params=_overrides(args.set), input_shape=_input_shape(args.input),
+                     limits=_limits(args.limit))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ._summary import format_count, totals
+
+    failed = 0
+    for spec in args.specs:
+        try:
+            graph = _graph(args, spec)
+        except SpecError as e:
+            failed += 1
+            count = len(e.errors) + e.omitted if hasattr(e, "errors") else 1
+            print(f"{spec}: invalid ({count} error{'s' if count > 1 else ''})", flush=True)
+            print(render(e), file=sys.stderr)
+            continue
+        t = totals(graph)
+        print(f"{spec}: ok ({graph.name}, {t.params:,} parameters, {format_count(t.macs)}MACs at {fmt_shape(graph.input_shape)})")
+    return 2 if failed else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from ._schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
+    if args.output:
+        _atomic_write(args.output, lambda tmp: Path(tmp).write_text(text))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def bundled_specs() -> Path | None:
+    """The specs folder of a source checkout (or editable install), if there is one."""
+    folder = Path(__file__).resolve().parent.parent / "specs"
+    return folder if folder.is_dir() else None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ._summary import format_count, totals
+
+    folder = Path(args.dir) if args.dir else bundled_specs()
+    if folder is None or not folder.is_dir():
+        raise UsageError(f"no such folder: {args.dir}" if args.dir else "no bundled specs folder here; give a folder: archspec list DIR")
+    paths = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+    if not paths:
+        print(f"no specs (*.yaml) in {folder}")
+        return 0
+    rows = []
+    failed = 0
+    for path in paths:
+        try:
+            graph = _graph(args, str(path))
+        except SpecError as e:
+            failed += 1
+            first = e.errors[0] if hasattr(e, "errors") else e
+            rows.append((path.name, f"invalid: {first.headline().split(': error: ', 1)[-1]}", "", "", ""))
+            continue
+        t = totals(graph)
+        rows.append((path.name, graph.description or graph.name, f"{t.params:,}", format_count(t.macs).strip(),
+                     fmt_shape(graph.input_shape)))
+    header = ("spec", "description", "parameters", "MACs", "input")
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(5)]
+    for r in [header, tuple("-" * w for w in widths), *rows]:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}  {r[4]}".rstrip())
+    return 2 if failed else 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from ._diff import diff, format_diff
+
+    print(format_diff(diff(_graph(args, args.a), _graph(args, args.b))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archspec", description="Declarative architecture specs compiled to PyTorch modules.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for spec errors")
@@ -135,6 +217,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=None, metavar="N", help="show N levels of the module tree (default: all)")
     p.add_argument("-o", "--output", metavar="FILE", help="save the compiled module with torch.save")
     p.set_defaults(run=cmd_build)
+
+    p = sub.add_parser("validate", help="check specs without building them",
+                       description="Check each SPEC (schema, references, expressions and shapes) without allocating any "
+                                   "weights; one line per spec on stdout, diagnostics on stderr. Exit 0 only if all are valid.")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    _spec_options(p)
+    p.set_defaults(run=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the spec language",
+                       description="Print the JSON Schema (Draft 2020-12) of the spec language, generated from archspec's "
+                                   "models; editors use it through the '# yaml-language-server: $schema=...' modeline.")
+    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout")
+    p.set_defaults(run=cmd_schema)
+
+    p = sub.add_parser("list", help="list the specs of a folder",
+                       description="List the specs (*.yaml) of DIR (default: the bundled specs) with their description, "
+                                   "parameters, MACs and input size.")
+    p.add_argument("dir", nargs="?", metavar="DIR")
+    _spec_options(p)
+    p.set_defaults(run=cmd_list)
+
+    p = sub.add_parser("diff", help="what changed between two specs",
+                       description="Compare two specs node by node (added, removed, changed ops and shapes), with "
+                                   "parameter and MAC deltas and how many state_dict keys of A load into B unchanged. "
+                                   "--set and --input apply to both.")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    _spec_options(p)
+    p.set_defaults(run=cmd_diff)
     return parser
 
 
@@ -156,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UsageError as e:
             print(f"archspec: error: {e}", file=sys.stderr)
             return 2
+        except BrokenPipeError:  # `archspec build x.yaml | head`
+            sys.stderr.close()
+            return 0
         except OSError as e:
             if args.debug:
                 raise

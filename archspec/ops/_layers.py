@@ -111,7 +111,9 @@ def _conv_shape(p: Conv2dParams, shapes: list[Shape], names: list[str]) -> Infer
         pad = (0, 0) if p.padding == "valid" else p.padding
         oh, ow = _window("conv2d", h, w, kernel, stride, pad, dilation, False)
     per_out = (c // groups) * kernel[0] * kernel[1]
-    params = out * per_out + (out if p.bias else 0)
+    params = {"weight": (out, c // groups, *kernel)}
+    if p.bias:
+        params["bias"] = (out,)
     return Inferred((out, oh, ow), params=params, macs=out * oh * ow * per_out)
 
 
@@ -143,7 +145,9 @@ class BatchNorm2dParams(OpParams):
 
 def _bn_shape(p: BatchNorm2dParams, shapes: list[Shape], names: list[str]) -> Inferred:
     c, _, _ = _need_image(shapes, "batchnorm2d")
-    return Inferred(shapes[0], params=2 * c if p.affine else 0, buffers=2 * c + 1 if p.track_running_stats else 0)
+    params = {"weight": (c,), "bias": (c,)} if p.affine else {}
+    buffers = {"running_mean": (c,), "running_var": (c,), "num_batches_tracked": ()} if p.track_running_stats else {}
+    return Inferred(shapes[0], params=params, buffers=buffers)
 
 
 def _bn_build(p: BatchNorm2dParams, shapes: list[Shape], inplace: bool):
@@ -376,7 +380,10 @@ def _linear_shape(p: LinearParams, shapes: list[Shape], names: list[str]) -> Inf
             hint="add a {op: flatten} node before it (after a global pooling, usually)",
         )
     f = shape[0]
-    return Inferred((p.out,), params=p.out * f + (p.out if p.bias else 0), macs=p.out * f)
+    params = {"weight": (p.out, f)}
+    if p.bias:
+        params["bias"] = (p.out,)
+    return Inferred((p.out,), params=params, macs=p.out * f)
 
 
 def _linear_build(p: LinearParams, shapes: list[Shape], inplace: bool):

@@ -18,7 +18,8 @@ Shapes are per sample, without the batch dimension: ``(C, H, W)`` for images,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -57,12 +58,21 @@ class ShapeError(Exception):
 
 @dataclass(frozen=True)
 class Inferred:
-    """What a shape rule returns: output shape and the node's costs."""
+    """What a shape rule returns: the output shape, the tensors the op's module will hold
+    (``params`` and ``buffers``: name to shape, in ``state_dict`` order) and its MACs."""
 
     shape: Shape
-    params: int = 0
-    buffers: int = 0
+    params: dict[str, Shape] = field(default_factory=dict)
+    buffers: dict[str, Shape] = field(default_factory=dict)
     macs: int = 0
+
+    @property
+    def n_params(self) -> int:
+        return sum(math.prod(s) for s in self.params.values())
+
+    @property
+    def n_buffers(self) -> int:
+        return sum(math.prod(s) for s in self.buffers.values())
 
 
 InferFn = Callable[[Any, list[Shape], list[str]], Inferred]

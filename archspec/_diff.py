@@ -1,0 +1,240 @@
+"""What changed between two specs: nodes added, removed or changed (op, output shape,
+parameters, op settings), parameter and MAC deltas, and how much of A's ``state_dict``
+loads into B unchanged (what a fine-tune of the variant can start from).
+
+Works on inferred graphs only: no weights are built. Runs of similar changes in repeated
+structures (``denselayer1`` ... ``denselayer16``) are folded into one line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ._infer import needed
+from ._ir import Graph
+from ._summary import format_count, totals
+from .ops import fmt_shape
+
+__all__ = ["Change", "GraphDiff", "diff", "format_diff"]
+
+
+@dataclass
+class Change:
+    sign: str  # "+" added, "-" removed, "~" changed
+    path: str
+    kind: str  # op or block name
+    detail: str
+    params_delta: int = 0
+    count: int = 1
+
+
+@dataclass
+class GraphDiff:
+    a: Graph
+    b: Graph
+    changes: list[Change]
+    params: tuple[int, int]
+    macs: tuple[int, int]
+    keys: tuple[int, int]
+    loadable: int
+    changed_params: list[tuple[str, object, object]] = field(default_factory=list)
+
+
+def _entries(g: Graph) -> dict[str, tuple[str, bool]]:
+    """Every enabled user-visible path: (op or block/kind, is_container)."""
+    out: dict[str, tuple[str, bool]] = {}
+    live = set(g.order)
+
+    def walk(children: list[str]) -> None:
+        for p in children:
+            if p in g.containers:
+                c = g.containers[p]
+                if c.enabled:
+                    out[p] = (c.block or c.kind, True)
+                    walk(c.children)
+            elif p in live:
+                out[p] = (g.nodes[p].op, False)
+
+    walk(g.top)
+    return out
+
+
+def _subtree_params(g: Graph, path: str) -> int:
+    if path in g.nodes and path in g.order:
+        return g.nodes[path].n_params
+    prefix = (path + ".", path + "#")
+    return sum(g.nodes[p].n_params for p in g.order if p.startswith(prefix))
+
+
+def _shape(g: Graph, path: str):
+    return g.containers[path].shape if path in g.containers else g.nodes[path].shape
+
+
+def _settings(node) -> dict:
+    return node.concrete.model_dump() if node.concrete is not None else {}
+
+
+def diff(a: Graph, b: Graph) -> GraphDiff:
+    ea, eb = _entries(a), _entries(b)
+    changes: list[Change] = []
+
+    def covered(path: str, entries: dict, other: dict) -> bool:
+        """Whether an ancestor of ``path`` is itself added/removed (so it is reported)."""
+        parts = path.split(".")
+        return any(".".join(parts[:i]) in entries and ".".join(parts[:i]) not in other for i in range(1, len(parts)))
+
+    for path, (kind, is_container) in ea.items():
+        if path not in eb and not covered(path, ea, eb):
+            n = _subtree_params(a, path)
+            changes.append(Change("-", path, kind, f"{fmt_shape(_shape(a, path))}, {n:,} parameters", -n))
+    for path, (kind, is_container) in eb.items():
+        if path not in ea and not covered(path, eb, ea):
+            n = _subtree_params(b, path)
+            changes.append(Change("+", path, kind, f"{fmt_shape(_shape(b, path))}, {n:,} parameters", n))
+    for path, (kind_b, is_container) in eb.items():
+        if path not in ea:
+            continue
+        kind_a, was_container = ea[path]
+        if kind_a != kind_b or was_container != is_container:
+            na, nb = _subtree_params(a, path), _subtree_params(b, path)
+            changes.append(Change("~", path, kind_b, f"{kind_a} -> {kind_b}", nb - na))
+            continue
+        if is_container:
+            continue
+        na_, nb_ = a.nodes[path], b.nodes[path]
+        details = []
+        if na_.in_shapes[:1] != nb_.in_shapes[:1]:
+            details.append(f"input {fmt_shape(na_.in_shapes[0] if na_.in_shapes else None)} -> "
+                           f"{fmt_shape(nb_.in_shapes[0] if nb_.in_shapes else None)}")
+        if na_.shape != nb_.shape:
+            details.append(f"output {fmt_shape(na_.shape)} -> {fmt_shape(nb_.shape)}")
+        sa, sb = _settings(na_), _settings(nb_)
+        for key in sa:
+            if sa.get(key) != sb.get(key) and key != "inplace":
+                details.append(f"{key} {_value(sa.get(key))} -> {_value(sb.get(key))}")
+        if na_.n_params != nb_.n_params:
+            details.append(f"parameters {na_.n_params:,} -> {nb_.n_params:,}")
+        if details:
+            changes.append(Change("~", path, kind_b, "; ".join(details), nb_.n_params - na_.n_params))
+    order_b = {p: i for i, p in enumerate(eb)}
+    order_a = {p: i for i, p in enumerate(ea)}
+    changes.sort(key=lambda c: (order_b.get(c.path, order_a.get(c.path, 0) + 0.5), c.sign))
+    keys_a, keys_b = a.state_shapes(), b.state_shapes()
+    loadable = sum(1 for k, s in keys_a.items() if keys_b.get(k) == s)
+    ta, tb = totals(a), totals(b)
+    changed_params = [(k, a.params.get(k), b.params.get(k)) for k in dict.fromkeys([*a.params, *b.params])
+                      if a.params.get(k) != b.params.get(k)]
+    return GraphDiff(a, b, _fold(changes), (ta.params, tb.params), (ta.macs, tb.macs), (len(keys_a), len(keys_b)), loadable,
+                     changed_params)
+
+
+def _value(v) -> str:
+    if v is None:
+        return "(none)"
+    if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
+        return str(v[0])
+    if isinstance(v, tuple):
+        return "[" + ", ".join(map(str, v)) + "]"
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+_NUM = re.compile(r"\d+")
+
+
+def _fold(changes: list[Change]) -> list[Change]:
+    """Fold runs of changes to numbered siblings (``denselayer1`` ... ``denselayer16``) that
+    differ only in one number of their path: one line each, with a count."""
+    groups: dict[tuple, list[Change]] = {}
+    for c in changes:
+        groups.setdefault((c.sign, c.kind, _NUM.sub("#", c.path), _kinds(c.detail) if c.sign == "~" else ""), []).append(c)
+    runs_at: dict[int, Change] = {}
+    index = {id(c): i for i, c in enumerate(changes)}
+    for group in groups.values():
+        run: list[Change] = []
+        position: int | None = None
+        for c in group:
+            varying = _varying(run[0].path, c.path) if run else None
+            if run and varying is not None and (position is None or varying == position):
+                run.append(c)
+                position = varying
+                continue
+            if run:
+                runs_at[index[id(run[0])]] = _folded(run)
+            run, position = [c], None
+        if run:
+            runs_at[index[id(run[0])]] = _folded(run)
+    return [runs_at[i] for i in sorted(runs_at)]
+
+
+def _kinds(detail: str) -> str:
+    """What kinds of change a detail lists (``input``, ``parameters``, ...), without values."""
+    return ";".join(part.split(" ", 1)[0] for part in detail.split("; "))
+
+
+def _varying(a: str, b: str) -> int | None:
+    """The one token position where the paths differ only by a number, else ``None``."""
+    ta, tb = _NUM.split(a), _NUM.split(b)
+    na, nb = _NUM.findall(a), _NUM.findall(b)
+    if ta != tb or len(na) != len(nb):
+        return None
+    diffs = [i for i, (x, y) in enumerate(zip(na, nb)) if x != y]
+    return diffs[0] if len(diffs) == 1 else None
+
+
+def _folded(run: list[Change]) -> Change:
+    if len(run) == 1:
+        return run[0]
+    first, last = run[0], run[-1]
+    detail = first.detail if first.detail == last.detail else f"{first.detail} ..."
+    return Change(first.sign, _range(first.path, last.path), first.kind, detail, sum(c.params_delta for c in run), len(run))
+
+
+def _range(first: str, last: str) -> str:
+    """``a.layer1.conv`` and ``a.layer16.conv`` -> ``a.layer{1..16}.conv``."""
+    fa, fb = first.split("."), last.split(".")
+    if len(fa) != len(fb):
+        return f"{first} ... {last}"
+    parts = []
+    for x, y in zip(fa, fb):
+        if x == y:
+            parts.append(x)
+            continue
+        mx, my = _NUM.search(x), _NUM.search(y)
+        if mx and my and x[:mx.start()] == y[:my.start()] and x[mx.end():] == y[my.end():]:
+            parts.append(f"{x[:mx.start()]}{{{mx.group()}..{my.group()}}}{x[mx.end():]}")
+        else:
+            parts.append(f"{{{x}..{y}}}")
+    return ".".join(parts)
+
+
+def format_diff(d: GraphDiff) -> str:
+    a, b = d.a, d.b
+    lines = [f"{a.name} ({a.source}) -> {b.name} ({b.source})", ""]
+    if d.changed_params:
+        lines.append("params      " + "; ".join(f"{k} {_value(x)} -> {_value(y)}" for k, x, y in d.changed_params))
+    if a.input_shape != b.input_shape:
+        lines.append(f"input       {fmt_shape(a.input_shape)} -> {fmt_shape(b.input_shape)}")
+    pa, pb = d.params
+    lines.append(f"parameters  {pa:,} -> {pb:,} ({pb - pa:+,})")
+    ma, mb = d.macs
+    lines.append(f"MACs        {format_count(ma).strip()} -> {format_count(mb).strip()} ({'+' if mb >= ma else '-'}"
+                 f"{format_count(abs(mb - ma)).strip()}; eval graphs)")
+    ka, kb = d.keys
+    lines.append(f"state_dict  {ka:,} -> {kb:,} keys; {d.loadable:,} of {a.name}'s {ka:,} load into {b.name} unchanged "
+                 f"(same key and shape), {ka - d.loadable:,} do not")
+    if not d.changes:
+        lines += ["", "no node changed"]
+        return "\n".join(lines)
+    counts = {s: sum(c.count for c in d.changes if c.sign == s) for s in "+-~"}
+    lines += ["", f"nodes: {counts['+']} added (+), {counts['-']} removed (-), {counts['~']} changed (~)"]
+    width = max(len(c.path) for c in d.changes)
+    kind_width = max(len(c.kind) for c in d.changes)
+    for c in d.changes:
+        times = f" x{c.count}" if c.count > 1 else ""
+        delta = f"  [{c.params_delta:+,} params]" if c.params_delta else ""
+        lines.append(f"{c.sign} {c.path:<{width}}  {c.kind:<{kind_width}}  {c.detail}{times}{delta}")
+    return "\n".join(lines)
+
+
+__all__ += ["needed"]
