@@ -204,6 +204,26 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from ._draw import write_graph
+
+    graph = _graph(args)
+    write_graph(graph, args.output, depth=args.depth, writer=_atomic_write)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ._export import export_model
+    from ._lower import lower
+
+    graph = _graph(args)
+    model = lower(graph)
+    export_model(model, graph, args.format, args.output, writer=_atomic_write)
+    print(f"wrote {args.output} ({args.format})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archspec", description="Declarative architecture specs compiled to PyTorch modules.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for spec errors")
@@ -246,6 +266,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", metavar="B")
     _spec_options(p)
     p.set_defaults(run=cmd_diff)
+
+    p = sub.add_parser("graph", help="draw the network (.dot, .mmd, .svg, .png)",
+                       description="Draw SPEC as a diagram; the format comes from the extension of FILE: .dot (Graphviz), "
+                                   ".mmd (Mermaid), .svg or .png (rendered with Graphviz's dot). Blocks are clusters, "
+                                   "edges carry tensor shapes.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("-o", "--output", metavar="FILE", required=True)
+    p.add_argument("--depth", type=int, default=None, metavar="N",
+                   help="draw N levels of blocks; deeper ones are collapsed into one box (default: all)")
+    _spec_options(p)
+    p.set_defaults(run=cmd_graph)
+
+    p = sub.add_parser("export", help="export the compiled network for deployment",
+                       description="Compile SPEC and export it (eval mode): torchscript (torch.jit.script, .pt), "
+                                   "onnx (needs the 'onnx' extra: pip install -e .[onnx]), exported (torch.export, .pt2) "
+                                   "or state_dict (torch.save of the weights).")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported", "state_dict"])
+    p.add_argument("-o", "--output", metavar="FILE", required=True)
+    _spec_options(p)
+    p.set_defaults(run=cmd_export)
     return parser
 
 
