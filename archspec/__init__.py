@@ -22,6 +22,7 @@ from ._errors import (
     SpecShapeError,
     SpecSyntaxError,
     SpecWarning,
+    WeightsError,
 )
 from ._ir import Container, Graph, Node, Output
 from ._limits import Limits
@@ -44,6 +45,7 @@ __all__ = [
     "SpecShapeError",
     "SpecSyntaxError",
     "SpecWarning",
+    "WeightsError",
     "__version__",
     "compile_spec",
     "load_spec",

@@ -28,13 +28,15 @@ def load_spec(
     *,
     params: Mapping[str, Any] | None = None,
     input_shape: Sequence[int] | None = None,
+    outputs: Sequence[str] | None = None,
     limits: Limits | None = None,
     **overrides: Any,
 ) -> Graph:
     """Load, validate, resolve and infer a spec: the IR :class:`Graph`, with shapes and costs.
 
     ``params`` and keyword arguments override the spec's ``params`` (``num_classes=10``);
-    ``input_shape`` (``(C, H, W)``) replaces the spec's ``input``. Raises a
+    ``input_shape`` (``(C, H, W)``) replaces the spec's ``input``; ``outputs`` (node or
+    block paths) replaces the spec's outputs with those nodes' values. Raises a
     :class:`SpecError` for any mistake in the spec. Needs no torch and allocates no weights.
     """
     limits = limits or DEFAULT_LIMITS
@@ -42,7 +44,8 @@ def load_spec(
     spec = validate(doc)
     merged = dict(params or {})
     merged.update(overrides)
-    graph = resolve(doc, spec, merged, tuple(input_shape) if input_shape is not None else None, limits)
+    graph = resolve(doc, spec, merged, tuple(input_shape) if input_shape is not None else None, limits,
+                    outputs=list(outputs) if outputs is not None else None)
     return infer(graph, limits)
 
 
@@ -51,6 +54,9 @@ def compile_spec(
     *,
     params: Mapping[str, Any] | None = None,
     input_shape: Sequence[int] | None = None,
+    outputs: Sequence[str] | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    strict: bool = True,
     init: bool = True,
     device: Any = None,
     limits: Limits | None = None,
@@ -63,8 +69,18 @@ def compile_spec(
     module then expects that size wherever the network's layers depend on it);
     ``init=False`` skips the spec's ``init:`` rules (PyTorch's defaults remain);
     ``device`` is where the parameters are created (``"meta"``: no memory at all).
+
+    ``outputs=["features.denseblock2", ...]`` makes the forward return a dict of those
+    nodes' values, by path (a feature extractor; the rest of the module tree stays, so
+    checkpoints of the whole network still load). ``weights`` loads a checkpoint
+    (``strict=False``: what fits; the report is ``model.load_report``, and is logged).
     """
     from ._lower import lower
 
-    graph = load_spec(path, params=params, input_shape=input_shape, limits=limits, **overrides)
-    return lower(graph, init=init, device=device)
+    graph = load_spec(path, params=params, input_shape=input_shape, outputs=outputs, limits=limits, **overrides)
+    model = lower(graph, init=init and weights is None or init and not strict, device=device)
+    if weights is not None:
+        from ._weights import load_weights
+
+        model.load_report = load_weights(model, weights, strict=strict)
+    return model

@@ -39,6 +39,7 @@ __all__ = [
     "SpecShapeError",
     "SpecSyntaxError",
     "SpecWarning",
+    "WeightsError",
     "did_you_mean",
 ]
 
@@ -164,6 +165,11 @@ class SpecErrors(SpecError):
 
     def __setstate__(self, state):
         self.omitted = state["omitted"]
+
+
+class WeightsError(ValueError):
+    """A checkpoint that cannot be read, or does not fit the compiled network (not a spec
+    mistake, so not a :class:`SpecError`)."""
 
 
 class SpecWarning(UserWarning):

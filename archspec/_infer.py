@@ -287,7 +287,8 @@ class Inference:
         for output in g.outputs:
             output.node = self.live(output.ref)
         self.check_limits()
-        self.mark_usage()
+        if not g.taps:  # a feature extractor leaves the head unused on purpose
+            self.mark_usage()
         return g
 
     def container_enabled(self, path: str) -> bool:

@@ -153,6 +153,7 @@ class Graph:
     source: str
     files: list[str]
     order: list[str] = field(default_factory=list)  # topological order of enabled nodes, filled by infer
+    taps: bool = False  # outputs were asked for by path: the network returns a dict of them
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """The compiled module's ``state_dict`` keys and shapes, known without building it."""

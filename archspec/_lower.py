@@ -117,8 +117,11 @@ def _graph(graph: Graph, paths: list[str], training: bool, plan: dict[str, int |
             if slot:  # put the operand we may overwrite first
                 args = [args[slot]] + args[:slot] + args[slot + 1:]
             values[p] = op.emit(g, node.concrete, args, _fx_name(node), slot is not None)
-    outs = [values[o.node] for o in graph.outputs if training or not o.training_only]
-    g.output(outs[0] if len(outs) == 1 else tuple(outs))
+    if graph.taps:
+        g.output({o.name: values[o.node] for o in graph.outputs})
+    else:
+        outs = [values[o.node] for o in graph.outputs if training or not o.training_only]
+        g.output(outs[0] if len(outs) == 1 else tuple(outs))
     g.lint()
     return g
 
@@ -130,8 +133,8 @@ def _source(graph: Graph, plan: dict[str, int | None]) -> str:
     train_src = train_g.python_code("self").src.replace("def forward(self, x)", "def _forward_train(self, x)", 1)
     n_train = len(graph.outputs)
     n_eval = sum(1 for o in graph.outputs if not o.training_only)
-    train_ret = "self._forward_train(x)" if n_train == 1 else "_TrainOutputs(*self._forward_train(x))"
-    eval_lines = ["    return self._forward_eval(x)"] if n_eval == 1 else [
+    train_ret = "self._forward_train(x)" if n_train == 1 or graph.taps else "_TrainOutputs(*self._forward_train(x))"
+    eval_lines = ["    return self._forward_eval(x)"] if n_eval == 1 or graph.taps else [
         "    out = self._forward_eval(x)",  # explicit fields: TorchScript has no *args
         "    return _EvalOutputs(" + ", ".join(f"out[{i}]" for i in range(n_eval)) + ")"]
     head = "\n".join([
@@ -184,6 +187,7 @@ def lower(graph: Graph, init: bool = True, device: torch.device | str | None = N
         "type_name": _outputs_type_name(graph.name),
         "outputs": [(o.name, o.training_only) for o in graph.outputs],
         "input_shape": list(graph.input_shape),
+        "taps": graph.taps,
         "source": graph.source,
     }
     model = make_module(_source(graph, plan), info)

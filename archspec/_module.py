@@ -103,8 +103,9 @@ class ArchModule(nn.Module):
         glb = _standard_globals()
         train_fields = [n for n, _ in info["outputs"]]
         eval_fields = [n for n, training_only in info["outputs"] if not training_only]
-        glb["_TrainOutputs"] = _outputs_class(info["type_name"], train_fields)
-        glb["_EvalOutputs"] = _outputs_class(info["type_name"], eval_fields)
+        if not info.get("taps"):  # a feature extractor returns a dict keyed by path instead
+            glb["_TrainOutputs"] = _outputs_class(info["type_name"], train_fields)
+            glb["_EvalOutputs"] = _outputs_class(info["type_name"], eval_fields)
         filename = f"<archspec:{info['name']}:{next(_counter)}>"
         src = self._archspec_code
         linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
@@ -115,7 +116,7 @@ class ArchModule(nn.Module):
             "_forward_train": glb["_forward_train"],
             "__module__": ArchModule.__module__,
         })
-        cls.Outputs = glb["_TrainOutputs"]
+        cls.Outputs = glb.get("_TrainOutputs")
         self.__class__ = cls
 
     def __reduce__(self) -> tuple:

@@ -193,6 +193,7 @@ class Resolver:
         self.errors: list[SpecError] = []
         self.count = 0
         self._block_params: dict[str, list[_ParamSpec]] = {}
+        self.taps: list[str] | None = None
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -244,7 +245,7 @@ class Resolver:
         return Graph(
             name=spec.name, description=spec.description, input_shape=self.input_shape, params=self.params,
             nodes=self.nodes, containers=self.containers, top=top, outputs=outputs, init=init,
-            aliases=self.aliases, source=self.doc.path, files=self.doc.files,
+            aliases=self.aliases, source=self.doc.path, files=self.doc.files, taps=self.taps is not None,
         )
 
     def raise_errors(self) -> None:
@@ -643,7 +644,27 @@ class Resolver:
 
     # -- outputs and init ------------------------------------------------------------------
 
+    def tap_outputs(self, taps: list[str]) -> list[Output]:
+        """Outputs asked for by path (a feature extractor), checked against the graph."""
+        if not taps:
+            raise SpecReferenceError("'outputs' is empty", None, expected="one or more node paths, such as 'features.denseblock2'")
+        candidates = [p for p in [*self.containers, *self.nodes] if "#" not in p]
+        out = []
+        for path in taps:
+            if path in self.aliases or any(path.startswith(a + ".") for a in self.aliases):
+                raise SpecReferenceError(f"the node '{path}' is switched off ('when' is false), so it has no value", None)
+            if path not in self.nodes and path not in self.containers or "#" in path:
+                raise SpecReferenceError(
+                    f"outputs: '{path}' is not a node of {self.spec.name}", None,
+                    expected="node or block paths such as " + ", ".join(candidates[:3]),
+                    hint=did_you_mean(path, candidates), notes=[(self.loc(("graph",)), "the graph is defined here")],
+                )
+            out.append(Output(path, path, False, None))
+        return out
+
     def outputs(self, last: str) -> list[Output]:
+        if self.taps is not None:
+            return self.tap_outputs(self.taps)
         declared = self.spec.outputs
         if declared is None:
             return [Output("output", last, False, self.loc(("graph",)))]
@@ -697,8 +718,15 @@ class Resolver:
 
 
 def resolve(doc: Document, spec: Any, overrides: Mapping[str, Any] | None = None,
-            input_shape: tuple[int, ...] | None = None, limits: Limits = DEFAULT_LIMITS) -> Graph:
-    """Resolve a validated spec into the IR graph (see the module docstring)."""
+            input_shape: tuple[int, ...] | None = None, limits: Limits = DEFAULT_LIMITS,
+            outputs: list[str] | None = None) -> Graph:
+    """Resolve a validated spec into the IR graph (see the module docstring).
+
+    ``outputs``: node or block paths whose values the network returns instead of the
+    spec's outputs (as a dict, by path).
+    """
     params = apply_overrides(doc, spec, overrides or {})
     shape = tuple(input_shape) if input_shape is not None else tuple(spec.input)
-    return Resolver(doc, spec, params, shape, limits).run()
+    resolver = Resolver(doc, spec, params, shape, limits)
+    resolver.taps = outputs
+    return resolver.run()

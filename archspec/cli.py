@@ -24,6 +24,7 @@ from typing import Any
 from ._diagnostics import render, render_warning
 from ._errors import SpecError, SpecWarning
 from ._limits import DEFAULT_LIMITS, Limits
+from ._errors import WeightsError
 from .ops._registry import fmt_shape
 
 __all__ = ["main"]
@@ -63,6 +64,16 @@ def _input_shape(text: str | None) -> tuple[int, ...] | None:
     if len(dims) not in (1, 3) or any(d <= 0 for d in dims):
         raise UsageError(f"--input needs C,H,W (positive integers), found '{text}'")
     return dims
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found '{text}'")
+    return value
 
 
 def _limits(pairs: Sequence[str]) -> Limits:
@@ -106,15 +117,31 @@ def _atomic_write(path: str, write: Callable[[str], None]) -> None:
 # -- commands -------------------------------------------------------------------------------
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    from ._compiler import load_spec
-    from ._summary import format_summary
-
-    graph = load_spec(args.spec, params=_overrides(args.set), input_shape=_input_shape(args.input), limits=_limits(args.limit))
+def _model(args: argparse.Namespace, graph):
+    """The compiled module, with --weights loaded (strictly unless --no-strict)."""
     from ._lower import lower
 
-    model = lower(graph)
+    model = lower(graph, init=args.weights is None or args.no_strict)
+    if args.weights:
+        from ._weights import load_weights
+
+        model.load_report = load_weights(model, args.weights, strict=not args.no_strict)
+    return model
+
+
+def _weights_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", metavar="FILE", help="load a checkpoint (a state_dict, or one under 'state_dict'/'model')")
+    p.add_argument("--no-strict", action="store_true", help="with --weights: load what fits and report the rest")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from ._summary import format_summary
+
+    graph = _graph(args)
+    model = _model(args, graph)
     print(format_summary(graph, depth=args.depth))
+    if args.weights:
+        print(f"checkpoint  {model.load_report.format()}")
     if args.output:
         import torch
 
@@ -215,10 +242,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ._export import export_model
-    from ._lower import lower
 
     graph = _graph(args)
-    model = lower(graph)
+    model = _model(args, graph)
     export_model(model, graph, args.format, args.output, writer=_atomic_write)
     print(f"wrote {args.output} ({args.format})")
     return 0
@@ -234,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and the totals.")
     p.add_argument("spec", metavar="SPEC", help="a spec file, e.g. specs/googlenet.yaml")
     _spec_options(p)
-    p.add_argument("--depth", type=int, default=None, metavar="N", help="show N levels of the module tree (default: all)")
+    p.add_argument("--depth", type=_positive, default=None, metavar="N", help="show N levels of the module tree (default: all)")
     p.add_argument("-o", "--output", metavar="FILE", help="save the compiled module with torch.save")
+    _weights_options(p)
     p.set_defaults(run=cmd_build)
 
     p = sub.add_parser("validate", help="check specs without building them",
@@ -273,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "edges carry tensor shapes.")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("-o", "--output", metavar="FILE", required=True)
-    p.add_argument("--depth", type=int, default=None, metavar="N",
+    p.add_argument("--depth", type=_positive, default=None, metavar="N",
                    help="draw N levels of blocks; deeper ones are collapsed into one box (default: all)")
     _spec_options(p)
     p.set_defaults(run=cmd_graph)
@@ -286,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported", "state_dict"])
     p.add_argument("-o", "--output", metavar="FILE", required=True)
     _spec_options(p)
+    _weights_options(p)
     p.set_defaults(run=cmd_export)
     return parser
 
@@ -308,6 +336,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UsageError as e:
             print(f"archspec: error: {e}", file=sys.stderr)
             return 2
+        except WeightsError as e:
+            if args.debug:
+                raise
+            print(f"archspec: error: {e}", file=sys.stderr)
+            return 1
         except BrokenPipeError:  # `archspec build x.yaml | head`
             sys.stderr.close()
             return 0

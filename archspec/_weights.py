@@ -1,0 +1,119 @@
+"""Loading a checkpoint into a compiled spec, strictly or as far as it fits.
+
+A checkpoint is a ``state_dict`` saved with ``torch.save``, or a dictionary holding one
+under ``state_dict`` or ``model`` (the usual training-checkpoint layouts); a ``module.``
+prefix left by ``DataParallel`` is removed. Files are read with
+``torch.load(weights_only=True)``, so a checkpoint cannot run code.
+
+``strict=True`` (the default) refuses any difference with a :class:`WeightsError` that
+lists what is missing, unexpected or of another shape. ``strict=False`` loads every tensor
+whose key and shape match, leaves the rest as initialised, and returns a
+:class:`LoadReport` (also logged on the ``archspec`` logger): after changing
+``num_classes``, for instance, it says that the classifier was skipped and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ._errors import WeightsError
+
+__all__ = ["LoadReport", "WeightsError", "load_weights", "read_checkpoint"]
+
+log = logging.getLogger("archspec")
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "x".join(map(str, t.shape)) or "scalar"
+
+
+@dataclass
+class LoadReport:
+    """What a (non-strict) load did: tensors loaded, missing, unexpected, of another shape."""
+
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, str, str]] = field(default_factory=list)  # key, checkpoint shape, model shape
+
+    @property
+    def complete(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def format(self, limit: int = 8, strict: bool = False) -> str:
+        total = len(self.loaded) + len(self.missing) + len(self.mismatched)
+        lines = [f"loaded {len(self.loaded):,} of the model's {total:,} tensors from {self.source}"]
+
+        def listing(title: str, items: list[str]) -> None:
+            if items:
+                lines.append(f"  {title} ({len(items):,}): " + ", ".join(items[:limit]) + (", ..." if len(items) > limit else ""))
+
+        listing("of another shape" if strict else "skipped, shape differs",
+                [f"{k} (checkpoint {a}, model {b})" for k, a, b in self.mismatched])
+        listing("missing from the checkpoint" if strict else "missing from the checkpoint (left as initialised)", self.missing)
+        listing("in the checkpoint but not in the model" if strict else "in the checkpoint but not in the model (ignored)",
+                self.unexpected)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` in a checkpoint file (see the module docstring for the layouts)."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"no weights file at '{path}'") from None
+    except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"cannot read '{path}' as a PyTorch checkpoint: {first}") from None
+    if isinstance(data, nn.Module):  # pragma: no cover - weights_only refuses modules
+        data = data.state_dict()
+    if isinstance(data, Mapping):
+        for key in ("state_dict", "model"):
+            inner = data.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                data = inner
+                break
+    if not isinstance(data, Mapping) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise WeightsError(
+            f"'{path}' holds no state_dict: expected a mapping of tensors, or a checkpoint with one under "
+            "'state_dict' or 'model'"
+        )
+    state = dict(data)
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = True) -> LoadReport:
+    """Load ``path`` into ``model`` (see the module docstring); return the report."""
+    state = read_checkpoint(path)
+    own = model.state_dict()
+    report = LoadReport(str(path))
+    fitting = {}
+    for key, tensor in state.items():
+        if key not in own:
+            report.unexpected.append(key)
+        elif own[key].shape != tensor.shape:
+            report.mismatched.append((key, _shape(tensor), _shape(own[key])))
+        else:
+            fitting[key] = tensor
+    report.missing = [k for k in own if k not in state]
+    report.loaded = list(fitting)
+    if strict and not report.complete:
+        raise WeightsError(f"the weights in {path} do not fit the network (strict loading):\n"
+                           + report.format(limit=5, strict=True).split("\n", 1)[1]
+                           + "\n  hint: strict=False (--no-strict) loads what fits and reports the rest")
+    model.load_state_dict(fitting, strict=False)
+    if not report.complete:
+        log.warning("%s", report.format())
+    return report
