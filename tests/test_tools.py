@@ -1,0 +1,247 @@
+"""The tools around a spec: validate, schema, list, diff, checkpoints, feature outputs, the API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import jsonschema
+import pytest
+import torch
+
+import archspec
+from archspec import SpecReferenceError, WeightsError, compile_spec, load_spec
+from archspec._load import load_document
+from archspec._schema import json_schema
+from archspec.cli import main
+from reference import ROOT, SPECS
+
+SCHEMA_FILE = SPECS / "archspec.schema.json"
+
+
+def run(capsys, *args):
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+# -- validate ----------------------------------------------------------------------------
+
+
+def test_validate_one_line_per_spec(capsys):
+    status, out, err = run(capsys, "validate", *sorted(SPECS.glob("*.yaml")))
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert len(lines) == 10
+    assert any(line.endswith("specs/densenet264.yaml: ok (densenet264, 33,337,704 parameters, 5.752 GMACs at 3x224x224)")
+               for line in lines)
+
+
+def test_validate_fails_if_any_spec_is_invalid(capsys):
+    bad = ROOT / "tests" / "bad_specs" / "shape-groups.yaml"
+    status, out, err = run(capsys, "validate", SPECS / "alexnet.yaml", bad)
+    assert status == 2
+    assert out.splitlines()[1].endswith("shape-groups.yaml: invalid (1 error)")
+    assert "groups=2 does not divide the 3 input channels" in err
+
+
+def test_validate_is_fast_and_allocates_nothing():
+    load_spec(SPECS / "densenet264.yaml")  # warm the schema cache
+    start = time.perf_counter()
+    graph = load_spec(SPECS / "densenet264.yaml")
+    assert time.perf_counter() - start < 0.5
+    assert sum(n.n_params for n in graph.nodes.values()) == 33_337_704
+
+
+# -- schema ------------------------------------------------------------------------------
+
+
+def test_schema_command_matches_the_committed_file(capsys):
+    status, out, _ = run(capsys, "schema")
+    assert status == 0
+    assert json.loads(out) == json.loads(SCHEMA_FILE.read_text()), "run: archspec schema -o specs/archspec.schema.json"
+    assert json.loads(out)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.name)
+def test_bundled_specs_validate_against_the_schema(path):
+    assert path.read_text().splitlines()[0] == "# yaml-language-server: $schema=archspec.schema.json"
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    data = load_document(path).data if "extends" not in path.read_text() else _raw(path)
+    assert list(validator.iter_errors(data)) == []
+
+
+def _raw(path):
+    from archspec._load import load_text
+
+    return load_text(path.read_text(), str(path)).data
+
+
+@pytest.mark.parametrize("mutate,expected", [
+    (lambda d: d.update(grpah=d.pop("graph")), "Additional properties are not allowed ('grpah' was unexpected)"),
+    (lambda d: d["graph"]["features"].__setitem__(0, {"op": "conv2d", "out": 64, "kernal": 11}), None),
+    (lambda d: d["graph"].__setitem__("avgpool", {"op": "avgpool"}), None),
+    (lambda d: d.update(archspec=2), None),
+])
+def test_schema_rejects_mistakes(mutate, expected):
+    validator = jsonschema.Draft202012Validator(json_schema())
+    data = _raw(SPECS / "alexnet.yaml")
+    mutate(data)
+    errors = list(validator.iter_errors(data))
+    assert errors
+    if expected:
+        assert any(expected in e.message for e in errors)
+
+
+def test_schema_allows_a_variant_without_graph():
+    validator = jsonschema.Draft202012Validator(json_schema())
+    assert not list(validator.iter_errors({"archspec": 1, "extends": "base.yaml", "name": "v", "params": {"n": 2}}))
+    assert list(validator.iter_errors({"archspec": 1, "name": "v"}))  # no extends: graph and input are required
+
+
+# -- list --------------------------------------------------------------------------------
+
+
+def test_list_bundled_specs(capsys):
+    status, out, _ = run(capsys, "list")
+    assert status == 0
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert sorted(rows) == sorted(p.name for p in SPECS.glob("*.yaml"))
+    assert "13,004,888" in rows["googlenet.yaml"] and "1.498 G" in rows["googlenet.yaml"]
+    assert "GoogLeNet / Inception v1" in rows["googlenet.yaml"]
+
+
+def test_list_a_folder_with_a_broken_spec(tmp_path, capsys):
+    (tmp_path / "ok.yaml").write_text("archspec: 1\nname: ok\ndescription: a tiny net\ninput: [3, 8, 8]\ngraph:\n  c: {op: conv2d, out: 2, kernel: 3}\n")
+    (tmp_path / "bad.yaml").write_text("archspec: 1\nname: bad\ninput: [3, 8, 8]\ngraph:\n  c: {op: conv, out: 2}\n")
+    status, out, _ = run(capsys, "list", tmp_path)
+    assert status == 2
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert rows["ok.yaml"].split()[1:] == ["a", "tiny", "net", "56", "1,944", "3x8x8"]
+    assert "invalid: in c: unknown op 'conv'" in rows["bad.yaml"]
+
+
+# -- diff --------------------------------------------------------------------------------
+
+
+def test_diff_densenet121_169(capsys):
+    status, out, _ = run(capsys, "diff", SPECS / "densenet121.yaml", SPECS / "densenet169.yaml")
+    assert status == 0
+    assert "params      block_config [6, 12, 24, 16] -> [6, 12, 32, 32]" in out
+    assert "parameters  7,978,856 -> 14,149,480 (+6,170,624)" in out
+    assert "state_dict  727 -> 1,015 keys; 637 of densenet121's 727 load into densenet169 unchanged" in out
+    lines = out.splitlines()
+    added3 = next(line for line in lines if line.startswith("+ features.denseblock3.denselayer{25..32}"))
+    assert "dense_layer" in added3 and "x8" in added3
+    assert any(line.startswith("+ features.denseblock4.denselayer{17..32}") and "x16" in line for line in lines)
+    assert any(line.startswith("~ classifier ") and "input 1024 -> 1664" in line for line in lines)
+
+
+def test_diff_counts_keys_that_load(tmp_path):
+    from archspec._diff import diff, format_diff
+
+    a, b = load_spec(SPECS / "googlenet.yaml"), load_spec(SPECS / "googlenet.yaml", num_classes=10)
+    d = diff(a, b)
+    assert d.loadable == sum(1 for k, s in a.state_shapes().items() if b.state_shapes().get(k) == s) == 358
+    assert "state_dict  364 -> 364 keys; 358 of googlenet's 364 load into googlenet unchanged (same key and shape), 6 do not" \
+        in format_diff(d)
+    # and the count is what load_state_dict really accepts
+    full = compile_spec(SPECS / "googlenet.yaml").state_dict()
+    target = compile_spec(SPECS / "googlenet.yaml", num_classes=10, device="meta").state_dict()
+    assert sum(1 for k, v in full.items() if k in target and target[k].shape == v.shape) == 358
+
+
+def test_diff_of_identical_specs(capsys):
+    status, out, _ = run(capsys, "diff", SPECS / "alexnet.yaml", SPECS / "alexnet.yaml")
+    assert out.rstrip().endswith("no node changed")
+
+
+# -- checkpoints -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def googlenet_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "googlenet.pt"
+    torch.manual_seed(1)
+    model = compile_spec(SPECS / "googlenet.yaml")
+    torch.save({"epoch": 3, "state_dict": model.state_dict()}, path)
+    return path, model
+
+
+def test_weights_load_strictly(googlenet_checkpoint):
+    path, reference = googlenet_checkpoint
+    model = compile_spec(SPECS / "googlenet.yaml", weights=path)
+    assert model.load_report.complete
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+
+
+def test_weights_that_do_not_fit_are_refused_strictly(googlenet_checkpoint):
+    path, _ = googlenet_checkpoint
+    with pytest.raises(WeightsError) as e:
+        compile_spec(SPECS / "googlenet.yaml", weights=path, num_classes=10)
+    assert "fc.weight (checkpoint 1000x1024, model 10x1024)" in str(e.value)
+
+
+def test_weights_non_strict_skip_the_classifier_and_say_so(googlenet_checkpoint, caplog):
+    path, reference = googlenet_checkpoint
+    with caplog.at_level(logging.WARNING, logger="archspec"):
+        model = compile_spec(SPECS / "googlenet.yaml", weights=path, num_classes=10, aux_logits=False, strict=False)
+    report = model.load_report
+    assert [k for k, _, _ in report.mismatched] == ["fc.weight", "fc.bias"]
+    assert len(report.unexpected) == 20 and all(k.startswith("aux") for k in report.unexpected)
+    assert report.missing == []
+    assert torch.equal(model.conv1.conv.weight, reference.conv1.conv.weight)
+    assert "skipped, shape differs (2): fc.weight (checkpoint 1000x1024, model 10x1024)" in caplog.text
+
+
+def test_weights_cli(googlenet_checkpoint, capsys, tmp_path):
+    path, _ = googlenet_checkpoint
+    status, out, _ = run(capsys, "build", SPECS / "googlenet.yaml", "--weights", path, "--depth", "1")
+    assert status == 0 and "checkpoint  loaded 364 of the model's 364 tensors" in out
+    status, _, err = run(capsys, "build", SPECS / "googlenet.yaml", "--weights", path, "--set", "num_classes=5")
+    assert status == 1 and "do not fit the network (strict loading)" in err and "--no-strict" in err
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    status, _, err = run(capsys, "build", SPECS / "googlenet.yaml", "--weights", junk)
+    assert status == 1 and "cannot read" in err and "as a PyTorch checkpoint" in err
+
+
+# -- feature outputs ---------------------------------------------------------------------
+
+
+def test_outputs_by_path_give_a_dict():
+    model = compile_spec(SPECS / "densenet121.yaml", outputs=["features.denseblock2", "features.transition2.conv"]).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64))
+    assert list(out) == ["features.denseblock2", "features.transition2.conv"]
+    assert out["features.denseblock2"].shape == (1, 512, 8, 8)
+    assert out["features.transition2.conv"].shape == (1, 256, 8, 8)
+    full = compile_spec(SPECS / "densenet121.yaml")
+    full.load_state_dict(model.state_dict())  # the whole tree is kept: checkpoints still load
+    assert "classifier" not in model.code  # but the forward stops at the taps
+    scripted = torch.jit.script(model)
+    assert set(scripted(torch.randn(1, 3, 64, 64))) == set(out)
+
+
+def test_unknown_output_path_is_an_error_with_a_suggestion():
+    with pytest.raises(SpecReferenceError) as e:
+        compile_spec(SPECS / "densenet121.yaml", outputs=["features.denseblok2"])
+    assert "outputs: 'features.denseblok2' is not a node of densenet121" in str(e.value)
+    assert "did you mean 'features.denseblock2'" in e.value.hint
+
+
+# -- the API -----------------------------------------------------------------------------
+
+
+def test_public_api():
+    assert set(archspec.__all__) == {
+        "Container", "Graph", "Limits", "Loc", "Node", "Output", "SpecError", "SpecErrors", "SpecExpressionError",
+        "SpecLimitError", "SpecReferenceError", "SpecSchemaError", "SpecShapeError", "SpecSyntaxError", "SpecWarning",
+        "WeightsError", "__version__", "compile_spec", "load_spec",
+    }
+    for name in archspec.__all__:
+        assert getattr(archspec, name) is not None
+    assert all(issubclass(getattr(archspec, n), archspec.SpecError) for n in archspec.__all__ if n.startswith("SpecE") or
+               n in ("SpecSyntaxError", "SpecSchemaError", "SpecReferenceError", "SpecShapeError", "SpecLimitError"))
