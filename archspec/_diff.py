@@ -71,6 +71,13 @@ def _shape(g: Graph, path: str):
     return g.containers[path].shape if path in g.containers else g.nodes[path].shape
 
 
+def _visible(shape, same_size: bool) -> str:
+    """A shape as the diff shows it: without the spatial size when the inputs differ in size."""
+    if shape is None:
+        return "?"
+    return fmt_shape(shape if same_size or len(shape) != 3 else shape[:1]) + ("" if same_size or len(shape) != 3 else " channels")
+
+
 def _settings(node) -> dict:
     return node.concrete.model_dump() if node.concrete is not None else {}
 
@@ -78,6 +85,7 @@ def _settings(node) -> dict:
 def diff(a: Graph, b: Graph) -> GraphDiff:
     ea, eb = _entries(a), _entries(b)
     changes: list[Change] = []
+    same_size = a.input_shape[1:] == b.input_shape[1:]
 
     def covered(path: str, entries: dict, other: dict) -> bool:
         """Whether an ancestor of ``path`` is itself added/removed (so it is reported)."""
@@ -103,20 +111,23 @@ def diff(a: Graph, b: Graph) -> GraphDiff:
         if is_container:
             continue
         na_, nb_ = a.nodes[path], b.nodes[path]
-        details = []
-        if na_.in_shapes[:1] != nb_.in_shapes[:1]:
-            details.append(f"input {fmt_shape(na_.in_shapes[0] if na_.in_shapes else None)} -> "
-                           f"{fmt_shape(nb_.in_shapes[0] if nb_.in_shapes else None)}")
-        if na_.shape != nb_.shape:
-            details.append(f"output {fmt_shape(na_.shape)} -> {fmt_shape(nb_.shape)}")
         sa, sb = _settings(na_), _settings(nb_)
-        for key in sa:
-            if sa.get(key) != sb.get(key) and key != "inplace":
-                details.append(f"{key} {_value(sa.get(key))} -> {_value(sb.get(key))}")
+        settings = [f"{key} {_value(sa.get(key))} -> {_value(sb.get(key))}" for key in sa
+                    if sa.get(key) != sb.get(key) and key != "inplace"]
+        # a node is changed by its own settings or parameters; shapes that merely follow an
+        # upstream change are context, not a change of their own
+        if not settings and na_.n_params == nb_.n_params:
+            continue
+        details = []
+        ia, ib = (na_.in_shapes[0] if na_.in_shapes else None), (nb_.in_shapes[0] if nb_.in_shapes else None)
+        if _visible(ia, same_size) != _visible(ib, same_size):
+            details.append(f"input {_visible(ia, same_size)} -> {_visible(ib, same_size)}")
+        if _visible(na_.shape, same_size) != _visible(nb_.shape, same_size):
+            details.append(f"output {_visible(na_.shape, same_size)} -> {_visible(nb_.shape, same_size)}")
+        details += settings
         if na_.n_params != nb_.n_params:
             details.append(f"parameters {na_.n_params:,} -> {nb_.n_params:,}")
-        if details:
-            changes.append(Change("~", path, kind_b, "; ".join(details), nb_.n_params - na_.n_params))
+        changes.append(Change("~", path, kind_b, "; ".join(details), nb_.n_params - na_.n_params))
     order_b = {p: i for i, p in enumerate(eb)}
     order_a = {p: i for i, p in enumerate(ea)}
     changes.sort(key=lambda c: (order_b.get(c.path, order_a.get(c.path, 0) + 0.5), c.sign))
@@ -214,7 +225,9 @@ def format_diff(d: GraphDiff) -> str:
     if d.changed_params:
         lines.append("params      " + "; ".join(f"{k} {_value(x)} -> {_value(y)}" for k, x, y in d.changed_params))
     if a.input_shape != b.input_shape:
-        lines.append(f"input       {fmt_shape(a.input_shape)} -> {fmt_shape(b.input_shape)}")
+        lines.append(f"input       {fmt_shape(a.input_shape)} -> {fmt_shape(b.input_shape)}"
+                     + ("" if a.input_shape[1:] == b.input_shape[1:] else
+                        " (spatial sizes follow the input: below, shapes show channels only)"))
     pa, pb = d.params
     lines.append(f"parameters  {pa:,} -> {pb:,} ({pb - pa:+,})")
     ma, mb = d.macs
@@ -227,7 +240,8 @@ def format_diff(d: GraphDiff) -> str:
         lines += ["", "no node changed"]
         return "\n".join(lines)
     counts = {s: sum(c.count for c in d.changes if c.sign == s) for s in "+-~"}
-    lines += ["", f"nodes: {counts['+']} added (+), {counts['-']} removed (-), {counts['~']} changed (~)"]
+    lines += ["", f"nodes: {counts['+']} added (+), {counts['-']} removed (-), {counts['~']} changed (~: settings or "
+                  "parameters; nodes whose shapes only follow an upstream change are not listed)"]
     width = max(len(c.path) for c in d.changes)
     kind_width = max(len(c.kind) for c in d.changes)
     for c in d.changes:
