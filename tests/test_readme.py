@@ -1,0 +1,70 @@
+"""The README's promises: its first two commands, and the tutorial's commands with their
+output, run here so the docs cannot rot. `--update-golden` rewrites the outputs in the
+README's ```console blocks from a real run (review the diff)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from archspec.cli import main
+from reference import ROOT
+
+README = ROOT / "README.md"
+BLOCK = re.compile(r"```console\n\$ (?P<cmd>[^\n]+)\n(?P<out>.*?)```", re.S)
+
+
+def test_first_lines_are_the_two_commands():
+    lines = README.read_text().splitlines()
+    assert lines[0] == "# archspec"
+    assert lines[2] == "```bash"
+    install, test = lines[3], lines[4]
+    assert install == "pip install torch==2.13.0 && pip install -e . && archspec build specs/googlenet.yaml"
+    assert test.startswith("pip install torch==2.13.0 && pip install -e \".[test") and test.endswith("python -m pytest -q")
+    assert lines[5] == "```"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "README.md" in ci  # CI runs the README's own test command
+
+
+def test_the_install_command_runs_googlenet():
+    result = subprocess.run([sys.executable, "-m", "archspec.cli", "build", "specs/googlenet.yaml"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "parameters  13,004,888" in result.stdout
+
+
+def _blocks():
+    return list(BLOCK.finditer(README.read_text()))
+
+
+def test_the_tutorial_has_commands():
+    commands = [m["cmd"] for m in _blocks()]
+    assert any(c.startswith("archspec build docs/tutorial/densenet_cifar.yaml") for c in commands)
+    assert any(c.startswith("archspec diff specs/densenet121.yaml docs/tutorial/densenet_cifar.yaml") for c in commands)
+    assert any(c.startswith("archspec graph docs/tutorial/densenet_cifar.yaml") for c in commands)
+
+
+@pytest.mark.parametrize("index", range(len(_blocks())), ids=[m["cmd"].split()[1] for m in _blocks()])
+def test_tutorial_command(index, capsys, monkeypatch, request, tmp_path):
+    block = _blocks()[index]
+    argv = shlex.split(block["cmd"])
+    assert argv[0] == "archspec"
+    if "-o" in argv:
+        target = argv[argv.index("-o") + 1]
+        if target.endswith((".svg", ".png")) and shutil.which("dot") is None:
+            pytest.skip("Graphviz's dot is not installed: the .svg in the README cannot be rendered here")
+    monkeypatch.chdir(ROOT)
+    status = main(argv[1:])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    if request.config.getoption("--update-golden"):
+        text = README.read_text()
+        text = text.replace(block.group(0), f"```console\n$ {block['cmd']}\n{out}```")
+        README.write_text(text)
+        return
+    assert out == block["out"]
