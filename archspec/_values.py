@@ -74,36 +74,43 @@ class _ValueType:
         return f"{type(self).__name__}({self.expected})"
 
 
-def _bounds_text(ge: float | None, gt: float | None, le: float | None) -> str:
-    parts = []
-    if gt is not None:
-        parts.append(f"> {gt:g}")
-    if ge is not None:
-        parts.append(f">= {ge:g}")
-    if le is not None:
-        parts.append(f"<= {le:g}")
-    return " and ".join(parts)
+class _Bounded(_ValueType):
+    """A number within optional bounds (``ge``, ``gt``, ``le``), or null where ``nullable``."""
 
+    kind = "number"
+    json_type = "number"
 
-class Int(_ValueType):
-    def __init__(self, ge: int | None = None, gt: int | None = None, le: int | None = None, nullable: bool = False) -> None:
+    def __init__(self, ge: float | None = None, gt: float | None = None, le: float | None = None,
+                 nullable: bool = False) -> None:
         self.ge, self.gt, self.le, self.nullable = ge, gt, le, nullable
-        if ge == 1 or gt == 0:
-            self.expected = "a positive integer"
-        elif ge == 0:
-            self.expected = "an integer >= 0"
-        else:
-            bounds = _bounds_text(ge, gt, le)
-            self.expected = "an integer" + (f" {bounds}" if bounds else "")
-        self.json = {"type": "integer"}
-        if ge is not None:
-            self.json["minimum"] = ge
-        if gt is not None:
-            self.json["exclusiveMinimum"] = gt
-        if le is not None:
-            self.json["maximum"] = le
-        if nullable:  # null stands for "not given"; messages do not offer it
+        self.expected = self.describe()
+        self.json = {"type": self.json_type}
+        for key, bound in (("minimum", ge), ("exclusiveMinimum", gt), ("maximum", le)):
+            if bound is not None:
+                self.json[key] = bound
+        if nullable:
             self.json = {"anyOf": [self.json, {"type": "null"}]}
+
+    def describe(self) -> str:
+        parts = [f"{op} {bound:g}" for op, bound in (("> ", self.gt), (">= ", self.ge), ("<= ", self.le))
+                 if bound is not None]
+        return self.kind + (" " + " and ".join(p.replace("  ", " ") for p in parts) if parts else "")
+
+    def in_bounds(self, value: float) -> bool:
+        return not ((self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt)
+                    or (self.le is not None and value > self.le))
+
+
+class Int(_Bounded):
+    kind = "an integer"
+    json_type = "integer"
+
+    def describe(self) -> str:  # null stands for "not given": messages do not offer it
+        if self.ge == 1 or self.gt == 0:
+            return "a positive integer"
+        if self.ge == 0 and self.le is None:
+            return "an integer >= 0"
+        return super().describe()
 
     def check(self, value: Any) -> int | None:
         if value is None and self.nullable:
@@ -112,37 +119,23 @@ class Int(_ValueType):
             if isinstance(value, float) and value.is_integer():
                 raise self.fail(value, " (write it without a decimal point)")
             raise self.fail(value)
-        if (self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt) or (
-            self.le is not None and value > self.le
-        ):
+        if not self.in_bounds(value):
             raise self.fail(value)
         return value
 
 
-class Float(_ValueType):
-    def __init__(self, ge: float | None = None, gt: float | None = None, le: float | None = None,
-                 nullable: bool = False) -> None:
-        self.ge, self.gt, self.le, self.nullable = ge, gt, le, nullable
-        bounds = _bounds_text(ge, gt, le)
-        self.expected = "a number" + (f" {bounds}" if bounds else "") + (" or null" if nullable else "")
-        self.json = {"type": "number"}
-        if ge is not None:
-            self.json["minimum"] = ge
-        if gt is not None:
-            self.json["exclusiveMinimum"] = gt
-        if le is not None:
-            self.json["maximum"] = le
-        if nullable:
-            self.json = {"anyOf": [self.json, {"type": "null"}]}
+class Float(_Bounded):
+    kind = "a number"
+
+    def describe(self) -> str:
+        return super().describe() + (" or null" if self.nullable else "")
 
     def check(self, value: Any) -> float | None:
         if value is None and self.nullable:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise self.fail(value)
-        if (self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt) or (
-            self.le is not None and value > self.le
-        ):
+        if not self.in_bounds(value):
             raise self.fail(value)
         return float(value)
 
