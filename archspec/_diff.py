@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ._infer import needed
 from ._ir import Graph
 from ._summary import format_count, totals
 from .ops import fmt_shape
@@ -249,6 +248,3 @@ def format_diff(d: GraphDiff) -> str:
         delta = f"  [{c.params_delta:+,} params]" if c.params_delta else ""
         lines.append(f"{c.sign} {c.path:<{width}}  {c.kind:<{kind_width}}  {c.detail}{times}{delta}")
     return "\n".join(lines)
-
-
-__all__ += ["needed"]

@@ -41,7 +41,7 @@ from ._schema import MAX_ERRORS
 from ._values import shown
 from .ops import fmt_shape
 
-__all__ = ["infer", "Inference"]
+__all__ = ["infer", "Inference", "needed"]
 
 
 class Inference:
@@ -365,6 +365,3 @@ def needed(graph: Graph, training: bool) -> list[str]:
 def infer(graph: Graph, limits: Limits = DEFAULT_LIMITS) -> Graph:
     """Infer shapes and costs in place and return the graph (see the module docstring)."""
     return Inference(graph, limits).run()
-
-
-__all__ += ["needed"]

@@ -263,7 +263,7 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
 
     def add(value: Any, loc: Loc, size: int, sub_locs: Locations | None = None, src: PathT = ()) -> None:
         """Attach a finished value to the frame on top of the stack (or make it the root)."""
-        nonlocal root, root_loc, total
+        nonlocal root, root_loc
         if not stack:
             root, root_loc = value, loc
             locs.values[()] = loc

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-__all__ = ["ArchModule", "Block"]
+__all__ = ["ArchModule", "Block", "make_module"]
 
 _counter = itertools.count()
 
@@ -144,6 +144,3 @@ def make_module(code: str, info: dict[str, Any]) -> ArchModule:
     model._archspec_info = info
     model._archspec_install()
     return model
-
-
-__all__ += ["make_module"]

@@ -41,7 +41,7 @@ from ._errors import (
     did_you_mean,
     name_list,
 )
-from ._expr import SHAPE_NAMES, Expr, evaluate, is_expression, parse_name_template, parse_value
+from ._expr import SHAPE_NAMES, evaluate, is_expression, parse_name_template, parse_value
 from ._ir import INPUT, Container, Deferred, Graph, InitRule, Lazy, Node, Output, UseSite
 from ._limits import DEFAULT_LIMITS, Limits
 from ._load import Document
@@ -500,7 +500,7 @@ class Resolver:
                   scope: _Scope, block: str | None, env: dict[str, Any], args: dict[str, Any] | None = None) -> None:
         if len(inputs) != 1:
             raise SpecReferenceError(f"a {kind} reads one input, but 'from' names {len(inputs)}", entry.loc, node=path,
-                                     hint=f"to join several nodes, use {{op: concat, from: [...]}} or {{op: add, from: [...]}}")
+                                     hint="to join several nodes, use {op: concat, from: [...]} or {op: add, from: [...]}")
         doc = getattr(entry.model, "doc", None) if isinstance(entry.model, BaseModel) else None
         container = Container(path, kind, [], inputs[0], inputs[0], entry.loc, block=block, parent=parent, when=entry.when,
                               sites=scope.sites, doc=doc, args=args or {})
@@ -518,7 +518,7 @@ class Resolver:
             raise SpecReferenceError(
                 f"{op.name} takes {wanted} input{'s' if least != 1 or most != 1 else ''}, but it reads {len(inputs)}",
                 self.loc(raw + ("from",)) if "from" in self._raw_keys(raw) else loc, node=path,
-                hint=f"give 'from: [a, b]' to name its inputs" if least > 1 else "give 'from' one node", notes=self.notes(scope.sites),
+                hint="give 'from: [a, b]' to name its inputs" if least > 1 else "give 'from' one node", notes=self.notes(scope.sites),
             )
         params: dict[str, Any] = {}
         param_locs: dict[str, Loc] = {}

@@ -40,11 +40,12 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 from . import ops
-from ._errors import Loc, SpecError, SpecErrors, SpecSchemaError, did_you_mean, name_list
+from ._errors import SpecError, SpecErrors, SpecSchemaError, did_you_mean, name_list
 from ._load import NODE_KIND_KEYS, Document
 from ._values import EXPRESSION_SCHEMA, Bool, Float, Int, Text, shown
 
-__all__ = ["validate", "spec_model", "invalidate", "COMMON_KEYS", "node_path_of", "MAX_ERRORS", "json_schema"]
+__all__ = ["validate", "spec_model", "invalidate", "json_schema", "node_path_of", "COMMON_KEYS", "CONTAINER_KINDS",
+           "INIT_FNS", "MAX_ERRORS", "NAME_RE", "PARAM_TYPES"]
 
 MAX_ERRORS = 20
 
@@ -709,6 +710,3 @@ def json_schema() -> dict[str, Any]:
     schema["if"] = {"not": {"required": ["extends"]}}
     schema["then"] = {"required": sorted(set(required) - {"archspec", "name"})}
     return schema
-
-
-__all__ += ["NAME_RE", "CONTAINER_KINDS", "PARAM_TYPES", "INIT_FNS", "Loc"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from .._values import Bool, Choice, Float, Int, Size
+from .._values import Bool, Float, Int, Size
 from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, register
 
 # ---------------------------------------------------------------------------------------

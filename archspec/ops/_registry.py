@@ -17,16 +17,16 @@ Shapes are per sample, without the batch dimension: ``(C, H, W)`` for images,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
-    from torch import fx
+    import torch  # noqa: F401  (named in the string annotations below)
+    from torch import fx  # noqa: F401
 
 __all__ = ["OpParams", "OpDef", "Inferred", "ShapeError", "Shape", "register", "get", "names", "version", "REGISTRY", "fmt_shape"]
 
