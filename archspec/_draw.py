@@ -15,6 +15,11 @@ What is not: no layout of its own (Graphviz or Mermaid lays the diagram out), no
 no MACs per node. Rendering SVG/PNG needs Graphviz's ``dot`` on PATH; without it
 :class:`GraphvizNotFound` (an ``OSError``, so the command line prints it cleanly) says
 how to install it. The text is deterministic: the same graph gives the same diagram.
+
+Big graphs: a whole DenseNet (every dense connection is an edge, 963 in DenseNet-121)
+lays out in seconds but is hard to read; ``depth=2`` or ``3`` is the useful view. Mermaid
+renders at most 500 edges and 50,000 characters by default; a diagram past that says so
+in a comment on its second line.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ class DrawError(OSError):
     def __str__(self) -> str:
         return self.strerror
 
+    def __reduce__(self):
+        return (DrawError, (self.strerror, self.errno))
+
 
 class GraphvizNotFound(DrawError):
     """Graphviz's ``dot`` is not on PATH (needed for .svg and .png only)."""
@@ -55,6 +63,9 @@ class GraphvizNotFound(DrawError):
     def __init__(self) -> None:
         super().__init__("Graphviz's 'dot' is not installed: install it with 'apt-get install graphviz' (Debian/Ubuntu) "
                          "or 'brew install graphviz' (macOS), or write .dot/.mmd instead", errno.ENOENT)
+
+    def __reduce__(self):
+        return (GraphvizNotFound, ())
 
 
 # -- the scene: what is drawn, independent of the format -------------------------------------
@@ -100,9 +111,21 @@ class _Scene:
     edges: list[_Edge]
 
 
-def _ident(prefix: str, path: str) -> str:
-    """A safe identifier for both formats (``n_inception3a_branch2_1_conv``, ``n_x__concat``)."""
-    return prefix + re.sub(r"[^A-Za-z0-9_]", "_", path.replace("#", "__"))
+class _Ids:
+    """Safe, unique identifiers for both formats: ``n_inception3a_branch2_1_conv``,
+    ``n_inception3a__concat``; a path that would clash gets ``_2``, ``_3``, ... (in order)."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def __call__(self, prefix: str, path: str) -> str:
+        base = prefix + re.sub(r"[^A-Za-z0-9_]", "_", path.replace("#", "__"))
+        ident, k = base, 1
+        while ident in self.used:
+            k += 1
+            ident = f"{base}_{k}"
+        self.used.add(ident)
+        return ident
 
 
 def _settings(node: Node) -> str:
@@ -143,6 +166,7 @@ def _scene(graph: Graph, depth: int | None) -> _Scene:
             inner.setdefault(c, []).append(p)
             c = graph.containers[c].parent
 
+    ident = _Ids()
     owner: dict[str, str] = {INPUT: "x_input"}  # node path -> the id of the item that draws it
     items: dict[str, _Item] = {}
 
@@ -154,11 +178,11 @@ def _scene(graph: Graph, depth: int | None) -> _Scene:
     def op_item(p: str, body: list) -> None:
         node = graph.nodes[p]
         if node.implicit:
-            add(_Item(_ident("n_", p), ["+" if node.op == "add" else node.op], "join", status([p]), p, node.op), body, [p])
+            add(_Item(ident("n_", p), ["+" if node.op == "add" else node.op], "join", status([p]), p, node.op), body, [p])
             return
         op = " ".join(filter(None, [node.op, _settings(node)]))
         head = node.name if op == node.name else f"{node.name}: {op}"
-        add(_Item(_ident("n_", p), [head, fmt_shape(node.shape)], "op", status([p]), p, node.op), body, [p])
+        add(_Item(ident("n_", p), [head, fmt_shape(node.shape)], "op", status([p]), p, node.op), body, [p])
 
     def walk(children: list[str], body: list, level: int) -> None:
         for path in children:
@@ -174,17 +198,16 @@ def _scene(graph: Graph, depth: int | None) -> _Scene:
             if limit is not None and level >= limit:
                 params = sum(graph.nodes[p].n_params for p in paths)
                 lines = [label, fmt_shape(c.shape)] + ([f"{format_count(params).strip()} params"] if params else [])
-                add(_Item(_ident("b_", path), lines, "block", status(paths), path), body, paths)
+                add(_Item(ident("b_", path), lines, "block", status(paths), path), body, paths)
                 continue
-            cluster = _Cluster(_ident("c_", path), label, status(paths), level)
+            cluster = _Cluster(ident("c_", path), label, status(paths), level)
             walk(c.children, cluster.body, level + 1)
             for p in joins.get(path, []):
                 op_item(p, cluster.body)
             body.append(cluster)
 
-    shape = fmt_shape(graph.input_shape)
     body: list[_Item | _Cluster] = []
-    add(_Item("x_input", ["input", shape], "io", "", "the network input"), body, [])
+    add(_Item("x_input", ["input", fmt_shape(graph.input_shape)], "io", "", "the network input"), body, [])
     walk(graph.top, body, 0)
     for p in graph.order:  # anything no container walk reached (joins outside any container)
         if p not in owner:
@@ -205,12 +228,11 @@ def _scene(graph: Graph, depth: int | None) -> _Scene:
     for o in graph.outputs:
         if o.node is None:
             continue
-        out = _Item(_ident("o_", o.name), [o.name + (" (train)" if o.training_only else ""), ""], "io",
-                    "train" if o.training_only else "", f"output {o.name}")
-        shape_ = graph.input_shape if o.node == INPUT else graph.nodes[o.node].shape
-        out.lines[1] = fmt_shape(shape_)
+        shape = graph.input_shape if o.node == INPUT else graph.nodes[o.node].shape
+        name = o.name + (" (train)" if o.training_only else "")
+        out = _Item(ident("o_", o.name), [name, fmt_shape(shape)], "io", "train" if o.training_only else "", f"output {o.name}")
         add(out, body, [])
-        connect(owner[o.node], out.id, shape_)
+        connect(owner[o.node], out.id, shape)
     title = f"{graph.name}: {graph.description}" if graph.description else graph.name
     return _Scene(title, body, list(edges.values()))
 
@@ -220,22 +242,18 @@ def _scene(graph: Graph, depth: int | None) -> _Scene:
 _GREY = "#8a8a8a"
 
 
-def _q(text: str) -> str:
-    """A DOT double-quoted string."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _dot_label(lines: list[str]) -> str:
+def _q(*lines: str) -> str:
+    """A DOT double-quoted string (lines joined by DOT's ``\\n``)."""
     return '"' + "\\n".join(t.replace("\\", "\\\\").replace('"', '\\"') for t in lines) + '"'
 
 
 def _dot_item(item: _Item) -> str:
-    attrs = {"label": _dot_label(item.lines), "tooltip": _q(item.tip)}
+    attrs = {"label": _q(*item.lines), "tooltip": _q(item.tip)}
     style = ["filled"]
     if item.kind == "join":
-        attrs.update(shape="circle", width="0.3", height="0.3", margin="0.02", fontsize="8", fixedsize="false")
+        attrs.update(shape="circle", width="0.3", margin="0.02", fontsize="8", fillcolor=_q("#ffffff"))
     elif item.kind == "block":
-        attrs.update(shape="box3d", fillcolor=_q("#e0f2fe"))
+        attrs.update(shape="box3d", fillcolor=_q("#e0f2fe"), margin=_q("0.12,0.08"))
     elif item.kind == "io":
         attrs.update(shape="oval", fillcolor=_q("#fff7ed"))
     else:
@@ -253,7 +271,7 @@ def to_dot(graph: Graph, depth: int | None = None) -> str:
     scene = _scene(graph, depth)
     lines = [f"digraph {_q(graph.name)} {{",
              f"  graph [label={_q(scene.title)}, labelloc=t, fontname=Helvetica, fontsize=14, rankdir=TB, "
-             "newrank=true, nodesep=0.2, ranksep=0.3];",
+             "nodesep=0.2, ranksep=0.3];",
              '  node [shape=box, fontname=Helvetica, fontsize=10, height=0.3, margin="0.08,0.03"];',
              '  edge [fontname=Helvetica, fontsize=8, fontcolor="#444444", color="#555555", arrowsize=0.6];']
 
@@ -285,6 +303,7 @@ def to_dot(graph: Graph, depth: int | None = None) -> str:
 
 _MERMAID_ESCAPES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "`": "#96;", "|": "#124;",
                     "[": "#91;", "]": "#93;", "(": "#40;", ")": "#41;", "{": "#123;", "}": "#125;"}
+_MERMAID_MAX_EDGES, _MERMAID_MAX_TEXT = 500, 50_000  # Mermaid's maxEdges and maxTextSize defaults
 
 
 def _mm(lines: list[str]) -> str:
@@ -320,7 +339,12 @@ def to_mermaid(graph: Graph, depth: int | None = None) -> str:
         lines.append(f"  classDef {cls} fill:{fill},stroke:#6b7280")
     lines.append(f"  classDef train fill:#f5f5f5,stroke:{_GREY},color:#666666,stroke-dasharray:5 5")
     lines.append(f"  classDef unused fill:#f5f5f5,stroke:{_GREY},color:#666666,stroke-dasharray:2 2")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if len(scene.edges) > _MERMAID_MAX_EDGES or len(text) > _MERMAID_MAX_TEXT:
+        lines.insert(1, f"  %% {len(scene.edges)} edges, {len(text):,} characters: past Mermaid's default limits "
+                        f"({_MERMAID_MAX_EDGES} edges, {_MERMAID_MAX_TEXT:,} characters); draw fewer levels (--depth)")
+        text = "\n".join(lines) + "\n"
+    return text
 
 
 # -- files --------------------------------------------------------------------------------------
@@ -336,9 +360,8 @@ def _render(dot_text: str, fmt: str, out: str) -> None:
     except FileNotFoundError:
         raise GraphvizNotFound() from None
     if done.returncode != 0:
-        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise DrawError(f"Graphviz's dot failed (exit status {done.returncode})" + (f": {detail[-1]}" if detail else ""),
-                        errno.EIO)
+        detail = "; ".join(done.stderr.decode("utf-8", "replace").strip().splitlines()[:3])
+        raise DrawError(f"Graphviz's dot failed (exit status {done.returncode})" + (f": {detail}" if detail else ""), errno.EIO)
 
 
 def _write_direct(path: str, write: Callable[[str], None]) -> None:
@@ -365,6 +388,4 @@ def write_graph(graph: Graph, path: str | Path, depth: int | None = None,
     if fmt == "dot":
         writer(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         return
-    if shutil.which("dot") is None:  # before any file is touched
-        raise GraphvizNotFound()
     writer(path, lambda tmp: _render(text, fmt, tmp))

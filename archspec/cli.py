@@ -232,8 +232,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from ._draw import write_graph
+    from ._draw import FORMATS, write_graph
 
+    suffix = Path(args.output).suffix.lower()
+    if suffix not in FORMATS:
+        raise UsageError(f"cannot tell the format of '{args.output}' from its extension; use one of: {', '.join(FORMATS)}")
     graph = _graph(args)
     write_graph(graph, args.output, depth=args.depth, writer=_atomic_write)
     print(f"wrote {args.output}")
