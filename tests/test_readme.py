@@ -54,14 +54,19 @@ def test_tutorial_command(index, capsys, monkeypatch, request, tmp_path):
     block = _blocks()[index]
     argv = shlex.split(block["cmd"])
     assert argv[0] == "archspec"
-    if "-o" in argv:
-        target = argv[argv.index("-o") + 1]
+    target = None
+    if "-o" in argv:  # write into a temporary folder, not over the committed file
+        i = argv.index("-o") + 1
+        target = argv[i]
         if target.endswith((".svg", ".png")) and shutil.which("dot") is None:
             pytest.skip("Graphviz's dot is not installed: the .svg in the README cannot be rendered here")
+        argv[i] = str(tmp_path / target.rsplit("/", 1)[-1])
     monkeypatch.chdir(ROOT)
     status = main(argv[1:])
     out, err = capsys.readouterr()
     assert status == 0, err
+    if target is not None:
+        out = out.replace(argv[argv.index("-o") + 1], target)
     if request.config.getoption("--update-golden"):
         text = README.read_text()
         text = text.replace(block.group(0), f"```console\n$ {block['cmd']}\n{out}```")
