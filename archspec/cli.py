@@ -105,6 +105,9 @@ def _atomic_write(path: str, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; an output is an ordinary file
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -248,7 +251,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     graph = _graph(args)
     model = _model(args, graph)
-    export_model(model, graph, args.format, args.output, writer=_atomic_write)
+    try:
+        export_model(model, graph, args.format, args.output, writer=_atomic_write)
+    except (OSError, SpecError):
+        raise
+    except Exception as e:  # torch's exporters fail with many kinds of errors
+        if args.debug:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"archspec: error: the {args.format} export failed: {first} (--debug shows the traceback)", file=sys.stderr)
+        return 1
     print(f"wrote {args.output} ({args.format})")
     return 0
 
@@ -329,31 +341,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SpecWarning)
         try:
-            status = args.run(args)
-        except SpecError as e:
-            _flush_warnings(caught)
-            if args.debug:
-                raise
-            print(render(e), file=sys.stderr)
-            return 2
-        except UsageError as e:
-            print(f"archspec: error: {e}", file=sys.stderr)
-            return 2
-        except WeightsError as e:
-            if args.debug:
-                raise
-            print(f"archspec: error: {e}", file=sys.stderr)
-            return 1
-        except BrokenPipeError:  # `archspec build x.yaml | head`
-            sys.stderr.close()
-            return 0
-        except OSError as e:
-            if args.debug:
-                raise
-            print(f"archspec: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
-            return 1
-    _flush_warnings(caught)
+            status, error = _run(args)
+        finally:
+            _flush_warnings(caught)  # warnings first, on every path
+    if error:
+        print(error, file=sys.stderr)
     return status
+
+
+def _run(args: argparse.Namespace) -> tuple[int, str | None]:
+    """Run the command: its exit status, and the error to print (without a traceback)."""
+    try:
+        return args.run(args), None
+    except SpecError as e:
+        if args.debug:
+            raise
+        return 2, render(e)
+    except UsageError as e:
+        return 2, f"archspec: error: {e}"
+    except WeightsError as e:
+        if args.debug:
+            raise
+        return 1, f"archspec: error: {e}"
+    except BrokenPipeError:  # `archspec build x.yaml | head`
+        sys.stderr.close()
+        return 0, None
+    except OSError as e:
+        if args.debug:
+            raise
+        return 1, f"archspec: error: {e.strerror or e}: {e.filename or ''}".rstrip(": ")
 
 
 def _flush_warnings(caught: list[warnings.WarningMessage]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -47,6 +48,9 @@ def test_build_output_file(tmp_path, capsys):
     model = torch.load(target, weights_only=False)
     assert model.eval()(torch.randn(1, 3, 224, 224)).shape == (1, 7)
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not mkstemp's owner-only one
 
 
 def test_a_failed_build_leaves_the_previous_output(tmp_path, capsys, write_spec):

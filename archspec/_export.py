@@ -1,0 +1,169 @@
+"""Export a compiled network for deployment: TorchScript, ONNX, ``torch.export`` or weights.
+
+What it does:
+
+- exports the *eval graph* only: a view of the model that shares its weights but holds
+  only the modules the non-training outputs need (no auxiliary heads, no training-only
+  weights), whose forward returns a tensor, or a plain tuple of the non-training outputs
+  in the spec's order (no named tuple class that a loader would need archspec for);
+- ``torchscript``: ``torch.jit.script`` of that view, saved with ``torch.jit.save``;
+- ``onnx``: the ``torch.export``-based exporter (``torch.onnx.export(dynamo=True)``, which
+  needs ``onnx`` and ``onnxscript``: the ``onnx`` extra), opset 18, input ``input``,
+  outputs named after the spec's, the batch dimension dynamic, weights inside the file;
+- ``exported``: ``torch.export.export`` of that view with a dynamic batch dimension,
+  saved with ``torch.export.save`` (``torch.export.load(path).module()`` runs it);
+- ``state_dict``: ``torch.save(model.state_dict())``, *every* weight (training heads
+  included), so that it loads strictly into ``compile_spec`` of the same spec;
+- converts first and writes afterwards, through ``writer(path, fn)`` (``fn`` writes a
+  temporary path that the writer renames into place), so a failed export leaves no file.
+
+What it deliberately does not do: the legacy TorchScript-based ONNX exporter (deprecated,
+and it cannot export ``adaptive_avgpool2d`` to a size that does not divide its input),
+ONNX files over 2 GB (they would need a side file of external weights), quantisation,
+optimisation passes of its own, or checking the result with a runtime (the tests do).
+The example input is batch 2, float32 (or the weights' dtype), zeros, on the weights'
+device; the exported program accepts any batch size but only the spec's ``C, H, W``.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import importlib
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ._infer import needed
+from ._ir import Graph
+from ._module import ArchModule
+
+__all__ = ["FORMATS", "MissingExtraError", "export_model"]
+
+FORMATS = ("torchscript", "onnx", "exported", "state_dict")
+
+#: the ONNX opset: the lowest the torch.export-based exporter translates to without
+#: version conversion; every op of the registry (LRN, pools with ceil_mode and
+#: count_include_pad, ...) is in it
+ONNX_OPSET = 18
+
+Writer = Callable[[str, Callable[[str], None]], None]
+
+
+class MissingExtraError(OSError):
+    """A format needs packages that are not installed (an optional extra).
+
+    An ``OSError`` (``ENOENT``) so that the command line prints ``strerror`` as a one-line
+    error; ``str(e)`` is the message alone.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ENOENT, message)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def export_model(model: ArchModule, graph: Graph, fmt: str, path: str, writer: Writer) -> None:
+    """Export ``model`` (compiled from ``graph``) in format ``fmt`` to ``path`` (see the module docstring)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+    if fmt == "state_dict":
+        state = model.state_dict()
+        writer(path, lambda tmp: torch.save(state, tmp))
+        return
+    if fmt == "onnx":
+        _require("onnx", "onnxscript")
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        view = _eval_graph(model, graph)
+        like = next((p for p in view.parameters() if p.is_floating_point()), torch.zeros(()))
+        # batch 2: torch.export takes a batch of 1 for a constant
+        example = torch.zeros(2, *graph.input_shape, dtype=like.dtype, device=like.device)
+        save = _CONVERT[fmt](view, example, graph)
+    finally:
+        for m, training in modes:  # the view shares the model's modules
+            m.training = training
+    writer(path, save)
+
+
+def _eval_graph(model: ArchModule, graph: Graph) -> ArchModule:
+    """A view of ``model`` (same weights, no copies) with only the eval graph's modules,
+    in eval mode, whose forward is the generated eval forward."""
+    keep = set(needed(graph, training=False))
+    inside = {k[:i] for k in keep for i, c in enumerate(k) if c == "."}  # containers on the way
+
+    def prune(module: nn.Module, prefix: str) -> dict[str, nn.Module]:
+        children: dict[str, nn.Module] = {}
+        for name, child in module._modules.items():
+            path = prefix + name
+            if path in keep:
+                children[name] = child
+            elif path in inside:
+                shell = copy.copy(child)  # a container: a new object, the same weights below
+                shell._modules = prune(child, path + ".")
+                children[name] = shell
+        return children
+
+    view = copy.copy(model)  # a fresh instance of the generated class (see ArchModule.__reduce__)
+    view._modules = prune(model, "")
+    cls = type(view)
+    view.__class__ = type(cls.__name__, (cls,), {"forward": cls._forward_eval, "__module__": cls.__module__})
+    return view.eval()
+
+
+def _torchscript(view: ArchModule, example: torch.Tensor, graph: Graph) -> Callable[[str], None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", DeprecationWarning)
+        scripted = torch.jit.script(view)
+
+    def save(tmp: str) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"`torch\.jit\.save` is deprecated", DeprecationWarning)
+            torch.jit.save(scripted, tmp)
+
+    return save
+
+
+def _batch() -> tuple[dict[int, object], ...]:
+    return ({0: torch.export.Dim("batch", min=1)},)
+
+
+def _exported(view: ArchModule, example: torch.Tensor, graph: Graph) -> Callable[[str], None]:
+    program = torch.export.export(view, (example,), dynamic_shapes=_batch())
+
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: torch.export.save warns about a name not ending in .pt2
+            torch.export.save(program, f)
+
+    return save
+
+
+def _onnx(view: ArchModule, example: torch.Tensor, graph: Graph) -> Callable[[str], None]:
+    size = sum(t.numel() * t.element_size() for t in [*view.parameters(), *view.buffers()])
+    if size >= 2**31:
+        raise ValueError(f"the eval graph's weights take {size / 2**30:.1f} GiB: too large for one ONNX file (2 GiB); "
+                         "export 'exported' or 'torchscript' instead")
+    outputs = [o.name for o in graph.outputs if not o.training_only]
+    with warnings.catch_warnings():  # torch's own pytree use inside the exporter, nothing the user can act on
+        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+        program = torch.onnx.export(view, (example,), dynamo=True, opset_version=ONNX_OPSET, input_names=["input"],
+                                    output_names=outputs, dynamic_shapes=_batch(), verbose=False)
+    return lambda tmp: program.save(tmp, external_data=False)
+
+
+_CONVERT = {"torchscript": _torchscript, "exported": _exported, "onnx": _onnx}
+
+
+def _require(*packages: str) -> None:
+    missing = []
+    for name in packages:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingExtraError(f"exporting to ONNX needs the packages {' and '.join(packages)} "
+                                f"({', '.join(missing)} not installed); install the 'onnx' extra: pip install -e \".[onnx]\"")

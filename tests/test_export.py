@@ -1,0 +1,285 @@
+"""`archspec export`: every format, loaded the way a deployment loads it, against eager.
+
+ONNX needs the `onnx` extra (onnx, onnxscript, onnxruntime); its tests are skipped where
+it is not installed. Exporting costs time per node (the ONNX exporter some seconds per
+hundred), so the networks are small: GoogLeNet (with its auxiliary heads) at 3x64x64,
+DenseNet-121 cut to two layers per dense block at 3x32x32, and a tiny spec with every op.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from contextlib import nullcontext
+
+import pytest
+import torch
+
+from archspec import compile_spec, load_spec
+from archspec._export import MissingExtraError, export_model
+from archspec._lower import lower
+from archspec.cli import _atomic_write, main
+from reference import SPECS
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+
+FORMATS = ["torchscript", "onnx", "exported", "state_dict"]
+ONNX_SKIP = "the 'onnx' extra is not installed (pip install -e \".[onnx]\")"
+
+#: every op of the registry, two eval outputs and a training-only head
+TINY = """archspec: 1
+name: tiny
+input: [3, 15, 15]
+graph:
+  stem: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  bn: {op: batchnorm2d}
+  act: {op: relu}
+  lrn: {op: lrn, size: 3}
+  pool: {op: maxpool2d, kernel: 3, stride: 2, ceil_mode: true}
+  mix:
+    concat:
+      a: {op: conv2d, out: 4, kernel: 1}
+      b: [{op: avgpool2d, kernel: 3, stride: 1, padding: 1, count_include_pad: false}, {op: conv2d, out: 4, kernel: 1}]
+  res:
+    add:
+      main: [{op: conv2d, out: 8, kernel: 3, padding: 1}, {op: relu}]
+      skip: {op: identity}
+  ap: {op: avgpool2d, kernel: 2, padding: 1, ceil_mode: true}
+  gap: {op: adaptive_avgpool2d, size: 2}
+  flat: {op: flatten}
+  drop: {op: dropout, p: 0.2}
+  fc: {op: linear, out: 5}
+  side: {seq: [{op: adaptive_avgpool2d}, {op: flatten}, {op: linear, out: 3}], from: mix}
+outputs:
+  logits: fc
+  feats: gap
+  aux: {node: side, training_only: true}
+"""
+
+#: (spec, parameters, input shape, the eval outputs, a prefix of the training-only weights)
+NETWORKS = {
+    "tiny": (None, {}, (3, 15, 15), ["logits", "feats"], "side."),
+    "googlenet": (SPECS / "googlenet.yaml", {}, (3, 64, 64), ["logits"], "aux"),
+    "densenet": (SPECS / "densenet121.yaml", {"block_config": [2, 2, 2, 2]}, (3, 32, 32), ["output"], None),
+}
+
+
+@pytest.fixture
+def network(request, write_spec):
+    spec, params, shape, outputs, aux = NETWORKS[request.param]
+    return spec or write_spec(TINY), params, shape, outputs, aux
+
+
+def file_for(folder, fmt: str):
+    """Where to export: in a folder of its own (to see that nothing else is left there);
+    torch.export.load wants a name ending in .pt2."""
+    folder.mkdir()
+    return folder / f"model.{'pt2' if fmt == 'exported' else fmt}"
+
+
+def needs_onnx(fmt: str) -> None:
+    if fmt == "onnx":
+        for name in ("onnx", "onnxscript", "onnxruntime"):
+            pytest.importorskip(name, reason=ONNX_SKIP)
+
+
+def lively(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Weights under which the outputs depend on the input (the specs' own init makes
+    GoogLeNet's logits nearly constant, which would make any comparison vacuous)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if name.endswith("running_var") or (t.dim() == 1 and name.endswith("weight")):
+                t.uniform_(0.5, 1.5, generator=gen)
+            elif t.dim() > 1:
+                t.normal_(0, (2 / t[0].numel()) ** 0.5, generator=gen)
+            else:
+                t.normal_(0, 0.1, generator=gen)
+    return model
+
+
+def load(fmt: str, path, spec, params, shape):
+    """What a deployment would run, as a function of a batch returning a tuple of tensors."""
+    if fmt == "torchscript":
+        module = torch.jit.load(str(path))
+    elif fmt == "exported":
+        module = torch.export.load(str(path)).module()
+    elif fmt == "state_dict":
+        module = compile_spec(spec, params=params, input_shape=shape, init=False)
+        module.load_state_dict(torch.load(path, weights_only=True))
+        module.eval()
+    else:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda x: tuple(torch.from_numpy(a) for a in session.run(None, {"input": x.numpy()}))
+
+    def run(x):
+        with torch.no_grad():
+            out = module(x)
+        return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+    return run
+
+
+def check_outputs(model, run, shape, batches=(1, 3)) -> None:
+    """The deployed model against eager, at batch sizes other than the export's example (2)."""
+    model.eval()
+    for b in batches:
+        x = torch.randn(b, *shape, generator=torch.Generator().manual_seed(b))
+        with torch.no_grad():
+            want = model(x)
+        want = tuple(want) if isinstance(want, tuple) else (want,)
+        got = run(x)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            assert (g - w).abs().max() <= 1e-4 * w.abs().max() + 1e-6, (b, (g - w).abs().max(), w.abs().max())
+
+
+def weights(fmt: str, path) -> dict[str, torch.Tensor]:
+    """The weights in an exported file, by name (ONNX: its initializers, after the exporter's folding)."""
+    if fmt == "torchscript":
+        return torch.jit.load(str(path)).state_dict()
+    if fmt == "exported":
+        return dict(torch.export.load(str(path)).state_dict)
+    if fmt == "state_dict":
+        return torch.load(path, weights_only=True)
+    import onnx
+    from onnx.numpy_helper import to_array
+
+    return {t.name: torch.from_numpy(to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("network", list(NETWORKS), indirect=True)
+def test_export_model(network, fmt, tmp_path):
+    needs_onnx(fmt)
+    spec, params, shape, outputs, aux = network
+    graph = load_spec(spec, params=params, input_shape=shape)
+    model = lively(lower(graph, init=False))
+    model.train()
+    path = file_for(tmp_path / "out", fmt)
+    export_model(model, graph, fmt, str(path), writer=_atomic_write)
+    assert model.training and all(m.training for m in model.modules())  # the caller's mode is restored
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    check_outputs(model, load(fmt, path, spec, params, shape), shape)
+
+    names = set(weights(fmt, path))
+    if fmt == "state_dict":
+        assert names == set(model.state_dict())  # every weight: loads strictly into compile_spec
+    elif aux:
+        assert names and not any(n.startswith(aux) for n in names)  # the eval graph only
+        assert any(n.startswith(aux) for n in model.state_dict())  # (the heads are in the spec)
+    if fmt == "onnx":
+        import onnx
+
+        proto = onnx.load(str(path))
+        assert [o.name for o in proto.graph.output] == outputs
+        assert [i.name for i in proto.graph.input] == ["input"]
+        assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a symbolic batch
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("network", list(NETWORKS), indirect=True)
+def test_cli_export(network, fmt, tmp_path, capsys):
+    needs_onnx(fmt)
+    spec, params, shape, _, _ = network
+    path = file_for(tmp_path / "out", fmt)
+    sets = [a for k, v in params.items() for a in ("--set", f"{k}={v}".replace(" ", ""))]
+    torch.manual_seed(0)
+    status = main(["export", str(spec), "--format", fmt, "-o", str(path), "--input", ",".join(map(str, shape)), *sets])
+    out, err = capsys.readouterr()
+    assert status == 0 and out == f"wrote {path} ({fmt})\n"
+    assert err == ""  # no deprecation noise from torch.jit or the exporter
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    torch.manual_seed(0)
+    model = compile_spec(spec, params=params, input_shape=shape)  # the same weights as the command's
+    if fmt != "onnx":
+        state = model.state_dict()
+        assert all(torch.equal(w, state[k]) for k, w in weights(fmt, path).items())
+    check_outputs(model, load(fmt, path, spec, params, shape), shape, batches=(1,))
+
+
+def test_torchscript_and_exported_load_without_archspec(tmp_path, write_spec):
+    spec = write_spec(TINY)
+    graph = load_spec(spec)
+    model = lively(lower(graph, init=False)).eval()
+    x = torch.randn(2, 3, 15, 15)
+    with torch.no_grad():
+        want = model(x)
+    for fmt, name in (("torchscript", "m.pt"), ("exported", "m.pt2")):
+        export_model(model, graph, fmt, str(tmp_path / name), writer=_atomic_write)
+    torch.save(x, tmp_path / "x.pt")
+    code = f"""
+import sys, warnings
+warnings.simplefilter("ignore")
+sys.modules["archspec"] = None  # not importable
+import torch
+x = torch.load(r"{tmp_path / 'x.pt'}")
+a = torch.jit.load(r"{tmp_path / 'm.pt'}")(x)
+b = torch.export.load(r"{tmp_path / 'm.pt2'}").module()(x)
+assert type(a) is tuple and type(b) is tuple, (type(a), type(b))
+torch.save([a, b], r"{tmp_path / 'out.pt'}")
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+    for got in torch.load(tmp_path / "out.pt"):
+        assert all(torch.allclose(g, w, rtol=1e-5, atol=1e-6) for g, w in zip(got, want))
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxscript"])
+def test_onnx_without_the_extra_is_a_clean_error(missing, monkeypatch, tmp_path, capsys, write_spec):
+    monkeypatch.setitem(sys.modules, missing, None)  # import fails as if it were not installed
+    spec = write_spec(TINY)
+    target = tmp_path / "model.onnx"
+    status = main(["export", str(spec), "--format", "onnx", "-o", str(target)])
+    _, err = capsys.readouterr()
+    assert status == 1
+    assert re.fullmatch(r"archspec: error: exporting to ONNX needs the packages onnx and onnxscript \((.*) not installed\); "
+                        r"install the 'onnx' extra: pip install -e \"\.\[onnx\]\"\n", err), err
+    assert missing in re.search(r"\((.*) not installed", err).group(1).split(", ")
+    assert not target.exists()
+    graph = load_spec(spec)
+    with pytest.raises(MissingExtraError) as e:
+        export_model(lower(graph), graph, "onnx", str(target), writer=_atomic_write)
+    assert isinstance(e.value, OSError) and str(e.value) == e.value.strerror and 'pip install -e ".[onnx]"' in str(e.value)
+
+
+def test_unknown_format(write_spec, tmp_path):
+    graph = load_spec(write_spec(TINY))
+    with pytest.raises(ValueError, match="unknown export format 'tflite' .expected one of: torchscript, onnx, exported, state_dict."):
+        export_model(lower(graph), graph, "tflite", str(tmp_path / "m"), writer=_atomic_write)
+
+
+def test_a_failed_export_leaves_no_file_and_keeps_the_old_one(write_spec, tmp_path, monkeypatch, capsys):
+    spec = write_spec(TINY, name="tiny.yaml")
+    target = tmp_path / "model.pt2"
+
+    def half_written(program, f, **kwargs):
+        with open(f, "wb") if isinstance(f, (str, os.PathLike)) else nullcontext(f) as out:
+            out.write(b"partial")
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(torch.export, "save", half_written)  # fails while writing
+    assert main(["export", str(spec), "--format", "exported", "-o", str(target)]) == 1
+    assert capsys.readouterr().err == "archspec: error: the exported export failed: disk on fire (--debug shows the traceback)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]  # nothing left behind
+
+    target.write_bytes(b"previous")
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        main(["--debug", "export", str(spec), "--format", "exported", "-o", str(target)])
+    assert target.read_bytes() == b"previous"
+
+    def no_script(module):
+        raise RuntimeError("cannot script")
+
+    monkeypatch.setattr(torch.jit, "script", no_script)  # fails before writing
+    assert main(["export", str(spec), "--format", "torchscript", "-o", str(target)]) == 1
+    assert "the torchscript export failed: cannot script" in capsys.readouterr().err
+    assert target.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt2", "tiny.yaml"]
+
