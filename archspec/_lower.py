@@ -127,10 +127,15 @@ def _graph(graph: Graph, paths: list[str], training: bool, plan: dict[str, int |
 
 
 def _source(graph: Graph, plan: dict[str, int | None]) -> str:
-    eval_g = _graph(graph, needed(graph, training=False), False, plan)
-    train_g = _graph(graph, needed(graph, training=True), True, plan)
+    eval_nodes, train_nodes = needed(graph, training=False), needed(graph, training=True)
+    eval_g = _graph(graph, eval_nodes, False, plan)
     eval_src = eval_g.python_code("self").src.replace("def forward(self, x)", "def _forward_eval(self, x)", 1)
-    train_src = train_g.python_code("self").src.replace("def forward(self, x)", "def _forward_train(self, x)", 1)
+    if train_nodes == eval_nodes and not any(o.training_only for o in graph.outputs):
+        # no training-only outputs: both modes run the same code
+        train_src = "def _forward_train(self, x):\n    return self._forward_eval(x)"
+    else:
+        train_g = _graph(graph, train_nodes, True, plan)
+        train_src = train_g.python_code("self").src.replace("def forward(self, x)", "def _forward_train(self, x)", 1)
     n_train = len(graph.outputs)
     n_eval = sum(1 for o in graph.outputs if not o.training_only)
     train_ret = "self._forward_train(x)" if n_train == 1 or graph.taps else "_TrainOutputs(*self._forward_train(x))"

@@ -14,7 +14,9 @@ For every bundled spec (``specs/*.yaml``) that has a library reference, this mea
 
 Every ratio is archspec / reference, measured in the same run (below 1 means archspec is
 faster); the goal for the forward ratio is <= 1.03. Nothing is compared against stored
-numbers. ``torch`` uses as many threads as the machine has cores (printed).
+numbers. ``torch`` uses as many threads as the machine has cores (printed). Timings mean
+something only on an otherwise idle machine: for each network the script reports the share
+of the CPUs other processes took meanwhile (from ``/proc/stat``) and flags it above 5%.
 
 The reference model code is a development aid, not a dependency of archspec; install it
 without touching torch, then run from the repository root::
@@ -48,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 
 INSTALL_HINT = (
-    "install them with `bash ../shared/tools/install-reference-models.sh` and run with "
+    "install the reference models with `bash ../shared/tools/install-reference-models.sh` and run with "
     "`PYTHONPATH=../shared/tools/reference-shim python bench/compare.py` (from the repository root)"
 )
 
@@ -59,6 +61,8 @@ FORWARD_BUDGET_S = 30.0  # seconds of timed forwards (both models) per network, 
 MIN_ROUNDS, MAX_ROUNDS = 7, 40
 #: compile timing: calls per side after one warm-up call
 COMPILE_CALLS = 5
+#: other processes' share of the CPUs above which a network's numbers are flagged
+BUSY = 0.05
 
 
 # --------------------------------------------------------------------------- references
@@ -128,6 +132,41 @@ def median_call_ms(fn: Callable[[], object], calls: int) -> float:
     return 1e3 * statistics.median(times)
 
 
+class OtherLoad:
+    """A context manager: the CPU time other processes took while it was open, as a fraction
+    of the whole machine (``fraction``; None where ``/proc/stat`` cannot be read).
+
+    Timings are only comparable on an otherwise idle machine; this says when it was not.
+    """
+
+    fraction: float | None = None
+
+    def __enter__(self) -> OtherLoad:
+        self._start = self._sample()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._sample()
+        if self._start is None or end is None:
+            return
+        busy, own, wall = (e - s for e, s in zip(end, self._start))
+        if wall > 0:
+            self.fraction = max(0.0, busy - own) / (wall * (os.cpu_count() or 1))
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        """(machine busy CPU seconds, this process's CPU seconds, wall seconds)."""
+        try:
+            with open("/proc/stat") as f:
+                ticks = [int(v) for v in f.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        # user nice system idle iowait irq softirq steal: busy is all but idle and iowait
+        busy = sum(ticks) - ticks[3] - ticks[4]
+        own = os.times()
+        return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system, time.perf_counter()
+
+
 def forward_s(model: torch.nn.Module, x: torch.Tensor) -> float:
     start = time.perf_counter()
     model(x)
@@ -172,6 +211,7 @@ class Result:
     fwd_reference_ms: float | None = None
     compile_archspec_ms: float | None = None
     ctor_reference_ms: float | None = None
+    other_load: float | None = None  # fraction of the CPUs other processes used meanwhile
     skipped: str = ""
 
 
@@ -236,11 +276,11 @@ def _describe(value: object) -> str:
 
 
 def summary_table(results: list[Result]) -> str:
-    headers = ["network", "fwd ms archspec", "fwd ms ref", "ratio", "compile ms archspec", "ctor ms ref", "ratio"]
+    headers = ["network", "fwd ms archspec", "fwd ms ref", "ratio", "compile ms archspec", "ctor ms ref", "ratio", "others"]
     rows = []
     for r in results:
         if r.skipped and r.fwd_archspec_ms is None and r.compile_archspec_ms is None:
-            rows.append([r.name, "-", "-", "-", "-", "-", f"- ({r.skipped})"])
+            rows.append([r.name, "-", "-", "-", "-", "-", "-", f"({r.skipped})"])
             continue
         fwd = ratio(r.fwd_archspec_ms, r.fwd_reference_ms)
         rows.append([
@@ -250,7 +290,8 @@ def summary_table(results: list[Result]) -> str:
             "-" if fwd is None else f"{fwd:.3f}" + (" *" if fwd > 1.03 else ""),
             _ms(r.compile_archspec_ms),
             _ms(r.ctor_reference_ms),
-            _ratio(ratio(r.compile_archspec_ms, r.ctor_reference_ms)) + (f"  ({r.skipped})" if r.skipped else ""),
+            _ratio(ratio(r.compile_archspec_ms, r.ctor_reference_ms)),
+            _load(r.other_load) + (f"  ({r.skipped})" if r.skipped else ""),
         ])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers[:-1])]
     line = lambda cells: "  ".join(  # noqa: E731
@@ -263,6 +304,12 @@ def summary_table(results: list[Result]) -> str:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def _load(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{100 * value:.0f}%" + (" !" if value > BUSY else "")
 
 
 def _ratio(value: float | None) -> str:
@@ -308,8 +355,10 @@ def main(argv: list[str] | None = None) -> int:
 
     threads = cpu_count()
     torch.set_num_threads(threads)
-    versions = ", ".join(f"{k} {getattr(v, '__version__', '?')}" for k, v in libraries.items() if v is not None)
-    print(f"torch {torch.__version__}, {versions}, archspec {archspec.__version__}")
+    versions = [f"torch {torch.__version__}", f"archspec {archspec.__version__}"]
+    versions += [f"{k} {getattr(v, '__version__', '?')}" for k, v in libraries.items() if v is not None]
+    print(", ".join(versions))
+    print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} at start")
     print(f"threads: torch.set_num_threads({threads}) -> {torch.get_num_threads()};  batch {args.batch}, float32, eval, no_grad")
     print(f"timing rounds: {args.repeat if args.repeat else f'adaptive ({MIN_ROUNDS}..{MAX_ROUNDS}, about {FORWARD_BUDGET_S:.0f} s per network)'}")
 
@@ -325,10 +374,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  skipped: {net.library} is missing; to include it, {INSTALL_HINT}")
             results.append(Result(net.name, skipped=f"{net.library} missing"))
             continue
-        results.append(bench_network(net, lib, args.batch, args.repeat))
+        with OtherLoad() as load:
+            result = bench_network(net, lib, args.batch, args.repeat)
+        result.other_load = load.fraction
+        if load.fraction is not None:
+            print(f"  other processes used {100 * load.fraction:.0f}% of the CPUs meanwhile")
+        results.append(result)
         gc.collect()
 
-    print("\nSummary (ratio = archspec / reference; * marks a forward ratio above 1.03)\n")
+    print("\nSummary (ratio = archspec / reference; * marks a forward ratio above 1.03;")
+    print("others = CPU share other processes took meanwhile, ! above 5%: rerun on an idle machine)\n")
     print(summary_table(results))
     return 0
 

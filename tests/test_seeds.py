@@ -138,3 +138,56 @@ def test_other_input_sizes(spec, size):
         out = model(torch.randn(1, 3, size, size))
     assert out.shape == (1, 1000)
     assert graph.nodes[graph.outputs[0].node].shape == (1000,)
+
+
+def _weights(model, op):
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, op)]
+
+
+def test_default_initialisation_googlenet():
+    torch.manual_seed(0)
+    model = compile_spec(SPECS / "googlenet.yaml")
+    for name, m in _weights(model, (torch.nn.Conv2d, torch.nn.Linear)):
+        w = m.weight.detach()
+        assert abs(w.std().item() - 0.01) < 0.002 and w.abs().max().item() <= 2, name  # trunc_normal(0, 0.01, -2, 2)
+    for name, m in _weights(model, torch.nn.BatchNorm2d):
+        assert m.weight.eq(1).all() and m.bias.eq(0).all(), name
+
+
+def test_default_initialisation_inception_v3():
+    torch.manual_seed(0)
+    model = compile_spec(SPECS / "inception_v3.yaml")
+    special = {"AuxLogits.conv1.conv": 0.01, "AuxLogits.fc": 0.001}
+    for name, m in _weights(model, (torch.nn.Conv2d, torch.nn.Linear)):
+        expected = special.get(name, 0.1)
+        assert abs(m.weight.std().item() - expected) < 0.15 * expected, (name, m.weight.std().item())
+    for name, m in _weights(model, torch.nn.BatchNorm2d):
+        assert m.weight.eq(1).all() and m.bias.eq(0).all(), name
+
+
+@pytest.mark.parametrize("spec,mode", [("densenet121.yaml", "fan_in"), ("xception.yaml", "fan_out")])
+def test_default_initialisation_kaiming(spec, mode):
+    torch.manual_seed(0)
+    model = compile_spec(SPECS / spec)
+    for name, m in _weights(model, torch.nn.Conv2d):
+        w = m.weight.detach()
+        fan = w[0].numel() if mode == "fan_in" else w.shape[0] * w[0, 0].numel()
+        expected = math.sqrt(2 / fan)
+        if w.numel() >= 1000:
+            assert abs(w.std().item() - expected) < 0.15 * expected, (name, w.std().item(), expected)
+    for name, m in _weights(model, torch.nn.BatchNorm2d):
+        assert m.weight.eq(1).all() and m.bias.eq(0).all(), name
+    linear = _weights(model, torch.nn.Linear)[-1][1]
+    if spec.startswith("densenet"):
+        assert linear.bias.eq(0).all()  # torchvision sets the classifier bias to 0
+
+
+def test_default_initialisation_alexnet_paper():
+    torch.manual_seed(0)
+    model = compile_spec(SPECS / "alexnet-paper.yaml")
+    ones = {"features.4", "features.10", "features.12", "classifier.0", "classifier.3"}  # conv 2, 4, 5 and the hidden fc
+    layers = _weights(model, (torch.nn.Conv2d, torch.nn.Linear))
+    assert len(layers) == 8
+    for name, m in layers:
+        assert abs(m.weight.std().item() - 0.01) < 0.0015, name
+        assert m.bias.eq(1 if name in ones else 0).all(), name
