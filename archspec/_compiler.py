@@ -10,10 +10,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._errors import Loc, SpecLimitError
 from ._infer import infer
 from ._ir import Graph
 from ._limits import DEFAULT_LIMITS, Limits
-from ._load import load_document
+from ._load import display_path, load_document
 from ._resolve import resolve
 from ._schema import validate
 
@@ -40,13 +41,19 @@ def load_spec(
     :class:`SpecError` for any mistake in the spec. Needs no torch and allocates no weights.
     """
     limits = limits or DEFAULT_LIMITS
-    doc = load_document(path, limits)
-    spec = validate(doc)
-    merged = dict(params or {})
-    merged.update(overrides)
-    graph = resolve(doc, spec, merged, tuple(input_shape) if input_shape is not None else None, limits,
-                    outputs=list(outputs) if outputs is not None else None)
-    return infer(graph, limits)
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    try:
+        doc = load_document(path, limits)
+        spec = validate(doc)
+        merged = dict(params or {})
+        merged.update(overrides)
+        graph = resolve(doc, spec, merged, tuple(input_shape) if isinstance(input_shape, (list, tuple)) else input_shape,
+                        limits, outputs=list(outputs) if outputs is not None else None)
+        return infer(graph, limits)
+    except RecursionError:  # the limits keep specs far from this; a last line of defence
+        raise SpecLimitError("the spec nests too deeply to process (see Limits.max_nesting and Limits.max_yaml_depth)",
+                             Loc(display_path(path), 1, 1)) from None
 
 
 def compile_spec(

@@ -68,7 +68,7 @@ def render(err: SpecError) -> str:
         for e in err.errors:
             parts.extend(_one(e))
         count = len(err.errors) + err.omitted
-        parts.append(f"{count} errors" + (f" ({err.omitted} not shown)" if err.omitted else ""))
+        parts.append(f"{count} errors" + (f" ({err.omitted} more not shown)" if err.omitted else ""))
         return "\n".join(parts)
     return "\n".join(_one(err))
 

@@ -153,43 +153,41 @@ _NUM = re.compile(r"\d+")
 
 
 def _fold(changes: list[Change]) -> list[Change]:
-    """Fold runs of changes to numbered siblings (``denselayer1`` ... ``denselayer16``) that
-    differ only in one number of their path: one line each, with a count."""
+    """Fold changes to numbered siblings (``denselayer1`` ... ``denselayer16``) that differ
+    only in one number of their path, and are consecutive in it: one line each, with a
+    count. Of the numbers in a path, the one that folds into the fewest lines is used."""
     groups: dict[tuple, list[Change]] = {}
     for c in changes:
         groups.setdefault((c.sign, c.kind, _NUM.sub("#", c.path), _kinds(c.detail) if c.sign == "~" else ""), []).append(c)
-    runs_at: dict[int, Change] = {}
     index = {id(c): i for i, c in enumerate(changes)}
+    folded: dict[int, Change] = {}
     for group in groups.values():
-        run: list[Change] = []
-        position: int | None = None
-        for c in group:
-            varying = _varying(run[0].path, c.path) if run else None
-            if run and varying is not None and (position is None or varying == position):
-                run.append(c)
-                position = varying
-                continue
-            if run:
-                runs_at[index[id(run[0])]] = _folded(run)
-            run, position = [c], None
-        if run:
-            runs_at[index[id(run[0])]] = _folded(run)
-    return [runs_at[i] for i in sorted(runs_at)]
+        numbers = len(_NUM.findall(group[0].path))
+        options = [_runs(group, p) for p in range(numbers)] or [[[c] for c in group]]
+        for run in min(options, key=len):
+            folded[min(index[id(c)] for c in run)] = _folded(run)
+    return [folded[i] for i in sorted(folded)]
+
+
+def _runs(group: list[Change], position: int) -> list[list[Change]]:
+    """``group`` split into runs of consecutive numbers at ``position`` (others equal)."""
+    def numbers(c: Change) -> list[int]:
+        return [int(n) for n in _NUM.findall(c.path)]
+
+    rest = lambda c: tuple(n for i, n in enumerate(numbers(c)) if i != position)  # noqa: E731
+    runs: list[list[Change]] = []
+    for c in sorted(group, key=lambda c: (rest(c), numbers(c)[position])):
+        last = runs[-1][-1] if runs else None
+        if last is not None and rest(last) == rest(c) and numbers(c)[position] == numbers(last)[position] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return runs
 
 
 def _kinds(detail: str) -> str:
     """What kinds of change a detail lists (``input``, ``parameters``, ...), without values."""
     return ";".join(part.split(" ", 1)[0] for part in detail.split("; "))
-
-
-def _varying(a: str, b: str) -> int | None:
-    """The one token position where the paths differ only by a number, else ``None``."""
-    ta, tb = _NUM.split(a), _NUM.split(b)
-    na, nb = _NUM.findall(a), _NUM.findall(b)
-    if ta != tb or len(na) != len(nb):
-        return None
-    diffs = [i for i, (x, y) in enumerate(zip(na, nb)) if x != y]
-    return diffs[0] if len(diffs) == 1 else None
 
 
 def _folded(run: list[Change]) -> Change:

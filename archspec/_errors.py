@@ -25,8 +25,10 @@ Nothing else escapes the pipeline for a spec mistake: a bare ``KeyError`` or a t
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 __all__ = [
     "Loc",
@@ -40,6 +42,8 @@ __all__ = [
     "SpecSyntaxError",
     "SpecWarning",
     "WeightsError",
+    "camel_case",
+    "raise_collected",
     "did_you_mean",
 ]
 
@@ -184,6 +188,13 @@ class SpecWarning(UserWarning):
         super().__init__(f"{where}warning: {where_node}{message}")
 
 
+def raise_collected(errors: Sequence[SpecError], limit: int = 20) -> NoReturn:
+    """Raise the one error, or a :class:`SpecErrors` of the first ``limit`` of several."""
+    if len(errors) == 1:
+        raise errors[0]
+    raise SpecErrors(list(errors)[:limit], omitted=max(0, len(errors) - limit))
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str | None:
     """A "did you mean ..." hint for a misspelt ``name`` among ``known``, or ``None``."""
     known = sorted(set(known))
@@ -197,6 +208,12 @@ def did_you_mean(name: str, known: Iterable[str]) -> str | None:
     if len(close) == 1:
         return f"did you mean '{close[0]}'?"
     return "did you mean " + ", ".join(f"'{c}'" for c in close[:-1]) + f" or '{close[-1]}'?"
+
+
+def camel_case(name: str, prefix: str = "Net") -> str:
+    """``inception_v3`` -> ``InceptionV3``: a Python class name made from a spec name."""
+    text = "".join(part[:1].upper() + part[1:] for part in re.split(r"[\W_]+", name) if part)
+    return text if text[:1].isalpha() else prefix + text
 
 
 def name_list(names: Iterable[str], limit: int = 12) -> str:

@@ -83,10 +83,6 @@ class Expr:
     names: frozenset[str]
     loc: Loc | None = None
 
-    @property
-    def needs_shape(self) -> bool:
-        return bool(self.names & SHAPE_NAMES)
-
     def __repr__(self) -> str:
         return f"${{{self.text}}}"
 
@@ -286,6 +282,8 @@ class _Evaluator:
     def bounded(self, node: ast.AST, value: Any) -> Any:
         if isinstance(value, bool):
             return value
+        if isinstance(value, complex):
+            raise self.fail(node, "the result is a complex number")
         if isinstance(value, int) and abs(value) > self.limits.max_int:
             raise self.fail(node, f"the integer result is larger than {self.limits.max_int:.0e} (Limits.max_int)")
         if isinstance(value, float) and not math.isfinite(value):
@@ -294,7 +292,7 @@ class _Evaluator:
 
     def eval(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
-            return node.value
+            return self.bounded(node, node.value) if not isinstance(node.value, str) else node.value
         if isinstance(node, ast.Name):
             if node.id in self.env:
                 return self.env[node.id]
@@ -311,11 +309,17 @@ class _Evaluator:
             if symbol in ("/", "//", "%") and right == 0:
                 raise self.fail(node.right, f"division by zero: '{ast.unparse(node.right)}' is 0")
             if symbol == "**":
-                if isinstance(left, int) and isinstance(right, int) and right < 0 and left == 0:
+                if left == 0 and right < 0:
                     raise self.fail(node.right, "zero to a negative power")
                 if abs(left) > 1 and abs(right) > 64:
                     raise self.fail(node.right, f"the power {right} is too large (at most 64 for a base other than 0, 1, -1)")
-            return self.bounded(node, fn(left, right))
+                if left < 0 and not float(right).is_integer():
+                    raise self.fail(node, "a negative number to a fractional power has no real value")
+            try:
+                result = fn(left, right)
+            except (ArithmeticError, ValueError) as e:  # overflow of floats, and the like
+                raise self.fail(node, f"the result cannot be computed ({e})") from None
+            return self.bounded(node, result)
         if isinstance(node, ast.UnaryOp):
             value = self.eval(node.operand)
             if isinstance(node.op, ast.Not):
@@ -369,7 +373,10 @@ class _Evaluator:
                 args = list(args[0])
             for a, arg_node in zip(args, node.args if len(node.args) == len(args) else [node] * len(args)):
                 self.number(arg_node, a, f"'{name}'")
-            return self.bounded(node, fn(*args))
+            try:
+                return self.bounded(node, fn(*args))
+            except (ArithmeticError, ValueError) as e:  # int(inf), round(nan), ...
+                raise self.fail(node, f"'{name}' cannot compute this ({e})") from None
         raise self.fail(node, f"'{type(node).__name__}' cannot be evaluated")  # pragma: no cover - _check refuses these
 
     def truth(self, node: ast.AST, value: Any) -> bool:

@@ -33,9 +33,11 @@ from ._errors import (
     SpecSchemaError,
     SpecShapeError,
     SpecWarning,
+    raise_collected,
 )
 from ._expr import SHAPE_NAMES, evaluate
-from ._ir import INPUT, Deferred, Graph, Lazy, Node
+from ._inplace import inplace_plan
+from ._ir import INPUT, Deferred, Graph, Lazy, Node, site_notes
 from ._limits import DEFAULT_LIMITS, Limits
 from ._schema import MAX_ERRORS
 from ._values import shown
@@ -56,42 +58,59 @@ class Inference:
 
     # -- references --------------------------------------------------------------------------
 
-    def static(self, ref: str, seen: frozenset[str] = frozenset()) -> str:
+    def static(self, ref: str) -> str:
         """The node that produces ``ref`` when every `when` holds (for ordering)."""
         g = self.g
-        if ref == INPUT or ref in g.nodes:
-            return ref
-        if ref in g.containers:
-            return self.static(g.containers[ref].output, seen)
-        if ref in g.aliases:
-            targets = g.aliases[ref]
-            return self.static(targets[0], seen) if targets else INPUT
-        raise AssertionError(f"unresolved reference {ref!r}")  # pragma: no cover - resolve checks references
-
-    def live(self, ref: str, reader: Node | None = None) -> str:
-        """The node that really produces ``ref``, now that `when`s are decided."""
-        g = self.g
-        if ref == INPUT:
-            return INPUT
-        if ref in g.containers:
-            c = g.containers[ref]
-            return self.live(c.input if ref in self.disabled_containers else c.output, reader)
-        if ref in g.aliases:
-            return self.bypass(ref, g.aliases[ref], reader, None)
-        node = g.nodes[ref]
-        if not node.enabled:
-            return self.bypass(ref, node.inputs, reader, node.loc)
+        seen: list[str] = []
+        while not (ref == INPUT or ref in g.nodes):
+            if ref in seen:
+                raise self.loop_error(seen[seen.index(ref):])
+            seen.append(ref)
+            if ref in g.containers:
+                ref = g.containers[ref].output
+            else:
+                targets = g.aliases[ref]
+                ref = targets[0] if targets else INPUT
         return ref
 
-    def bypass(self, ref: str, inputs: list[str], reader: Node | None, loc: Loc | None) -> str:
-        if len(inputs) != 1:
-            raise SpecReferenceError(
-                f"'{ref}' is switched off ('when' is false) and reads {len(inputs)} inputs, so nothing can stand in for it",
-                reader.loc if reader else loc, node=reader.display if reader else ref,
-                notes=[(loc, f"'{ref}' is defined here")] if loc else [],
-                hint="switch its readers off too, or give them 'from' naming what they should read",
-            )
-        return self.live(inputs[0], reader)
+    def live(self, ref: str, reader: Node | None = None) -> str:
+        """The node that really produces ``ref``, now that `when`s are decided: a container
+        stands for its output (or its input, when switched off), a node switched off for its
+        input."""
+        g = self.g
+        seen: list[str] = []
+        while ref != INPUT:
+            if ref in seen:
+                raise self.loop_error(seen[seen.index(ref):])
+            seen.append(ref)
+            if ref in g.containers:
+                c = g.containers[ref]
+                ref = c.input if ref in self.disabled_containers else c.output
+                continue
+            if ref in g.aliases:
+                inputs, loc = g.aliases[ref], g.alias_locs.get(ref)
+            else:
+                node = g.nodes[ref]
+                if node.enabled:
+                    return ref
+                inputs, loc = node.inputs, node.loc
+            if len(inputs) != 1:
+                name = ref.split("#", 1)[0]
+                raise SpecReferenceError(
+                    f"'{name}' is switched off ('when' is false) and reads {len(inputs)} inputs, so nothing can stand in "
+                    "for it", reader.loc if reader else loc, node=reader.display if reader else name,
+                    notes=[(loc, f"'{name}' is defined here")] if loc and reader else [],
+                    hint="switch its readers off too, or give them 'from' naming what they should read",
+                )
+            ref = inputs[0]
+        return INPUT
+
+    def loop_error(self, refs: list[str]) -> SpecReferenceError:
+        names = [r.split("#", 1)[0] for r in refs]
+        loc = next((self.g.alias_locs.get(r) or (self.g.nodes[r].loc if r in self.g.nodes else None) for r in refs), None)
+        return SpecReferenceError(
+            "the graph has a cycle through nodes that are switched off: " + " -> ".join(names + names[:1]),
+            loc, node=names[0], hint="a node can only read nodes that do not (directly or indirectly) read it")
 
     # -- ordering ----------------------------------------------------------------------------
 
@@ -228,11 +247,14 @@ class Inference:
                 if "/" in source.expr.text and "//" not in source.expr.text and isinstance(values.get(name), float):
                     hint = "'/' divides to a float; '//' divides to an integer"
             raise SpecSchemaError(message, node.param_locs.get(name, node.loc) if name else node.loc, node=node.display,
-                                  expected=ctx.get("expected"), hint=hint, notes=self.site_notes(node)) from None
+                                  expected=ctx.get("expected"), hint=hint, notes=site_notes(node.sites)) from None
         try:
             result = op.infer(concrete, node.in_shapes, [self.label(s) for s in sources])
         except ops.ShapeError as e:
             raise self.shape_error(node, e) from None
+        if any(d > self.limits.max_int for d in result.shape):
+            raise SpecLimitError(f"the output shape {fmt_shape(result.shape)} has a dimension over {self.limits.max_int:.0e} "
+                                 "(Limits.max_int)", node.loc, node=node.display, notes=site_notes(node.sites))
         node.concrete = concrete
         node.shape = result.shape
         node.tensors = {**result.params, **result.buffers}
@@ -240,9 +262,6 @@ class Inference:
 
     def label(self, source: str) -> str:
         return "the input" if source == INPUT else f"'{self.g.nodes[source].display}'"
-
-    def site_notes(self, node: Node) -> list[tuple[Loc | None, str]]:
-        return [(s.loc, f"in block '{s.block}', used as {s.path}") for s in reversed(node.sites)]
 
     def shape_error(self, node: Node, e: ops.ShapeError) -> SpecShapeError:
         loc = node.param_locs.get(e.param) if e.param else None
@@ -255,7 +274,7 @@ class Inference:
         shapes = ", ".join(fmt_shape(s) for s in node.in_shapes)
         if not e.inputs:
             notes.append((None, f"its input is {shapes}, for a network input of {fmt_shape(self.g.input_shape)}"))
-        notes.extend(self.site_notes(node))
+        notes.extend(site_notes(node.sites))
         return SpecShapeError(e.message, loc or node.loc, node=node.display, expected=e.expected, hint=e.hint, notes=notes)
 
     def run(self) -> Graph:
@@ -276,20 +295,60 @@ class Inference:
             if node.enabled and path not in self.failed:
                 g.order.append(path)
         if self.errors:
-            if len(self.errors) == 1:
-                raise self.errors[0]
-            raise SpecErrors(self.errors[:MAX_ERRORS], omitted=max(0, len(self.errors) - MAX_ERRORS))
+            raise_collected(self.errors, MAX_ERRORS)
         for path, c in g.containers.items():
             if path in self.disabled_containers or not self.container_enabled(path):
                 c.enabled = False
                 continue
             c.shape = self.shape_of(self.live(path))
-        for output in g.outputs:
-            output.node = self.live(output.ref)
+        self.resolve_outputs()
         self.check_limits()
+        self.check_init()
+        g.inplace = inplace_plan(g)
         if not g.taps:  # a feature extractor leaves the head unused on purpose
             self.mark_usage()
         return g
+
+    def switched_off(self, ref: str) -> bool:
+        """Whether ``ref`` (a node or container path) was left out by a shape-dependent `when`."""
+        g = self.g
+        if ref in g.nodes and not g.nodes[ref].enabled:
+            return True
+        parent = g.nodes[ref].parent if ref in g.nodes else ref
+        return parent is not None and parent in g.containers and not self.container_enabled(parent)
+
+    def resolve_outputs(self) -> None:
+        g = self.g
+        kept = []
+        for output in g.outputs:
+            if self.switched_off(output.ref):
+                if g.taps:
+                    raise SpecReferenceError(f"the node '{output.ref}' is switched off ('when' is false), so it has no value",
+                                             None)
+                continue  # its node was left out: so is the output
+            output.node = self.live(output.ref)
+            kept.append(output)
+        if not any(not o.training_only for o in kept):
+            raise SpecReferenceError("every output that eval mode returns is switched off ('when' is false)",
+                                     g.outputs[0].loc if g.outputs else None)
+        g.outputs = kept
+
+    def check_init(self) -> None:
+        """Initialisers that need a fan (kaiming_*, xavier_*) only fit tensors of 2 or more dimensions."""
+        g = self.g
+        for rule in g.init:
+            for name, spec in rule.tensors.items():
+                fn = spec.get("fn", "") if isinstance(spec, dict) else ""
+                if not fn.startswith(("kaiming", "xavier")):
+                    continue
+                for p in g.order:
+                    node = g.nodes[p]
+                    shape = node.tensors.get(name)
+                    if shape is not None and rule.selects(node) and len(shape) < 2:
+                        raise SpecSchemaError(
+                            f"{fn} cannot initialise '{node.display}.{name}' ({fmt_shape(shape)}): it needs a tensor "
+                            "of 2 or more dimensions", rule.loc, node=f"init rule {rule.index + 1}",
+                            hint="select conv2d and linear nodes with 'ops' for fan-based initialisers")
 
     def container_enabled(self, path: str) -> bool:
         c = self.g.containers[path]

@@ -55,21 +55,13 @@ def init_tensor(tensor: torch.Tensor, spec: Any) -> None:
             raise ValueError(f"unknown init function {fn!r}")
 
 
-def _selects(rule: InitRule, op: str, path: str) -> bool:
-    if rule.ops is not None and op not in rule.ops:
-        return False
-    if rule.paths is not None and not any(fnmatch.fnmatchcase(path, pattern) for pattern in rule.paths):
-        return False
-    return True
-
-
 def apply_init(model: nn.Module, graph: Graph) -> None:
     """Apply ``graph.init`` to the modules of ``model`` (built from ``graph``)."""
     targets = [(p, graph.nodes[p]) for p in graph.order if not graph.nodes[p].implicit]
     for rule in graph.init:
         matched = 0
         for path, node in targets:
-            if not _selects(rule, node.op, node.display):
+            if not rule.selects(node):
                 continue
             try:
                 module = model.get_submodule(path)

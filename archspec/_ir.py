@@ -19,6 +19,7 @@ Every node and container keeps its source :class:`Loc` and, inside a block, the 
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 from ._errors import Loc
 from ._expr import Expr
 
-__all__ = ["Deferred", "Lazy", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "UseSite"]
+__all__ = ["Deferred", "Lazy", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "UseSite", "site_notes"]
 
 #: the reference to the network's (or a body's) input
 INPUT = "input"
@@ -60,6 +61,11 @@ class UseSite:
     block: str
     path: str
     loc: Loc | None
+
+
+def site_notes(sites: tuple[UseSite, ...]) -> list[tuple[Loc | None, str]]:
+    """Notes naming the ``use`` sites a node was instantiated through, innermost first."""
+    return [(s.loc, f"in block '{s.block}', used as {s.path}") for s in reversed(sites)]
 
 
 @dataclass
@@ -137,6 +143,12 @@ class InitRule:
     loc: Loc | None
     index: int
 
+    def selects(self, node: Node) -> bool:
+        """Whether this rule applies to ``node`` (by op and by dotted path, shell wildcards)."""
+        if node.implicit or (self.ops is not None and node.op not in self.ops):
+            return False
+        return self.paths is None or any(fnmatch.fnmatchcase(node.display, pattern) for pattern in self.paths)
+
 
 @dataclass
 class Graph:
@@ -153,28 +165,11 @@ class Graph:
     source: str
     files: list[str]
     order: list[str] = field(default_factory=list)  # topological order of enabled nodes, filled by infer
+    inplace: dict[str, int | None] = field(default_factory=dict)  # node -> input it may overwrite, filled by infer
+    alias_locs: dict[str, Loc] = field(default_factory=dict)  # where each switched-off node is written
     taps: bool = False  # outputs were asked for by path: the network returns a dict of them
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """The compiled module's ``state_dict`` keys and shapes, known without building it."""
         return {f"{p}.{name}": shape for p in self.order if not self.nodes[p].implicit
                 for name, shape in self.nodes[p].tensors.items()}
-
-    def children_of(self, path: str | None) -> list[str]:
-        return self.top if path is None else self.containers[path].children
-
-    def is_container(self, path: str) -> bool:
-        return path in self.containers
-
-    def all_paths(self) -> list[str]:
-        """Every user-visible path (nodes and containers), in document order."""
-        out: list[str] = []
-
-        def walk(children: list[str]) -> None:
-            for c in children:
-                out.append(c)
-                if c in self.containers:
-                    walk(self.containers[c].children)
-
-        walk(self.top)
-        return out

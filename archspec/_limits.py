@@ -36,6 +36,10 @@ class Limits:
     max_nodes: int = 200_000
     #: nesting depth of block instances (a block using a block using ...)
     max_block_depth: int = 64
+    #: nesting depth of containers (seq, concat, add, dense, block instances) in the expanded graph
+    max_nesting: int = 100
+    #: inputs over all nodes of the expanded graph (dense blocks grow it quadratically)
+    max_edges: int = 250_000
     #: characters in one expression
     max_expression_chars: int = 1_000
     #: magnitude of any integer an expression computes

@@ -43,40 +43,94 @@ PathT = tuple[str | int, ...]
 NODE_KIND_KEYS = ("op", "use", "seq", "concat", "add", "dense")
 
 
-@dataclass
 class Locations:
-    """Source positions by data path: ``values[path]`` and ``keys[path]`` (the key that
-    introduced ``path`` in its mapping)."""
+    """Source positions by data path: the value at ``path`` and the key that introduced it.
 
-    values: dict[PathT, Loc] = field(default_factory=dict)
-    keys: dict[PathT, Loc] = field(default_factory=dict)
+    Paths are indexed by their parent, so that copying or dropping a subtree (an alias, a
+    merge) costs the size of the subtree, not of the whole table.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[PathT, Loc] = {}
+        self._keys: dict[PathT, Loc] = {}
+        self._children: dict[PathT, set[PathT]] = {}
+
+    @classmethod
+    def single(cls, loc: Loc) -> Locations:
+        out = cls()
+        out.set_value((), loc)
+        return out
+
+    def copy(self) -> Locations:
+        out = Locations()
+        out._values = dict(self._values)
+        out._keys = dict(self._keys)
+        out._children = {p: set(c) for p, c in self._children.items()}
+        return out
+
+    def _link(self, path: PathT) -> None:
+        while path:
+            parent = path[:-1]
+            kids = self._children.setdefault(parent, set())
+            if path in kids:
+                return
+            kids.add(path)
+            path = parent
+
+    def set_value(self, path: PathT, loc: Loc) -> None:
+        self._values[path] = loc
+        self._link(path)
+
+    def set_key(self, path: PathT, loc: Loc) -> None:
+        self._keys[path] = loc
+        self._link(path)
+
+    def own_key(self, path: PathT) -> Loc | None:
+        return self._keys.get(path)
+
+    def own_value(self, path: PathT) -> Loc | None:
+        return self._values.get(path)
 
     def value(self, path: PathT) -> Loc | None:
         """The position of the value at ``path``, or of its nearest located ancestor."""
         path = tuple(path)
         while True:
-            loc = self.values.get(path)
+            loc = self._values.get(path)
             if loc is not None or not path:
                 return loc
             path = path[:-1]
 
     def key(self, path: PathT) -> Loc | None:
         """The position of the key that introduced ``path`` (falls back to the value)."""
-        return self.keys.get(tuple(path)) or self.value(path)
+        return self._keys.get(tuple(path)) or self.value(path)
 
-    def copy_subtree(self, other: Locations, prefix: PathT) -> None:
-        """Copy ``other``'s entries at and below ``prefix`` into this table."""
+    def subtree(self, prefix: PathT) -> list[PathT]:
+        """``prefix`` and every path below it."""
+        out, stack = [], [prefix]
+        while stack:
+            p = stack.pop()
+            out.append(p)
+            stack.extend(self._children.get(p, ()))
+        return out
+
+    def copy_subtree(self, other: Locations, prefix: PathT, to: PathT | None = None, with_key: bool = True) -> None:
+        """Copy ``other``'s entries at and below ``prefix`` into this table (at ``to``)."""
+        to = prefix if to is None else to
         n = len(prefix)
-        for table, src in ((self.values, other.values), (self.keys, other.keys)):
-            for p, loc in src.items():
-                if p[:n] == prefix:
-                    table[p] = loc
+        for p in other.subtree(prefix):
+            target = to + p[n:]
+            if p in other._values:
+                self.set_value(target, other._values[p])
+            if p in other._keys and (with_key or p != prefix):
+                self.set_key(target, other._keys[p])
 
     def drop_subtree(self, prefix: PathT) -> None:
-        n = len(prefix)
-        for table in (self.values, self.keys):
-            for p in [p for p in table if p[:n] == prefix]:
-                del table[p]
+        for p in self.subtree(prefix):
+            self._values.pop(p, None)
+            self._keys.pop(p, None)
+            self._children.pop(p, None)
+        if prefix:
+            self._children.get(prefix[:-1], set()).discard(prefix)
 
 
 @dataclass
@@ -162,7 +216,7 @@ def _loc(file: str, start: yaml.Mark, end: yaml.Mark | None = None) -> Loc:
 
 
 class _Frame:
-    __slots__ = ("kind", "value", "path", "loc", "anchor", "pending_key", "key_loc", "size", "merges", "explicit")
+    __slots__ = ("kind", "value", "path", "loc", "anchor", "pending_key", "key_loc", "size", "explicit", "depth")
 
     def __init__(self, kind: str, path: PathT, loc: Loc, anchor: str | None) -> None:
         self.kind = kind
@@ -173,8 +227,8 @@ class _Frame:
         self.pending_key: Any = _NO_KEY
         self.key_loc: Loc | None = None
         self.size = 1
-        self.merges: list[tuple[dict, PathT, Loc]] = []
         self.explicit: set[str] = set()
+        self.depth = 0  # how deeply the value nests below this frame
 
 
 _NO_KEY = object()
@@ -184,8 +238,9 @@ _NO_KEY = object()
 class _Anchored:
     value: Any
     path: PathT
-    size: int
+    size: int  # values, once expanded
     locs: Locations
+    depth: int  # nesting levels of the value
 
 
 def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT_LIMITS) -> Document:
@@ -266,7 +321,7 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
         nonlocal root, root_loc
         if not stack:
             root, root_loc = value, loc
-            locs.values[()] = loc
+            locs.set_value((), loc)
             return
         top = stack[-1]
         if top.kind == "seq":
@@ -291,28 +346,22 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
             raise SpecSyntaxError(
                 f"duplicate key '{key}' in this mapping",
                 key_loc,
-                notes=[(locs.keys.get(path), f"'{key}' was first defined here")],
+                notes=[(locs.own_key(path), f"'{key}' was first defined here")],
                 hint="YAML would silently keep only the last one; remove or rename one of them",
             )
         top.explicit.add(key)
         if key in top.value:  # merged in by '<<' earlier: the explicit key wins
             locs.drop_subtree(path)
         top.value[key] = value
-        locs.keys[path] = key_loc
+        locs.set_key(path, key_loc)
         _record(path, loc, sub_locs, src)
         top.size += size
 
     def _record(path: PathT, loc: Loc, sub_locs: Locations | None, src: PathT) -> None:
         if sub_locs is None:
-            locs.values[path] = loc
+            locs.set_value(path, loc)
             return
-        n = len(src)
-        for p, l in sub_locs.values.items():
-            if p[:n] == src:
-                locs.values[path + p[n:]] = l
-        for p, l in sub_locs.keys.items():
-            if p[:n] == src and len(p) > n:
-                locs.keys[path + p[n:]] = l
+        locs.copy_subtree(sub_locs, src, to=path, with_key=False)
 
     def _merge_key(top: _Frame, value: Any, loc: Loc, sub_locs: Locations | None, src: PathT) -> None:
         sources = value if isinstance(value, list) else [value]
@@ -321,24 +370,19 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
             if not isinstance(source, dict):
                 raise SpecSyntaxError("'<<' merges mappings only; its value must be a mapping or a list of mappings", loc)
             s_path = prefix + ((i,) if isinstance(value, list) else ())
-            n = len(s_path)
             for k, v in source.items():
                 if k in top.value:  # explicit keys and earlier merges win
                     continue
                 top.value[k] = v
-                path = top.path + (k,)
-                for src_table, dst in ((table.values, locs.values), (table.keys, locs.keys)):
-                    for p, l in list(src_table.items()):
-                        if p[: n + 1] == s_path + (k,):
-                            dst[path + p[n + 1:]] = l
+                locs.copy_subtree(table, s_path + (k,), to=top.path + (k,))
         locs.drop_subtree(top.path + ("<<",))
 
-    def anchor(name: str | None, value: Any, path: PathT, size: int) -> None:
+    def anchor(name: str | None, value: Any, path: PathT, size: int, depth: int) -> None:
         if name is None:
             return
         sub = Locations()
         sub.copy_subtree(locs, path)
-        anchors[name] = _Anchored(value, path, size, sub)
+        anchors[name] = _Anchored(value, path, size, sub, depth)
 
     for event in events:
         if isinstance(event, (ev.StreamStartEvent, ev.StreamEndEvent, ev.DocumentEndEvent)):
@@ -358,6 +402,11 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
                 hint="archspec specs are data: nothing in a spec can construct Python objects or run code",
             )
         here = _loc(file, event.start_mark, event.end_mark)
+        if tag is not None and tag != "!":
+            fits = {"map": ev.MappingStartEvent, "seq": ev.SequenceStartEvent}.get(tag[len(_CORE):], ev.ScalarEvent)
+            if not isinstance(event, fits):
+                what = {ev.MappingStartEvent: "a mapping", ev.SequenceStartEvent: "a list"}.get(type(event), "a plain value")
+                raise SpecSyntaxError(f"the tag '!!{tag[len(_CORE):]}' does not fit {what}", here)
         if isinstance(event, ev.ScalarEvent) and event.style in ("'", '"') and here.end_col and here.line == here.end_line:
             here = Loc(file, here.line, here.col + 1, here.end_line, here.end_col - 1)  # point at the text
         top = stack[-1] if stack else None
@@ -372,7 +421,7 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
                     top.key_loc = here
                     continue
                 if event.anchor:
-                    anchors[event.anchor] = _Anchored(event.value, (), 1, Locations({(): here}))
+                    anchors[event.anchor] = _Anchored(event.value, (), 1, Locations.single(here), 0)
                 add(event.value, here, 1)
                 continue
             try:
@@ -381,7 +430,7 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
                 raise SpecSyntaxError(str(e), here) from None
             add(value, here, 1)
             if event.anchor:
-                anchors[event.anchor] = _Anchored(value, (), 1, Locations({(): here}))
+                anchors[event.anchor] = _Anchored(value, (), 1, Locations.single(here), 0)
             continue
         if isinstance(event, (ev.MappingStartEvent, ev.SequenceStartEvent)):
             if top is not None and top.kind == "map" and top.pending_key is _NO_KEY:
@@ -399,7 +448,9 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
         if isinstance(event, (ev.MappingEndEvent, ev.SequenceEndEvent)):
             frame = stack.pop()
             add(frame.value, frame.loc, frame.size)
-            anchor(frame.anchor, frame.value, frame.path, frame.size)
+            if stack:
+                stack[-1].depth = max(stack[-1].depth, frame.depth + 1)
+            anchor(frame.anchor, frame.value, frame.path, frame.size, frame.depth + 1)
             continue
         if isinstance(event, ev.AliasEvent):
             target = anchors.get(event.anchor)
@@ -410,6 +461,12 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
             total += target.size
             if total > limits.max_yaml_values:
                 raise _too_many(limits, here)
+            if len(stack) + target.depth > limits.max_yaml_depth:
+                raise SpecLimitError(
+                    f"the alias '*{event.anchor}' makes the YAML nest deeper than {limits.max_yaml_depth} levels "
+                    "(Limits.max_yaml_depth)", here)
+            if stack:
+                stack[-1].depth = max(stack[-1].depth, target.depth)
             if top is not None and top.kind == "map" and top.pending_key is _NO_KEY:
                 if isinstance(target.value, (dict, list)):
                     raise SpecSyntaxError("a mapping key must be a plain name, not a list or mapping", here)
@@ -441,6 +498,7 @@ def _child_path(top: _Frame | None) -> PathT:
 
 
 def _copy(value: Any) -> Any:
+    """A deep copy of plain data (nesting is bounded by Limits.max_yaml_depth)."""
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -524,7 +582,7 @@ def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) 
     base = _load_chain(base_path, limits, chain + [real], ext_loc)
     child = dict(doc.data)
     del child["extends"]
-    child_locs = Locations(dict(doc.locs.values), dict(doc.locs.keys))
+    child_locs = doc.locs.copy()
     child_locs.drop_subtree(("extends",))
     data, locs = merge(base.data, base.locs, child, child_locs)
     return Document(data, locs, shown, base.files + [shown])
@@ -534,22 +592,51 @@ def merge(base: dict, base_locs: Locations, child: dict, child_locs: Locations) 
     """Merge a variant over its base, keeping each value's source position.
 
     The rules, applied recursively: mappings merge key by key (the base's order first, new
-    keys after); lists and scalars replace; a ``null`` value removes the key from the base;
-    a node that changes its kind (``op``, ``use``, ``seq``, ...) or names another op or
-    block replaces the base node whole instead of merging into it.
+    keys after); lists and scalars replace; a ``null`` value removes the key from the base
+    (naming a key the base does not have is an error: it is a typo); a node that changes
+    its kind (``op``, ``use``, ``seq``, ...) or names another op or block replaces the base
+    node whole instead of merging into it.
     """
-    out = Locations(dict(base_locs.values), dict(base_locs.keys))
+    out = base_locs.copy()
     data = _merge(base, child, (), out, child_locs)
-    out.values[()] = child_locs.values.get((), out.values.get(()))
+    root = child_locs.own_value(())
+    if root is not None:
+        out.set_value((), root)
     return data, out
 
 
+def is_node_path(path: PathT) -> bool:
+    """Whether ``path`` is where a node stands: ``graph.<name>``, ``blocks.<name>``, or a
+    child of a node's body (``graph.features.seq.conv0``)."""
+    if len(path) < 2 or path[0] not in ("graph", "blocks"):
+        return False
+    at_node = True  # path[1] names a node (or a block)
+    i = 2
+    while i < len(path):
+        if at_node:
+            if path[i] not in ("seq", "concat", "add", "dense"):
+                return False
+            i += 1
+            at_node = False
+        else:
+            i += 1
+            at_node = True
+    return at_node
+
+
 def _merge(base: Any, child: Any, path: PathT, out: Locations, child_locs: Locations) -> Any:
-    if isinstance(base, dict) and isinstance(child, dict) and not _replaces(base, child):
+    if isinstance(base, dict) and isinstance(child, dict) and not (is_node_path(path) and _replaces(base, child)):
         result = dict(base)
         for key, value in child.items():
             sub = path + (key,)
             if value is None:
+                if key not in base:
+                    close = difflib.get_close_matches(str(key), [str(k) for k in base], n=1, cutoff=0.6)
+                    raise SpecReferenceError(
+                        f"'{key}: null' removes nothing: the base spec has no '{key}' here",
+                        child_locs.key(sub), expected="the name of a key of the base: " + ", ".join(map(str, list(base)[:12])),
+                        hint=f"did you mean '{close[0]}'?" if close else None,
+                    )
                 result.pop(key, None)
                 out.drop_subtree(sub)
                 continue
@@ -558,16 +645,18 @@ def _merge(base: Any, child: Any, path: PathT, out: Locations, child_locs: Locat
             else:
                 result[key] = value
                 out.copy_subtree(child_locs, sub)
-            if sub in child_locs.keys:
-                out.keys[sub] = child_locs.keys[sub]
-        if path in child_locs.values:
-            out.values[path] = child_locs.values[path]
+            key_loc = child_locs.own_key(sub)
+            if key_loc is not None:
+                out.set_key(sub, key_loc)
+        own = child_locs.own_value(path)
+        if own is not None:
+            out.set_value(path, own)
         return result
-    key_loc = out.keys.get(path)
+    key_loc = out.own_key(path)
     out.drop_subtree(path)
     out.copy_subtree(child_locs, path)
-    if key_loc is not None and path not in out.keys:
-        out.keys[path] = key_loc
+    if key_loc is not None and out.own_key(path) is None:
+        out.set_key(path, key_loc)
     return child
 
 

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from ._errors import camel_case
+
 __all__ = ["ArchModule", "Block", "make_module"]
 
 _counter = itertools.count()
@@ -36,8 +38,9 @@ class Block(nn.Module):
 
     def __init__(self, kind: str, block: str | None = None) -> None:
         super().__init__()
-        self.kind = kind
-        self.block = block
+        # private names: a child node may be called `kind` or `block` (node names never start with '_')
+        self._archspec_kind = kind
+        self._archspec_block = block
 
     def __getitem__(self, key: int | str) -> nn.Module:
         """A child by name or, in a list body, by position: ``model.features[0]``."""
@@ -55,12 +58,12 @@ class Block(nn.Module):
     @torch.jit.unused
     def forward(self, x: Any) -> Any:
         raise RuntimeError(
-            f"a {self.block or self.kind} container is not called on its own: call the compiled model "
+            f"a {self._archspec_block or self._archspec_kind} container is not called on its own: call the compiled model "
             "(compile_spec(path, outputs=[...]) returns intermediate values by name)"
         )
 
     def _get_name(self) -> str:
-        return f"Block[{self.block}]" if self.block else f"Block[{self.kind}]"
+        return f"Block[{self._archspec_block or self._archspec_kind}]"
 
 
 def _standard_globals() -> dict[str, Any]:
@@ -110,7 +113,7 @@ class ArchModule(nn.Module):
         src = self._archspec_code
         linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
         exec(compile(src, filename, "exec"), glb)  # noqa: S102 - our own generated code, see lower
-        cls = type(_class_name(info["name"]), (ArchModule,), {
+        cls = type(camel_case(info["name"]), (ArchModule,), {
             "forward": glb["forward"],
             "_forward_eval": glb["_forward_eval"],
             "_forward_train": glb["_forward_train"],
@@ -124,10 +127,6 @@ class ArchModule(nn.Module):
 
     def _get_name(self) -> str:
         return f"ArchModule[{self.spec_name}]"
-
-
-def _class_name(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_") if part) or "Model"
 
 
 def _rebuild(state: dict[str, Any]) -> ArchModule:

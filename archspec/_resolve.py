@@ -23,6 +23,7 @@ or touch torch.
 from __future__ import annotations
 
 import keyword
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +41,10 @@ from ._errors import (
     SpecSchemaError,
     did_you_mean,
     name_list,
+    raise_collected,
 )
 from ._expr import SHAPE_NAMES, evaluate, is_expression, parse_name_template, parse_value
-from ._ir import INPUT, Container, Deferred, Graph, InitRule, Lazy, Node, Output, UseSite
+from ._ir import INPUT, Container, Deferred, Graph, InitRule, Lazy, Node, Output, UseSite, site_notes
 from ._limits import DEFAULT_LIMITS, Limits
 from ._load import Document
 from ._schema import COMMON_KEYS, CONTAINER_KINDS, MAX_ERRORS, NAME_RE, PARAM_TYPES
@@ -61,6 +63,8 @@ RESERVED_NAMES = frozenset({
     "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
     "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
     "training", "type", "xpu", "zero_grad",
+    # the generated forward's own names, and the attributes of a compiled model
+    "self", "code", "spec_name", "output_names", "Outputs", "load_report",
 })
 
 
@@ -74,6 +78,7 @@ class _Entry:
     raw: tuple  # data path of the node
     when: bool | Deferred
     loc: Loc | None
+    copy: int = 0  # the repeat index (later copies read the copy before them, not `from`)
 
 
 class _Scope:
@@ -89,6 +94,10 @@ def apply_overrides(doc: Document, spec: Any, overrides: Mapping[str, Any]) -> d
     A dotted name reaches into a list or mapping parameter: ``block_config.2=36``.
     """
     params = dict(spec.params)
+    for name in params:
+        if name in SHAPE_NAMES:
+            raise SpecSchemaError(f"'{name}' cannot be a spec parameter: it names the input shape in expressions",
+                                  doc.locs.key(("params", name)), expected="another name")
     for raw_name, value in overrides.items():
         name, _, rest = str(raw_name).partition(".")
         if name not in params:
@@ -110,20 +119,29 @@ def apply_overrides(doc: Document, spec: Any, overrides: Mapping[str, Any]) -> d
                 f"parameter '{name}' set to {shown(value)}", None, expected=problem,
                 notes=[(loc, f"'{name}' is declared here with the default {shown(default)}")],
             )
-        params[name] = float(value) if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            try:
+                value = float(value)
+            except OverflowError:
+                raise SpecSchemaError(f"parameter '{name}' set to {value}", None, expected="a number of float range") from None
+        params[name] = value
     return params
 
 
 def _set_dotted(name: str, container: Any, keys: list[str], value: Any, loc: Loc | None) -> Any:
     key = keys[0]
     if isinstance(container, list):
-        if not key.lstrip("-").isdigit() or not -len(container) <= int(key) < len(container):
+        try:
+            index = int(key)
+        except ValueError:
+            index = None
+        if index is None or not -len(container) <= index < len(container):
             raise SpecReferenceError(f"'{name}' has {len(container)} entries; there is no entry '{key}'", None,
                                      expected=f"an index from 0 to {len(container) - 1}", notes=[(loc, f"'{name}' is declared here")])
         out = list(container)
-        out[int(key)] = _set_dotted(name, out[int(key)], keys[1:], value, loc) if len(keys) > 1 else value
-        if len(keys) == 1 and _type_mismatch(container[int(key)], value):
-            raise SpecSchemaError(f"'{name}.{key}' set to {shown(value)}", None, expected=_type_mismatch(container[int(key)], value))
+        out[index] = _set_dotted(name, out[index], keys[1:], value, loc) if len(keys) > 1 else value
+        if len(keys) == 1 and _type_mismatch(container[index], value):
+            raise SpecSchemaError(f"'{name}.{key}' set to {shown(value)}", None, expected=_type_mismatch(container[index], value))
         return out
     if isinstance(container, dict):
         out = dict(container)
@@ -148,6 +166,12 @@ def _type_mismatch(default: Any, value: Any) -> str | None:
     if isinstance(default, list):
         return None if isinstance(value, list) else "a list"
     return None
+
+
+def _has_expression(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_has_expression(v) for v in value)
+    return is_expression(value)
 
 
 def _check_param_type(declared: str, value: Any) -> str | None:
@@ -190,8 +214,11 @@ class Resolver:
         self.nodes: dict[str, Node] = {}
         self.containers: dict[str, Container] = {}
         self.aliases: dict[str, list[str]] = {}
+        self.alias_locs: dict[str, Loc] = {}
         self.errors: list[SpecError] = []
         self.count = 0
+        self.edges = 0
+        self.depth = 0
         self._block_params: dict[str, list[_ParamSpec]] = {}
         self.taps: list[str] | None = None
 
@@ -202,9 +229,6 @@ class Resolver:
 
     def key_loc(self, raw: tuple) -> Loc | None:
         return self.doc.locs.key(raw)
-
-    def notes(self, sites: tuple[UseSite, ...]) -> list[tuple[Loc | None, str]]:
-        return [(s.loc, f"in block '{s.block}', used as {s.path}") for s in reversed(sites)]
 
     def value(self, value: Any, env: Mapping[str, Any], raw: tuple, where: str, structural: bool = False) -> Any:
         """Evaluate a spec value: literals pass, expressions are evaluated or deferred."""
@@ -246,13 +270,11 @@ class Resolver:
             name=spec.name, description=spec.description, input_shape=self.input_shape, params=self.params,
             nodes=self.nodes, containers=self.containers, top=top, outputs=outputs, init=init,
             aliases=self.aliases, source=self.doc.path, files=self.doc.files, taps=self.taps is not None,
+            alias_locs=self.alias_locs,
         )
 
     def raise_errors(self) -> None:
-        errors = self.errors
-        if len(errors) == 1:
-            raise errors[0]
-        raise SpecErrors(errors[:MAX_ERRORS], omitted=max(0, len(errors) - MAX_ERRORS))
+        raise_collected(self.errors, MAX_ERRORS)
 
     def expand(self, body: Any, raw: tuple, env: dict[str, Any], kind: str, where: str | None) -> list[_Entry]:
         """Unroll repeats, evaluate static `when`, splice inline seqs: the body's entries."""
@@ -281,8 +303,15 @@ class Resolver:
                                      self.loc(raw + ("repeat",)), node=label)
             index = common.index
             repeated = True
+        if repeated and index in SHAPE_NAMES:
+            raise SpecSchemaError(f"'{index}' names the input shape; the repeat index needs another name",
+                                  self.loc(raw + ("index",)), node=label)
         out: list[_Entry] = []
         for copy in range(count):
+            self.count += 1
+            if self.count > self.limits.max_nodes:
+                raise SpecLimitError(f"the graph has more than {self.limits.max_nodes:,} nodes (Limits.max_nodes)", here,
+                                     node=label)
             sub_env = dict(env, **{index: copy}) if repeated else env
             when: bool | Deferred = True
             if common is not None and common.when is not True:
@@ -301,6 +330,13 @@ class Resolver:
                 if not hasattr(model, "seq"):
                     raise SpecSchemaError("'inline: true' is only for a seq node", self.loc(raw + ("inline",)), node=label,
                                           expected="a node with 'seq:' whose children join the enclosing body")
+                if kind != "seq":
+                    raise SpecSchemaError(f"an inline seq cannot stand in the branches of a {kind}", self.loc(raw + ("inline",)),
+                                          node=label, hint="inline splices layers into a sequence; give each branch its own name")
+                if name is not None and isinstance(model.seq, list):
+                    raise SpecSchemaError("an inline seq in a mapping needs named children", self.key_loc(raw + ("seq",)),
+                                          node=label, expected="its body written as a mapping of names to nodes",
+                                          hint="its children join this mapping, so each needs a name (use {i} with repeat)")
                 if common.from_ is not None:
                     raise SpecSchemaError("an inline seq cannot have 'from'", self.key_loc(raw + ("from",)), node=label,
                                           hint="put 'from' on its first child")
@@ -310,7 +346,7 @@ class Resolver:
                     raise SpecExpressionError("the 'when' of an inline seq cannot use the input shape", self.loc(raw + ("when",)), node=label)
                 out.extend(self.expand(model.seq, raw + ("seq",), dict(sub_env), kind, where))
                 continue
-            out.append(_Entry(node_name, model, sub_env, raw, when, here))
+            out.append(_Entry(node_name, model, sub_env, raw, when, here, copy))
         return out
 
     def node_name(self, template: str, env: Mapping[str, Any], raw: tuple, where: str) -> str:
@@ -347,9 +383,10 @@ class Resolver:
         if name == INPUT:
             raise SpecSchemaError("'input' is reserved: it names the body's input", loc, node=where,
                                   hint="rename the node")
-        if name.startswith("_") or name in RESERVED_NAMES:
+        if name.startswith("_") or name in RESERVED_NAMES or keyword.iskeyword(name):
             raise SpecSchemaError(f"the node name '{name}'{made} is reserved", loc, node=where,
-                                  expected="a name that is not an attribute of torch.nn.Module and does not start with '_'")
+                                  expected="a name that is not a Python keyword, not an attribute of torch.nn.Module or of "
+                                           "the compiled model, and does not start with '_'")
 
     def body(self, body: Any, raw: tuple, parent: str | None, input_ref: str, env: dict[str, Any], kind: str,
              scope: _Scope) -> tuple[list[str], str]:
@@ -378,9 +415,8 @@ class Resolver:
                     notes=[] if repeated else [(first.loc, "the first is defined here")],
                     hint="put the repeat index in the name, as in 'layer{i+1}'" if repeated else None)
             seen[entry.name] = entry
-        if len(entries) == 0 or all(e.when is False for e in entries):
-            if not entries:
-                raise SpecSchemaError("this body has no nodes", self.loc(raw), node=where, expected="at least one node")
+        if not entries:
+            raise SpecSchemaError("this body has no nodes", self.loc(raw), node=where, expected="at least one node")
         siblings = {e.name: prefix + e.name for e in entries if e.name is not None}
         children: list[str] = []
         previous = input_ref
@@ -391,7 +427,7 @@ class Resolver:
             model = entry.model
             from_ = model.from_ if isinstance(model, BaseModel) else None
             if kind == "seq":
-                if from_ is not None:
+                if from_ is not None and entry.copy == 0:  # later copies of a repeat read the copy before them
                     refs = [from_] if isinstance(from_, str) else list(from_)
                     inputs = [self.ref(r, siblings, prefix, input_ref, entry.raw + ("from",), label, scope) for r in refs]
                 else:
@@ -410,7 +446,12 @@ class Resolver:
                 else:
                     inputs = [input_ref]
             if entry.when is False:
-                self.aliases[path] = inputs
+                # left out: whatever reads it reads its input (the next node in a seq, too)
+                alias = path if path is not None else f"{prefix}#off{k}"
+                self.aliases[alias] = inputs
+                self.alias_locs[alias] = entry.loc
+                if kind == "seq":
+                    previous = alias
                 continue
             try:
                 self.build(entry, path, parent, inputs, scope)
@@ -452,7 +493,7 @@ class Resolver:
             hint = "'from' names a sibling (a node of the same body) or 'input'; read a nested node through its container's output"
         raise SpecReferenceError(
             f"'from' names '{name}', which is not a node here{inside}", self._from_loc(raw, name), node=where,
-            expected="one of: " + name_list(known), hint=hint, notes=self.notes(scope.sites),
+            expected="one of: " + name_list(known), hint=hint, notes=site_notes(scope.sites),
         )
 
     def _from_loc(self, raw: tuple, name: str) -> Loc | None:
@@ -472,10 +513,15 @@ class Resolver:
         return value
 
     def add_node(self, node: Node) -> None:
-        self.count += 1
-        if self.count > self.limits.max_nodes:
-            raise SpecLimitError(f"the graph has more than {self.limits.max_nodes:,} nodes (Limits.max_nodes)", node.loc,
-                                 node=node.display)
+        self.edges += len(node.inputs)
+        if self.edges > self.limits.max_edges:
+            raise SpecLimitError(f"the graph has more than {self.limits.max_edges:,} connections (Limits.max_edges)", node.loc,
+                                 node=node.display, hint="a dense body of n children makes about n*n/2 of them")
+        if node.implicit:
+            self.count += 1
+            if self.count > self.limits.max_nodes:
+                raise SpecLimitError(f"the graph has more than {self.limits.max_nodes:,} nodes (Limits.max_nodes)", node.loc,
+                                     node=node.display)
         self.nodes[node.path] = node
 
     def build(self, entry: _Entry, path: str, parent: str | None, inputs: list[str], scope: _Scope) -> None:
@@ -505,7 +551,14 @@ class Resolver:
         container = Container(path, kind, [], inputs[0], inputs[0], entry.loc, block=block, parent=parent, when=entry.when,
                               sites=scope.sites, doc=doc, args=args or {})
         self.containers[path] = container
-        children, output = self.body(body, raw, path, inputs[0], env, kind, scope)
+        if self.depth >= self.limits.max_nesting:
+            raise SpecLimitError(f"containers nest deeper than {self.limits.max_nesting} levels (Limits.max_nesting)",
+                                 entry.loc, node=path, notes=site_notes(scope.sites))
+        self.depth += 1
+        try:
+            children, output = self.body(body, raw, path, inputs[0], env, kind, scope)
+        finally:
+            self.depth -= 1
         container.children = children
         container.output = output
 
@@ -518,7 +571,7 @@ class Resolver:
             raise SpecReferenceError(
                 f"{op.name} takes {wanted} input{'s' if least != 1 or most != 1 else ''}, but it reads {len(inputs)}",
                 self.loc(raw + ("from",)) if "from" in self._raw_keys(raw) else loc, node=path,
-                hint="give 'from: [a, b]' to name its inputs" if least > 1 else "give 'from' one node", notes=self.notes(scope.sites),
+                hint="give 'from: [a, b]' to name its inputs" if least > 1 else "give 'from' one node", notes=site_notes(scope.sites),
             )
         params: dict[str, Any] = {}
         param_locs: dict[str, Loc] = {}
@@ -566,12 +619,12 @@ class Resolver:
                 hint = f"'{name}' is an op: write 'op: {name}'"
             raise SpecReferenceError(f"unknown block '{name}'", self.loc(raw + ("use",)), node=path,
                                      expected="one of: " + name_list(sorted(blocks)) if blocks else "a block defined under 'blocks:'",
-                                     hint=hint, notes=self.notes(scope.sites))
+                                     hint=hint, notes=site_notes(scope.sites))
         stack = [s.block for s in scope.sites]
         if name in stack:
             cycle = " -> ".join(stack[stack.index(name):] + [name])
             raise SpecReferenceError(f"block '{name}' uses itself ({cycle})", self.loc(raw + ("use",)), node=path,
-                                     notes=self.notes(scope.sites))
+                                     notes=site_notes(scope.sites))
         if len(stack) >= self.limits.max_block_depth:
             raise SpecLimitError(f"blocks nest deeper than {self.limits.max_block_depth} (Limits.max_block_depth)", loc, node=path)
         block = blocks[name]
@@ -585,7 +638,7 @@ class Resolver:
                 raise SpecReferenceError(
                     f"block '{name}' has no parameter '{arg}'", self.key_loc(arg_raw), node=path,
                     expected="one of: " + (", ".join(known) if known else f"(block '{name}' takes no parameters)"),
-                    hint=did_you_mean(arg, known), notes=self.notes(scope.sites),
+                    hint=did_you_mean(arg, known), notes=site_notes(scope.sites),
                 )
             if is_expression(value) or isinstance(value, list):
                 v = self.value(value, env, arg_raw, path)
@@ -608,16 +661,22 @@ class Resolver:
             elif p.required:
                 raise SpecSchemaError(
                     f"block '{name}' needs the parameter '{p.name}' ({p.type})", self.key_loc(raw) or loc, node=path,
-                    notes=[(p.loc, f"'{p.name}' is declared here"), *self.notes(scope.sites)],
+                    notes=[(p.loc, f"'{p.name}' is declared here"), *site_notes(scope.sites)],
                 )
-            elif is_expression(p.default):
-                # a derived parameter: computed from the parameters before it (and the input shape)
-                default_env = dict(self.params)
-                default_env.update(values)
-                v = self.value(p.default, default_env, p.raw, path)
-                values[p.name] = Lazy(v.expr, v.env, inputs[0] if len(inputs) == 1 else INPUT, path) if isinstance(v, Deferred) else v
-            else:
+            elif not _has_expression(p.default):
                 values[p.name] = p.default
+        # derived defaults, in declaration order, see every argument and literal default (and the
+        # derived ones before them); the block's own parameters shadow the spec's
+        for p in declared:
+            if p.name in values or p.required:
+                continue
+            default_env = dict(self.params)
+            default_env.update(values)
+            v = self.value(p.default, default_env, p.raw, path)
+            if isinstance(v, list) and any(isinstance(x, Deferred) for x in v):
+                raise SpecExpressionError("a list default cannot use the input shape", self.loc(p.raw), node=path)
+            values[p.name] = Lazy(v.expr, v.env, inputs[0] if len(inputs) == 1 else INPUT, path) if isinstance(v, Deferred) else v
+        values = {p.name: values[p.name] for p in declared}  # declaration order
         block_env = dict(self.params)
         block_env.update(values)
         site = UseSite(name, path, self.loc(raw + ("use",)) or loc)
@@ -682,7 +741,7 @@ class Resolver:
                     training_only = self.value(training_only, self.params, raw + ("training_only",), f"output {name}", structural=True)
             if ref in self.aliases or any(ref.startswith(a + ".") for a in self.aliases):
                 continue  # its node is switched off: the output is left out
-            if ref not in self.nodes and ref not in self.containers:
+            if ref not in self.nodes and ref not in self.containers or "#" in ref:
                 candidates = [p for p in [*self.containers, *self.nodes] if "#" not in p]
                 raise SpecReferenceError(
                     f"output '{name}' names '{ref}', which is not a node", self.loc(ref_raw), node=f"output {name}",
@@ -697,11 +756,21 @@ class Resolver:
                                   expected="at least one output that eval mode returns")
         return out
 
+    def init_number(self, value: Any, env: dict[str, Any], raw: tuple, where: str) -> float:
+        v = self.value(value, env, raw, where)
+        if isinstance(v, Deferred):
+            raise SpecExpressionError(f"'{v.expr.text}' uses the input shape, which an init rule cannot see",
+                                      v.expr.loc, node=where, hint="init rules apply to many nodes; use the spec's params")
+        if not _init_number_check(v):
+            raise SpecSchemaError(f"found {shown(v)}", self.loc(raw), node=where, expected="a finite number")
+        return float(v)
+
     def init_rules(self, env: dict[str, Any]) -> list[InitRule]:
         rules = []
         for i, rule in enumerate(self.spec.init):
             raw = ("init", i)
             tensors: dict[str, Any] = {}
+            where = f"init rule {i + 1}"
             for tensor in ("weight", "bias"):
                 value = getattr(rule, tensor)
                 if value is None:
@@ -709,12 +778,20 @@ class Resolver:
                 if isinstance(value, BaseModel):
                     args = {}
                     for k, v in value.model_dump(exclude_none=True).items():
-                        args[k] = self.value(v, env, raw + (tensor, k), f"init rule {i + 1}") if k != "fn" else v
+                        args[k] = v if k in ("fn", "mode", "nonlinearity") else self.init_number(v, env, raw + (tensor, k), where)
+                    lo, hi = args.get("a"), args.get("b")
+                    if args["fn"] in ("uniform", "trunc_normal") and lo is not None and hi is not None and lo >= hi:
+                        raise SpecSchemaError(f"'{args['fn']}' needs a < b, found a={lo} and b={hi}", self.loc(raw + (tensor,)),
+                                              node=where)
                     tensors[tensor] = args
                 else:
-                    tensors[tensor] = self.value(value, env, raw + (tensor,), f"init rule {i + 1}")
+                    tensors[tensor] = self.init_number(value, env, raw + (tensor,), where)
             rules.append(InitRule(rule.ops, rule.paths, tensors, self.loc(raw), i))
         return rules
+
+
+def _init_number_check(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def resolve(doc: Document, spec: Any, overrides: Mapping[str, Any] | None = None,
@@ -726,6 +803,11 @@ def resolve(doc: Document, spec: Any, overrides: Mapping[str, Any] | None = None
     spec's outputs (as a dict, by path).
     """
     params = apply_overrides(doc, spec, overrides or {})
+    if input_shape is not None and not (
+            isinstance(input_shape, (tuple, list)) and len(input_shape) in (1, 3)
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape)):
+        raise SpecSchemaError(f"input_shape is {shown(list(input_shape) if isinstance(input_shape, tuple) else input_shape)}",
+                              None, expected="(channels, height, width) or (features,) of positive integers")
     shape = tuple(input_shape) if input_shape is not None else tuple(spec.input)
     resolver = Resolver(doc, spec, params, shape, limits)
     resolver.taps = outputs

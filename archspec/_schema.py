@@ -40,11 +40,11 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 from . import ops
-from ._errors import SpecError, SpecErrors, SpecSchemaError, did_you_mean, name_list
+from ._errors import SpecError, SpecSchemaError, camel_case, did_you_mean, name_list, raise_collected
 from ._load import NODE_KIND_KEYS, Document
 from ._values import EXPRESSION_SCHEMA, Bool, Float, Int, Text, shown
 
-__all__ = ["validate", "spec_model", "invalidate", "json_schema", "node_path_of", "COMMON_KEYS", "CONTAINER_KINDS",
+__all__ = ["validate", "spec_model", "json_schema", "node_path_of", "COMMON_KEYS", "CONTAINER_KINDS",
            "INIT_FNS", "MAX_ERRORS", "NAME_RE", "PARAM_TYPES"]
 
 MAX_ERRORS = 20
@@ -64,6 +64,13 @@ class _Model(BaseModel):
 
 # ---------------------------------------------------------------------------------------
 # Small value types that are not op parameters
+
+
+def _spec_name(value: str) -> str | None:
+    """Why ``value`` cannot name a network, or ``None``."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}", value):
+        return f"invalid network name {shown(value)}: use letters, digits, '_', '-' and '.' (at most 100)"
+    return None
 
 
 class _Refs(Text):
@@ -281,18 +288,10 @@ def _op_model(op: ops.OpDef, base: type[BaseModel], suffix: str) -> type[BaseMod
         "__module__": __name__,
         "__doc__": op.doc,
     }
-    return type(f"{_camel(op.name)}{suffix.title()}", (base, op.params), namespace)
-
-
-def _camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[_\W]+", name))
+    return type(f"{camel_case(op.name, 'Op')}{suffix.title()}", (base, op.params), namespace)
 
 
 _CACHE: dict[str, Any] = {}
-
-
-def invalidate() -> None:
-    _CACHE.clear()
 
 
 def spec_model() -> type[BaseModel]:
@@ -395,11 +394,11 @@ def _build_models() -> type[BaseModel]:
                         {"fn": self.fn, "name": name, "allowed": ", ".join(allowed) or "nothing"})
             if self.fn == "constant" and self.value is None:
                 raise PydanticCustomError("archspec_value", "'constant' needs 'value'")
-            if self.fn in ("uniform", "trunc_normal"):
-                lo, hi = (-2.0, 2.0) if self.fn == "trunc_normal" else (0.0, 1.0)
-                a = self.a if isinstance(self.a, (int, float)) else lo
-                b = self.b if isinstance(self.b, (int, float)) else hi
-                if a >= b:
+            if self.fn in ("uniform", "trunc_normal") and not (isinstance(self.a, str) or isinstance(self.b, str)):
+                lo, hi = (-2.0, 2.0) if self.fn == "trunc_normal" else (0.0, 1.0)  # torch's defaults
+                a = self.a if self.a is not None else lo
+                b = self.b if self.b is not None else hi
+                if a >= b:  # (with expressions, resolve checks the evaluated values)
                     raise PydanticCustomError("archspec_value", "'{fn}' needs a < b, found a={a} and b={b}",
                                               {"fn": self.fn, "a": a, "b": b})
             return self
@@ -429,18 +428,24 @@ def _build_models() -> type[BaseModel]:
                                   json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"})
 
         archspec: Annotated[Any, _Version(1)] = Field(description="the spec format version (1)")
-        name: Annotated[Any, Text()] = Field(description="the network's name")
+        name: Annotated[Any, Text(_spec_name)] = Field(description="the network's name: letters, digits, '_', '-', '.'")
         description: Annotated[Any, Text()] = Field(None, description="one line: what the network is")
         extends: Annotated[Any, Text()] = Field(None, description="a base spec this one is merged over (a path relative to this file)")
         input: Annotated[Any, _InputShape()] = Field(description="the input shape per sample: [channels, height, width]")
         params: dict[str, Annotated[Any, _Plain()]] = Field(default_factory=dict, description="the spec's parameters and their defaults")
         blocks: dict[str, Block] = Field(default_factory=dict, description="parameterised templates, used by `use:`")
         graph: dict[str, Node] = Field(description="the network's nodes, in order")
-        outputs: dict[str, Union[Annotated[Any, Text()], Output]] = Field(None, description="named outputs (default: the last node)")
+        outputs: dict[str, Annotated[Union[Annotated[Any, Text(), Tag("<path>")], Annotated[Output, Tag("<output>")]],
+                                     Discriminator(_output_tag)]] = Field(
+            None, description="named outputs (default: the last node)")
         init: list[InitRule] = Field(default_factory=list, description="weight initialisation rules, applied in order")
 
     _CACHE["models"] = {"Node": Node, "Body": Body, "InitRule": InitRule, "Output": Output, "InitFn": InitFn}
     return Spec
+
+
+def _output_tag(value: Any) -> str:
+    return "<output>" if isinstance(value, dict) else "<path>"
 
 
 def _block_tag(value: Any) -> str:
@@ -507,9 +512,7 @@ def validate(doc: Document) -> Any:
     except ValidationError as e:
         errors = _translate(e, doc)
     errors.sort(key=lambda err: (err.loc.file, err.loc.line, err.loc.col) if err.loc else ("", 0, 0))
-    if len(errors) == 1:
-        raise errors[0]
-    raise SpecErrors(errors[:MAX_ERRORS], omitted=max(0, len(errors) - MAX_ERRORS))
+    raise_collected(errors, MAX_ERRORS)
 
 
 def _translate(exc: ValidationError, doc: Document) -> list[SpecError]:

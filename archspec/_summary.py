@@ -34,7 +34,6 @@ class Row:
 @dataclass
 class Totals:
     params: int
-    trainable: int
     buffers: int
     eval_params: int
     macs: int
@@ -104,7 +103,6 @@ def totals(graph: Graph) -> Totals:
     buffers = sum(n.n_buffers for n in nodes)
     return Totals(
         params=params,
-        trainable=params,
         buffers=buffers,
         eval_params=sum(n.n_params for n in eval_nodes),
         macs=sum(n.macs for n in eval_nodes),

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from ._expr import is_expression
 
-__all__ = ["Int", "Float", "Bool", "Size", "Choice", "Text", "EXPRESSION_SCHEMA", "shown"]
+__all__ = ["Int", "Float", "Bool", "Size", "Text", "EXPRESSION_SCHEMA", "shown"]
 
 EXPRESSION_SCHEMA = {
     "type": "string",
@@ -133,11 +133,15 @@ class Float(_Bounded):
     def check(self, value: Any) -> float | None:
         if value is None and self.nullable:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(value)
-        if not self.in_bounds(value):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise self.fail(value, " (too large)") from None
+        if not math.isfinite(number) or not self.in_bounds(number):
             raise self.fail(value)
-        return float(value)
+        return number
 
 
 class Bool(_ValueType):
@@ -191,21 +195,6 @@ class Size(_ValueType):
             return (self._one(value[0], value), self._one(value[1], value))
         v = self._one(value, value)
         return (v, v)
-
-
-class Choice(_ValueType):
-    def __init__(self, *choices: str) -> None:
-        self.choices = choices
-        self.expected = "one of " + ", ".join(f"'{c}'" for c in choices)
-        self.json = {"enum": list(choices)}
-
-    def check(self, value: Any) -> str:
-        if value not in self.choices or not isinstance(value, str):
-            from ._errors import did_you_mean
-
-            hint = did_you_mean(value, self.choices) if isinstance(value, str) else None
-            raise self.fail(value, f"; {hint}" if hint else "")
-        return value
 
 
 class Text(_ValueType):

@@ -83,9 +83,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
                 data = inner
                 break
-    if not isinstance(data, Mapping) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
+    if (not isinstance(data, Mapping) or not data or not all(isinstance(v, torch.Tensor) for v in data.values())
+            or not all(isinstance(k, str) for k in data)):
         raise WeightsError(
-            f"'{path}' holds no state_dict: expected a mapping of tensors, or a checkpoint with one under "
+            f"'{path}' holds no state_dict: expected a mapping of names to tensors, or a checkpoint with one under "
             "'state_dict' or 'model'"
         )
     state = dict(data)
@@ -96,8 +97,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = True) -> LoadReport:
     """Load ``path`` into ``model`` (see the module docstring); return the report."""
-    state = read_checkpoint(path)
     own = model.state_dict()
+    if any(t.is_meta for t in own.values()):
+        raise WeightsError("cannot load weights into a module built on the 'meta' device (it has no memory); "
+                           "compile it on a real device, or load them later with model.to_empty(device=...)")
+    state = read_checkpoint(path)
     report = LoadReport(str(path))
     fitting = {}
     for key, tensor in state.items():

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ._diagnostics import render, render_warning
-from ._errors import SpecError, SpecWarning
+from ._errors import SpecError, SpecWarning, WeightsError
 from ._limits import DEFAULT_LIMITS, Limits
-from ._errors import WeightsError
 from .ops._registry import fmt_shape
 
 __all__ = ["main"]
@@ -84,8 +83,8 @@ def _limits(pairs: Sequence[str]) -> Limits:
             raise UsageError(f"--limit needs NAME=VALUE with NAME one of {', '.join(Limits.names())}; found '{pair}'")
         try:
             values[key] = int(float(value))
-        except ValueError:
-            raise UsageError(f"--limit {key} needs a number, found '{value}'") from None
+        except (ValueError, OverflowError):
+            raise UsageError(f"--limit {key} needs a finite number, found '{value}'") from None
     return DEFAULT_LIMITS.with_overrides(**values)
 
 

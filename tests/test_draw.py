@@ -219,11 +219,12 @@ def test_every_edge_joins_declared_nodes_once(spec, depth, googlenet, densenet, 
 
 
 def test_labels_and_ids_are_escaped(write_spec):
-    spec = write_spec('archspec: 1\nname: "a \\"quoted\\" \\\\ net"\ninput: [3, 8, 8]\n'
+    spec = write_spec('archspec: 1\nname: quoted-net\ndescription: "a \\"quoted\\" \\\\ net"\ninput: [3, 8, 8]\n'
                       "graph:\n  a: {seq: {b: {op: relu}}}\n  a_b: {op: relu}\n")
     graph = load_spec(spec)
     text = to_dot(graph)
-    assert text.startswith('digraph "a \\"quoted\\" \\\\ net" {')
+    assert text.startswith('digraph "quoted-net" {')
+    assert 'label="quoted-net: a \\"quoted\\" \\\\ net"' in text
     nodes, _, edges = parse_dot(text)
     assert nodes["n_a_b"][0]["tooltip"] == "a.b" and nodes["n_a_b_2"][0]["tooltip"] == "a_b"  # clashing paths, two ids
     assert ("n_a_b", "n_a_b_2") in [(s, d) for s, d, _ in edges]

@@ -32,7 +32,7 @@ graph:
 """)
     assert [k for k in model.state_dict()] == ["stem.conv.weight", "stem.conv.bias", "body.0.conv.weight", "body.0.conv.bias"]
     assert isinstance(model.body[1], torch.nn.MaxPool2d)
-    assert model.body[0].block == "unit" and len(model.body) == 2
+    assert model.body[0]._get_name() == "Block[unit]" and len(model.body) == 2
 
 
 def test_inplace_only_where_nothing_else_reads(write_spec):

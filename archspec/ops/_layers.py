@@ -51,14 +51,14 @@ def _window(op: str, h: int, w: int, kernel: tuple[int, int], stride: tuple[int,
     for axis, size, k, s, p, d in (("height", h, kernel[0], stride[0], pad[0], dilation[0]),
                                    ("width", w, kernel[1], stride[1], pad[1], dilation[1])):
         span = d * (k - 1) + 1
-        if size + 2 * p < span:
+        out = _window_out(size, k, s, p, d, ceil_mode)  # torch's formula (ceil_mode may fit a partial window)
+        if out < 1 and size + 2 * p < span:
             raise ShapeError(
                 f"the {op} kernel spans {span} {'rows' if axis == 'height' else 'columns'} "
                 f"but the padded input {axis} is only {size + 2 * p} ({size} + 2 x padding {p})",
                 param="kernel",
                 expected=f"a kernel of at most {size + 2 * p} in {axis}, or a larger input",
             )
-        out = _window_out(size, k, s, p, d, ceil_mode)
         if out < 1:
             raise ShapeError(f"the {op} output {axis} would be {out}", param="stride", expected="an output size of at least 1")
         outs.append(out)
@@ -127,7 +127,7 @@ def _conv_build(p: Conv2dParams, shapes: list[Shape], inplace: bool):
                      groups=groups, bias=p.bias)
 
 
-register(OpDef("conv2d", Conv2dParams, _conv_shape, Conv2dParams.__doc__ or "", build=_conv_build, tensors=("weight", "bias")))
+register(OpDef("conv2d", Conv2dParams, _conv_shape, Conv2dParams.__doc__ or "", build=_conv_build))
 
 
 # ---------------------------------------------------------------------------------------
@@ -156,8 +156,7 @@ def _bn_build(p: BatchNorm2dParams, shapes: list[Shape], inplace: bool):
     return nn.BatchNorm2d(shapes[0][0], eps=p.eps, momentum=p.momentum, affine=p.affine, track_running_stats=p.track_running_stats)
 
 
-register(OpDef("batchnorm2d", BatchNorm2dParams, _bn_shape, BatchNorm2dParams.__doc__ or "", build=_bn_build,
-               tensors=("weight", "bias")))
+register(OpDef("batchnorm2d", BatchNorm2dParams, _bn_shape, BatchNorm2dParams.__doc__ or "", build=_bn_build))
 
 
 # ---------------------------------------------------------------------------------------
@@ -191,7 +190,8 @@ def _relu_build(p: ReLUParams, shapes: list[Shape], inplace: bool):
     return nn.ReLU(inplace=inplace)
 
 
-register(OpDef("relu", ReLUParams, _same_shape, ReLUParams.__doc__ or "", build=_relu_build, inplace=True, category="activation"))
+register(OpDef("relu", ReLUParams, _same_shape, ReLUParams.__doc__ or "", build=_relu_build, inplace=True, saves_output=True,
+               category="activation"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def _lrn_build(p: LRNParams, shapes: list[Shape], inplace: bool):
     return nn.LocalResponseNorm(p.size, alpha=p.alpha, beta=p.beta, k=p.k)
 
 
-register(OpDef("lrn", LRNParams, _lrn_shape, LRNParams.__doc__ or "", build=_lrn_build, category="norm"))
+register(OpDef("lrn", LRNParams, _lrn_shape, LRNParams.__doc__ or "", build=_lrn_build, saves_output=True, category="norm"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -251,10 +251,10 @@ def _pool_shape(op: str):
         c, h, w = _need_image(shapes, op)
         stride = p.stride or p.kernel
         dilation = getattr(p, "dilation", (1, 1))
-        for k, pad, d in zip(p.kernel, p.padding, dilation):
-            if pad > (d * (k - 1) + 1) // 2:
+        for k, pad in zip(p.kernel, p.padding):
+            if pad > k // 2:  # torch's rule: half the kernel, whatever the dilation
                 raise ShapeError(f"padding {pad} is more than half the kernel ({k})", param="padding",
-                                 expected=f"padding of at most {(d * (k - 1) + 1) // 2}")
+                                 expected=f"padding of at most {k // 2}")
         oh, ow = _window(op, h, w, p.kernel, stride, p.padding, dilation, p.ceil_mode)
         return Inferred((c, oh, ow))
 
@@ -392,4 +392,4 @@ def _linear_build(p: LinearParams, shapes: list[Shape], inplace: bool):
     return nn.Linear(shapes[0][0], p.out, bias=p.bias)
 
 
-register(OpDef("linear", LinearParams, _linear_shape, LinearParams.__doc__ or "", build=_linear_build, tensors=("weight", "bias")))
+register(OpDef("linear", LinearParams, _linear_shape, LinearParams.__doc__ or "", build=_linear_build))

@@ -93,8 +93,12 @@ class OpDef:
     - ``arity``: (least, most) inputs, ``None`` for no upper bound;
     - ``alias``: the output may be the input tensor or a view of it (identity, flatten,
       dropout in eval), which matters when deciding where an in-place op is safe;
-    - ``inplace``: the op can overwrite its (first) input; *lower* decides where it may;
-    - ``tensors``: the parameter tensors that ``init:`` rules may set.
+    - ``inplace``: the op can overwrite its (first) input; *infer* decides where it may;
+    - ``saves_output``: autograd keeps the op's output for its backward, so nothing may
+      overwrite it in place.
+
+    The tensors a node's module holds (what ``init:`` rules may set, and the ``state_dict``
+    keys) are what the shape rule returns in ``Inferred.params`` and ``Inferred.buffers``.
     """
 
     name: str
@@ -106,7 +110,7 @@ class OpDef:
     arity: tuple[int, int | None] = (1, 1)
     alias: bool = False
     inplace: bool = False
-    tensors: tuple[str, ...] = ()
+    saves_output: bool = False
     category: str = "layer"
 
     def __post_init__(self) -> None:

@@ -1,0 +1,82 @@
+"""Where an op may overwrite its input: the in-place plan (part of *infer*; no torch).
+
+``relu`` (``inplace: auto``) and ``add`` may reuse an input's memory. They may only where
+nothing else reads that tensor: no other node, no network output, not the same node
+twice, and not through a view (identity, flatten, dropout and a join of one input return
+their input itself); never the network input (the caller's tensor); and never a tensor
+whose producer's backward needs it (``relu``, ``lrn``). ``inplace: true`` where that does
+not hold is an error; ``inplace: false`` never overwrites.
+"""
+
+from __future__ import annotations
+
+from . import ops
+from ._errors import SpecShapeError
+from ._ir import INPUT, Graph
+
+__all__ = ["inplace_plan"]
+
+
+def _consumers(graph: Graph) -> dict[str, list[str]]:
+    """Who reads each value: node paths, and ``"output <name>"`` for the network's outputs."""
+    readers: dict[str, list[str]] = {p: [] for p in graph.order}
+    readers[INPUT] = []
+    for p in graph.order:
+        for s in graph.nodes[p].sources:
+            readers[s].append(p)
+    for o in graph.outputs:
+        readers[o.node].append(f"output {o.name}")
+    return readers
+
+
+def _overwritable(graph: Graph, source: str, readers: dict[str, list[str]], reader: str) -> str | None:
+    """Why ``reader`` may not overwrite ``source``, or ``None`` if it may."""
+    current, previous = source, reader
+    while True:
+        if current == INPUT:
+            return "its input is (a view of) the network input"
+        others = list(readers[current])
+        others.remove(previous)  # one read is the overwriting one; any other (even by the same node) forbids it
+        if others:
+            other = others[0] if others[0].startswith("output ") else f"'{graph.nodes[others[0]].display}'"
+            if other == f"'{graph.nodes[previous].display}'" if previous in graph.nodes else False:
+                return f"'{graph.nodes[current].display}' is read twice by {other}"
+            return f"'{graph.nodes[current].display}' is also read by {other}"
+        node = graph.nodes[current]
+        op = ops.REGISTRY[node.op]
+        if op.alias or (op.emit is not None and len(node.sources) == 1):  # a join of one input is that input
+            current, previous = node.sources[0], current
+            continue
+        if op.saves_output:
+            return f"autograd needs the output of '{node.display}' ({node.op})"
+        return None
+
+
+def inplace_plan(graph: Graph) -> dict[str, int | None]:
+    """For each in-place-capable node: the index of the input it may overwrite, or ``None``."""
+    readers = _consumers(graph)
+    plan: dict[str, int | None] = {}
+    for p in graph.order:
+        node = graph.nodes[p]
+        op = ops.REGISTRY[node.op]
+        if not op.inplace:
+            continue
+        wanted = getattr(node.concrete, "inplace", "auto")
+        if wanted is False:
+            plan[p] = None
+            continue
+        choice = None
+        reasons = []
+        for i, s in enumerate(node.sources):
+            reason = _overwritable(graph, s, readers, p)
+            if reason is None:
+                choice = i
+                break
+            reasons.append(reason)
+        if wanted is True and choice is None:
+            raise SpecShapeError(
+                f"this {node.op} cannot run in place: {reasons[0]}", node.param_locs.get("inplace", node.loc),
+                node=node.display, expected="inplace: auto (in place only where safe) or false",
+            )
+        plan[p] = choice
+    return plan
