@@ -570,6 +570,9 @@ def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) 
             f"'extends' must name a spec file, found {base_name!r}", ext_loc, expected="a path relative to this file, such as 'densenet121.yaml'"
         )
     base_path = path.parent / base_name
+    if base_path.suffix.lower() not in (".yaml", ".yml"):
+        raise SpecReferenceError(f"'extends' names '{base_name}', which is not a spec file", ext_loc,
+                                 expected="a .yaml or .yml file, relative to this file")
     if not base_path.exists():
         siblings = {p.stem: p.name for p in path.parent.glob("*.y*ml")} if path.parent.is_dir() else {}
         close = difflib.get_close_matches(Path(base_name).stem, list(siblings), n=1, cutoff=0.8)

@@ -120,6 +120,12 @@ def test_extends_merges_maps_replaces_lists_and_null_removes(tmp_path):
     assert [p.rsplit("/", 1)[-1] for p in doc.files] == ["base.yaml", "child.yaml"]
 
 
+def test_extends_names_only_spec_files(tmp_path):
+    (tmp_path / "a.yaml").write_text("archspec: 1\nextends: /etc/passwd\n")
+    with pytest.raises(SpecReferenceError, match="which is not a spec file"):
+        load_document(tmp_path / "a.yaml")
+
+
 def test_extends_cycle_and_missing_base(tmp_path):
     (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
