@@ -92,6 +92,31 @@ def test_fx_trace_and_torchscript_agree_with_eager(spec, name, compiled):
     assert torch.allclose(scripted, eager, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("spec", ["googlenet.yaml", "xception.yaml", "densenet121.yaml"])
+def test_torch_compile_traces_the_whole_forward(spec):
+    """torch.compile's tracer (dynamo) takes the generated forward as one graph, with no
+    graph break (fullgraph=True raises on one), in eval and in train mode; the "eager"
+    backend keeps the test quick and leaves code generation out of it."""
+    torch._dynamo.reset()
+    model = compile_spec(SPECS / spec)
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        for mode in (False, True):
+            model.train(mode)
+            torch.manual_seed(3)  # the same dropout masks in train mode
+            eager = model(x)
+            torch.manual_seed(3)
+            compiled_out = torch.compile(model, backend="eager", fullgraph=True)(x)
+            assert type(compiled_out) is type(eager)
+            if isinstance(eager, tuple):
+                assert eager._fields == compiled_out._fields
+                pairs = zip(eager, compiled_out)
+            else:
+                pairs = [(eager, compiled_out)]
+            for a, b in pairs:
+                assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 TRAIN_OUTPUTS = {
     "googlenet.yaml": ("logits", "aux_logits2", "aux_logits1"),
     "inception_v3.yaml": ("logits", "aux_logits"),
