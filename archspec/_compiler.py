@@ -46,6 +46,9 @@ def load_spec(
     try:
         doc = load_document(path, limits)
         spec = validate(doc)
+        both = sorted(set(params or {}) & set(overrides))
+        if both:
+            raise TypeError(f"parameter {both[0]!r} is given twice, in params= and as a keyword argument")
         merged = dict(params or {})
         merged.update(overrides)
         graph = resolve(doc, spec, merged, tuple(input_shape) if isinstance(input_shape, (list, tuple)) else input_shape,

@@ -364,7 +364,7 @@ class Inference:
             biggest = max(self.g.order, key=lambda p: self.g.nodes[p].n_params)
             node = self.g.nodes[biggest]
             raise SpecLimitError(
-                f"the network would have {total:,} parameters ({total * 4 / 1e9:.1f} GB in float32), over the limit of "
+                f"the network would have {total:,} parameters ({_bytes(total * 4)} in float32), over the limit of "
                 f"{self.limits.max_parameters:,} (Limits.max_parameters)",
                 node.loc, node=node.display,
                 notes=[(node.loc, f"the largest node, '{node.display}', has {node.n_params:,}")],
@@ -386,6 +386,13 @@ class Inference:
                 warnings.warn(SpecWarning("this node feeds nothing: no node reads it and it is not an output",
                                           node.loc, node.display), stacklevel=2)
 
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
 
 def _stable_topo(paths: list[str], deps: dict[str, list[str]]) -> list[str]:
     position = {p: i for i, p in enumerate(paths)}

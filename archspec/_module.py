@@ -18,6 +18,7 @@ rebuilds the class, so ``torch.save(model)`` and ``copy.deepcopy`` work.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import linecache
 from typing import Any
@@ -70,10 +71,18 @@ def _standard_globals() -> dict[str, Any]:
     return dict(fx.Graph().python_code("self").globals)
 
 
-def _outputs_class(type_name: str, fields: list[str]) -> type:
+@functools.lru_cache(maxsize=None)
+def _outputs_class(type_name: str, fields: tuple[str, ...]) -> type:
+    """The named tuple a model returns; one class per name and fields, rebuilt by name and
+    fields when unpickled, so outputs can be saved and sent between processes."""
     cls = collections.namedtuple(type_name, fields)
     cls.__module__ = "archspec.outputs"
+    cls.__reduce__ = lambda self: (_outputs_value, (type_name, fields, tuple(self)))
     return cls
+
+
+def _outputs_value(type_name: str, fields: tuple[str, ...], values: tuple) -> tuple:
+    return _outputs_class(type_name, tuple(fields))(*values)
 
 
 class ArchModule(nn.Module):
@@ -107,8 +116,8 @@ class ArchModule(nn.Module):
         train_fields = [n for n, _ in info["outputs"]]
         eval_fields = [n for n, training_only in info["outputs"] if not training_only]
         if not info.get("taps"):  # a feature extractor returns a dict keyed by path instead
-            glb["_TrainOutputs"] = _outputs_class(info["type_name"], train_fields)
-            glb["_EvalOutputs"] = _outputs_class(info["type_name"], eval_fields)
+            glb["_TrainOutputs"] = _outputs_class(info["type_name"], tuple(train_fields))
+            glb["_EvalOutputs"] = _outputs_class(info["type_name"], tuple(eval_fields))
         filename = f"<archspec:{info['name']}:{next(_counter)}>"
         src = self._archspec_code
         linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)

@@ -5,6 +5,10 @@ under ``state_dict`` or ``model`` (the usual training-checkpoint layouts); a ``m
 prefix left by ``DataParallel`` is removed. Files are read with
 ``torch.load(weights_only=True)``, so a checkpoint cannot run code.
 
+A ``BatchNorm`` counter (``num_batches_tracked``) that the checkpoint lacks keeps its
+current value, as ``torch``'s own ``load_state_dict`` does for checkpoints saved before the
+counter existed (torchvision's DenseNet files among them); the report lists it.
+
 ``strict=True`` (the default) refuses any difference with a :class:`WeightsError` that
 lists what is missing, unexpected or of another shape. ``strict=False`` loads every tensor
 whose key and shape match, leaves the rest as initialised, and returns a
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -42,14 +47,18 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, str, str]] = field(default_factory=list)  # key, checkpoint shape, model shape
+    kept: list[str] = field(default_factory=list)  # BatchNorm counters the checkpoint lacks, left as they were
 
     @property
     def complete(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
     def format(self, limit: int = 8, strict: bool = False) -> str:
-        total = len(self.loaded) + len(self.missing) + len(self.mismatched)
+        total = len(self.loaded) + len(self.missing) + len(self.mismatched) + len(self.kept)
         lines = [f"loaded {len(self.loaded):,} of the model's {total:,} tensors from {self.source}"]
+        if self.kept:
+            lines.append(f"  BatchNorm counters not in the checkpoint, kept as they were ({len(self.kept):,}): "
+                         + ", ".join(self.kept[:limit]) + (", ..." if len(self.kept) > limit else ""))
 
         def listing(title: str, items: list[str]) -> None:
             if items:
@@ -72,9 +81,20 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise WeightsError(f"no weights file at '{path}'") from None
+    except IsADirectoryError:
+        raise WeightsError(f"'{path}' is a folder, not a weights file") from None
     except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"cannot read '{path}' as a PyTorch checkpoint: {first}") from None
+        text = str(e).strip()
+        if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in text:
+            # torch's own text advises weights_only=False, which would let the file run code
+            raise WeightsError(
+                f"cannot read '{path}' safely: it holds Python objects besides tensors (a pickled module or class), "
+                "and archspec reads checkpoints with torch.load(weights_only=True) so that a file cannot run code; "
+                "save the weights alone with torch.save(model.state_dict(), path)"
+            ) from None
+        first = text.splitlines()[0] if text else ""
+        raise WeightsError(f"cannot read '{path}': not a PyTorch checkpoint (a file written by torch.save), or a damaged one "
+                           f"({type(e).__name__}{': ' + first if first else ''})") from None
     if isinstance(data, nn.Module):  # pragma: no cover - weights_only refuses modules
         data = data.state_dict()
     if isinstance(data, Mapping):
@@ -111,7 +131,10 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
             report.mismatched.append((key, _shape(tensor), _shape(own[key])))
         else:
             fitting[key] = tensor
-    report.missing = [k for k in own if k not in state]
+    counters = {f"{name}.num_batches_tracked" if name else "num_batches_tracked"
+                for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._NormBase)}
+    report.kept = [k for k in own if k not in state and k in counters]
+    report.missing = [k for k in own if k not in state and k not in counters]
     report.loaded = list(fitting)
     if strict and not report.complete:
         raise WeightsError(f"the weights in {path} do not fit the network (strict loading):\n"

@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 import tempfile
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -100,7 +101,11 @@ def _atomic_write(path: str, write: Callable[[str], None]) -> None:
     """Write ``path`` through a temporary file in the same folder, renamed into place."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:  # name the file the user asked for, not the temporary one
+        why = "no such folder" if isinstance(e, FileNotFoundError) else e.strerror
+        raise OSError(e.errno, f"cannot write {path}: {why}") from None
     os.close(fd)
     try:
         write(tmp)
@@ -142,7 +147,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     graph = _graph(args)
     model = _model(args, graph)
     print(format_summary(graph, depth=args.depth))
-    if args.weights:
+    if args.weights and model.load_report.complete:  # an incomplete load is reported as a warning already
         print(f"checkpoint  {model.load_report.format()}")
     if args.output:
         import torch
@@ -256,7 +261,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise
     except Exception as e:  # torch's exporters fail with many kinds of errors
         if args.debug:
-            raise
+            traceback.print_exc()
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"archspec: error: the {args.format} export failed: {first} (--debug shows the traceback)", file=sys.stderr)
         return 1
@@ -329,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_options(p)
     _weights_options(p)
     p.set_defaults(run=cmd_export)
+    for p in sub.choices.values():  # --debug goes before or after the command
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     return parser
 
 
@@ -352,22 +359,18 @@ def _run(args: argparse.Namespace) -> tuple[int, str | None]:
     """Run the command: its exit status, and the error to print (without a traceback)."""
     try:
         return args.run(args), None
-    except SpecError as e:
-        if args.debug:
-            raise
-        return 2, render(e)
-    except UsageError as e:
-        return 2, f"archspec: error: {e}"
-    except WeightsError as e:
-        if args.debug:
-            raise
-        return 1, f"archspec: error: {e}"
     except BrokenPipeError:  # `archspec build x.yaml | head`
         sys.stderr.close()
         return 0, None
-    except OSError as e:
-        if args.debug:
-            raise
+    except (SpecError, UsageError, WeightsError, OSError) as e:
+        if args.debug:  # the traceback, then the same message and exit status as without --debug
+            traceback.print_exc()
+        if isinstance(e, SpecError):
+            return 2, render(e)
+        if isinstance(e, UsageError):
+            return 2, f"archspec: error: {e}"
+        if isinstance(e, WeightsError):
+            return 1, f"archspec: error: {e}"
         return 1, f"archspec: error: {e.strerror or e}: {e.filename or ''}".rstrip(": ")
 
 

@@ -75,12 +75,17 @@ def test_spec_errors_are_printed_like_a_compiler(capsys, write_spec):
     assert "Traceback" not in err
 
 
-def test_debug_shows_the_traceback(write_spec):
-    from archspec import SpecError
-
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_and_keeps_the_exit_status(write_spec, capsys, where):
     bad = write_spec("archspec: 1\nname: t\ninput: [3, 8, 8]\ngraph:\n  bn: {op: batchnorm}\n")
-    with pytest.raises(SpecError):
-        main(["--debug", "build", str(bad)])
+    args = ["--debug", "build", bad] if where == "before" else ["build", bad, "--debug"]
+    status, _, err = run(capsys, *args)
+    assert status == 2
+    assert err.startswith("Traceback (most recent call last):")
+    assert "SpecSchemaError" in err
+    assert err.rstrip().endswith("hint: did you mean 'batchnorm2d'?")  # the usual message follows
+    status, _, err = run(capsys, "build", bad)
+    assert status == 2 and "Traceback" not in err
 
 
 @pytest.mark.parametrize("args,message", [
@@ -105,3 +110,10 @@ def test_the_installed_command(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "13,004,888" in result.stdout
     assert result.stderr == ""
+
+
+def test_output_into_a_missing_folder_names_the_file_asked_for(capsys, tmp_path):
+    target = tmp_path / "no" / "such" / "a.dot"
+    status, _, err = run(capsys, "graph", SPECS / "alexnet.yaml", "-o", target)
+    assert status == 1
+    assert err == f"archspec: error: cannot write {target}: no such folder\n"  # not the temporary file's name

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import io
 import pickle
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -141,6 +143,32 @@ def test_pickle_deepcopy_and_torch_save(write_spec):
     torch.save(model, buffer)
     buffer.seek(0)
     assert torch.equal(torch.load(buffer, weights_only=False)(x), model(x))
+
+
+def test_train_outputs_pickle_into_a_fresh_process(write_spec, tmp_path):
+    """The named tuple a model returns can be saved and read back where the spec was never
+    compiled (a DataLoader worker, a later session)."""
+    model = compile_text(write_spec, """graph:
+  c: {op: conv2d, out: 4, kernel: 3}
+  aux: {op: relu, from: c}
+outputs:
+  main: c
+  side: {node: aux, training_only: true}
+""").train()
+    out = model(torch.randn(1, 3, 16, 16))
+    torch.save(out, tmp_path / "out.pt")
+    code = (f"import torch; o = torch.load({str(tmp_path / 'out.pt')!r}, weights_only=False); "
+            "print(type(o).__name__, o._fields, tuple(o.main.shape))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split("\n")[-2] == "TinyOutputs ('main', 'side') (1, 4, 14, 14)"
+    again = pickle.loads(pickle.dumps(out))
+    assert type(again) is type(out) and torch.equal(again.side, out.side)
+
+
+def test_params_given_twice_is_an_error(write_spec):
+    path = write_spec(HEAD + "params: {k: 3}\ngraph:\n  c: {op: conv2d, out: 4, kernel: $k}\n")
+    with pytest.raises(TypeError, match="parameter 'k' is given twice"):
+        compile_spec(path, params={"k": 1}, k=5)
 
 
 def test_generated_code_is_straight_line(write_spec):

@@ -196,6 +196,25 @@ def test_weights_non_strict_skip_the_classifier_and_say_so(googlenet_checkpoint,
     assert "skipped, shape differs (2): fc.weight (checkpoint 1000x1024, model 10x1024)" in caplog.text
 
 
+def test_checkpoints_without_batchnorm_counters_load_strictly(googlenet_checkpoint, tmp_path):
+    """Checkpoints saved before torch had num_batches_tracked (torchvision's DenseNet files)
+    load as torch's own load_state_dict loads them: the counters keep their value."""
+    path, reference = googlenet_checkpoint
+    counters = [k for k in reference.state_dict() if k.endswith("num_batches_tracked")]
+    assert len(counters) == 59  # one per conv's batch norm, aux heads included
+    old = {k: v for k, v in reference.state_dict().items() if k not in counters}
+    torch.save(old, tmp_path / "old.pt")
+    model = compile_spec(SPECS / "googlenet.yaml", weights=tmp_path / "old.pt")
+    report = model.load_report
+    assert report.complete and report.kept == counters and report.missing == []
+    assert torch.equal(model.conv1.bn.running_var, reference.conv1.bn.running_var)
+    assert "BatchNorm counters not in the checkpoint, kept as they were (59): conv1.bn.num_batches_tracked" in report.format()
+    del old["conv1.bn.running_mean"]  # other buffers are still required
+    torch.save(old, tmp_path / "no_mean.pt")
+    with pytest.raises(WeightsError, match=r"missing from the checkpoint \(1\): conv1.bn.running_mean"):
+        compile_spec(SPECS / "googlenet.yaml", weights=tmp_path / "no_mean.pt")
+
+
 def test_weights_cli(googlenet_checkpoint, capsys, tmp_path):
     path, _ = googlenet_checkpoint
     status, out, _ = run(capsys, "build", SPECS / "googlenet.yaml", "--weights", path, "--depth", "1")
@@ -205,7 +224,12 @@ def test_weights_cli(googlenet_checkpoint, capsys, tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
     status, _, err = run(capsys, "build", SPECS / "googlenet.yaml", "--weights", junk)
-    assert status == 1 and "cannot read" in err and "as a PyTorch checkpoint" in err
+    assert status == 1 and "not a PyTorch checkpoint (a file written by torch.save)" in err
+    pickled_module = tmp_path / "module.pt"
+    torch.save(torch.nn.Linear(2, 2), pickled_module)
+    status, _, err = run(capsys, "build", SPECS / "googlenet.yaml", "--weights", pickled_module)
+    assert status == 1 and "it holds Python objects besides tensors" in err
+    assert "torch.save(model.state_dict(), path)" in err and "weights_only=False" not in err  # no unsafe advice
 
 
 # -- feature outputs ---------------------------------------------------------------------
