@@ -707,9 +707,20 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema (Draft 2020-12) of the spec language."""
     schema = spec_model().model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    # a variant (a file with `extends`) may leave out what its base provides
+    # A variant (a file with `extends`) is merged over its base before it is checked, so on
+    # its own it may leave out what the base provides and hold partial nodes (`{kernel: 3}`
+    # changes one setting of a base node) and nulls (removals): for a variant, the schema
+    # checks the top level and leaves node contents to `archspec validate`.
+    props = schema["properties"]
+    strict = {key: props[key] for key in ("graph", "blocks", "outputs")}
+    for key, sub in strict.items():
+        props[key] = {k: sub[k] for k in ("title", "description", "type") if k in sub}
+    partial = {"anyOf": [{"type": "object"}, {"type": "null"}], "description": "merged over the base's entry; null removes it"}
     required = schema.pop("required", [])
     schema["required"] = ["archspec", "name"]
-    schema["if"] = {"not": {"required": ["extends"]}}
-    schema["then"] = {"required": sorted(set(required) - {"archspec", "name"})}
+    schema["if"] = {"required": ["extends"]}
+    schema["then"] = {"properties": {key: {"additionalProperties": partial} for key in ("graph", "blocks")}
+                      | {"outputs": {"additionalProperties": {"anyOf": [strict["outputs"]["additionalProperties"],
+                                                                         {"type": "null"}]}}}}
+    schema["else"] = {"required": sorted(set(required) - {"archspec", "name"}), "properties": strict}
     return schema

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -98,6 +99,23 @@ def test_schema_allows_a_variant_without_graph():
     validator = jsonschema.Draft202012Validator(json_schema())
     assert not list(validator.iter_errors({"archspec": 1, "extends": "base.yaml", "name": "v", "params": {"n": 2}}))
     assert list(validator.iter_errors({"archspec": 1, "name": "v"}))  # no extends: graph and input are required
+
+
+def test_schema_accepts_variants_with_partial_nodes_and_removals():
+    """A variant is merged over its base before it is checked, so its editor schema allows
+    partial nodes and nulls, as the tutorial's file has them; a spec without `extends`
+    still gets the strict node schema."""
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    tutorial = Path(__file__).parent.parent / "docs" / "tutorial" / "densenet_cifar.yaml"
+    assert list(validator.iter_errors(_raw(tutorial))) == []
+    variant = {"archspec": 1, "name": "v", "extends": "googlenet.yaml",
+               "graph": {"aux1": None, "inception4b": {"c1": 64}}, "outputs": {"aux_logits1": None}}
+    assert list(validator.iter_errors(variant)) == []
+    variant["grpah"] = variant.pop("graph")
+    assert [e.message for e in validator.iter_errors(variant)] == ["Additional properties are not allowed ('grpah' was unexpected)"]
+    not_a_variant = _raw(SPECS / "alexnet.yaml")
+    not_a_variant["graph"]["classifier"] = {"kernel": 3}  # a partial node needs a base to merge over
+    assert list(validator.iter_errors(not_a_variant))
 
 
 # -- list --------------------------------------------------------------------------------
