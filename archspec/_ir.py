@@ -168,6 +168,7 @@ class Graph:
     inplace: dict[str, int | None] = field(default_factory=dict)  # node -> input it may overwrite, filled by infer
     alias_locs: dict[str, Loc] = field(default_factory=dict)  # where each switched-off node is written
     taps: bool = False  # outputs were asked for by path: the network returns a dict of them
+    checkpoint_keys: list[tuple[str, str]] = field(default_factory=list)  # (regex, replacement) for foreign checkpoints
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """The compiled module's ``state_dict`` keys and shapes, known without building it."""

@@ -125,6 +125,7 @@ def lower(graph: Graph, init: bool = True, device: torch.device | str | None = N
         "input_shape": list(graph.input_shape),
         "taps": graph.taps,
         "source": graph.source,
+        "checkpoint_keys": list(graph.checkpoint_keys),
     }
     model = make_module(_source(graph, plan), info)
     _build_tree(model, graph, plan)

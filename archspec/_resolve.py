@@ -270,7 +270,7 @@ class Resolver:
             name=spec.name, description=spec.description, input_shape=self.input_shape, params=self.params,
             nodes=self.nodes, containers=self.containers, top=top, outputs=outputs, init=init,
             aliases=self.aliases, source=self.doc.path, files=self.doc.files, taps=self.taps is not None,
-            alias_locs=self.alias_locs,
+            alias_locs=self.alias_locs, checkpoint_keys=[(r.match, r.replace) for r in spec.checkpoint_keys],
         )
 
     def raise_errors(self) -> None:

@@ -421,6 +421,21 @@ def _build_models() -> type[BaseModel]:
                 raise PydanticCustomError("archspec_value", "an init rule needs 'weight' or 'bias' to set")
             return self
 
+    class KeyRule(_Model):
+        """Rename checkpoint keys written for another layout: keys the model lacks are
+        rewritten by the first rule whose ``match`` (a regular expression) they match, with
+        ``re.sub`` and ``replace`` (``\\1`` or ``\\g<name>`` refer to groups)."""
+
+        match: Annotated[Any, Text(_regex_problem)] = Field(description="a regular expression (Python re) for keys to rename")
+        replace: Annotated[Any, Text()] = Field(description="what a matching part becomes; \\1, \\g<name>: its groups")
+
+        @model_validator(mode="after")
+        def _groups_exist(self) -> "KeyRule":
+            problem = _template_problem(self.match, self.replace)
+            if problem:
+                raise PydanticCustomError("archspec_value", problem)
+            return self
+
     class Spec(_Model):
         """An archspec network spec."""
 
@@ -439,9 +454,28 @@ def _build_models() -> type[BaseModel]:
                                      Discriminator(_output_tag)]] = Field(
             None, description="named outputs (default: the last node)")
         init: list[InitRule] = Field(default_factory=list, description="weight initialisation rules, applied in order")
+        checkpoint_keys: list[KeyRule] = Field(default_factory=list, description=(
+            "rules that rename the keys of checkpoints written for another layout, tried in order on keys the model lacks"))
 
     _CACHE["models"] = {"Node": Node, "Body": Body, "InitRule": InitRule, "Output": Output, "InitFn": InitFn}
     return Spec
+
+
+def _regex_problem(text: str) -> str | None:
+    try:
+        re.compile(text)
+    except re.error as e:
+        return f"'{text}' is not a regular expression (Python re): {e}"
+    return None
+
+
+def _template_problem(match: str, replace: str) -> str | None:
+    """What is wrong with ``replace`` as an ``re.sub`` template for ``match``, if anything."""
+    try:
+        re.compile(match).sub(replace, "")  # Python checks the template (escapes, group references) here
+    except re.error as e:
+        return f"'replace' '{replace}' does not fit 'match' '{match}': {e}"
+    return None
 
 
 def _output_tag(value: Any) -> str:
@@ -570,6 +604,8 @@ def node_path_of(data: Any, path: tuple) -> str | None:
     head = path[0]
     if head == "init" and len(path) > 1:
         return f"init rule {path[1] + 1 if isinstance(path[1], int) else path[1]}"
+    if head == "checkpoint_keys" and len(path) > 1:
+        return f"checkpoint_keys rule {path[1] + 1 if isinstance(path[1], int) else path[1]}"
     if head == "outputs" and len(path) > 1:
         return f"output {path[1]}"
     if head == "params" and len(path) > 1:
@@ -624,6 +660,8 @@ def _context(doc: Document, path: tuple) -> tuple[str, list[str]]:
         return "an initialiser", ["fn", "mean", "std", "a", "b", "value", "gain", "mode", "nonlinearity"]
     if head == "outputs":
         return "an output", ["node", "training_only"]
+    if head == "checkpoint_keys":
+        return "a checkpoint_keys rule", ["match", "replace"]
     is_block = head == "blocks" and len(path) == 2
     extra = ["params", "doc"] if is_block else list(COMMON_KEYS)
     if isinstance(raw, dict):
@@ -700,6 +738,7 @@ def _expected_container(path: tuple) -> str:
         "graph": "a mapping of node names to nodes",
         "outputs": "a mapping of output names to node paths",
         "init": "a list of init rules",
+        "checkpoint_keys": "a list of {match, replace} rules",
     }.get(str(last), "a mapping")
 
 

@@ -5,6 +5,11 @@ under ``state_dict`` or ``model`` (the usual training-checkpoint layouts); a ``m
 prefix left by ``DataParallel`` is removed. Files are read with
 ``torch.load(weights_only=True)``, so a checkpoint cannot run code.
 
+Keys the model lacks are renamed by the spec's ``checkpoint_keys`` rules first (the first
+rule whose regular expression matches, applied with ``re.sub``), so a spec can read
+checkpoints written for an older layout of its network: the DenseNet specs read
+torchvision's published files, whose dense layers say ``norm.1`` for ``norm1``.
+
 A ``BatchNorm`` counter (``num_batches_tracked``) that the checkpoint lacks keeps its
 current value, as ``torch``'s own ``load_state_dict`` does for checkpoints saved before the
 counter existed (torchvision's DenseNet files among them); the report lists it.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -48,6 +54,7 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, str, str]] = field(default_factory=list)  # key, checkpoint shape, model shape
     kept: list[str] = field(default_factory=list)  # BatchNorm counters the checkpoint lacks, left as they were
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # checkpoint key, the model's key it was read as
 
     @property
     def complete(self) -> bool:
@@ -56,6 +63,9 @@ class LoadReport:
     def format(self, limit: int = 8, strict: bool = False) -> str:
         total = len(self.loaded) + len(self.missing) + len(self.mismatched) + len(self.kept)
         lines = [f"loaded {len(self.loaded):,} of the model's {total:,} tensors from {self.source}"]
+        if self.renamed:
+            lines.append(f"  renamed by the spec's checkpoint_keys rules ({len(self.renamed):,}): "
+                         + ", ".join(f"{a} -> {b}" for a, b in self.renamed[:limit]) + (", ..." if len(self.renamed) > limit else ""))
         if self.kept:
             lines.append(f"  BatchNorm counters not in the checkpoint, kept as they were ({len(self.kept):,}): "
                          + ", ".join(self.kept[:limit]) + (", ..." if len(self.kept) > limit else ""))
@@ -115,14 +125,34 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return state
 
 
+def _renamed(state: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], rules: list[tuple[str, str]],
+             report: LoadReport) -> dict[str, torch.Tensor]:
+    """``state`` with the keys the model lacks renamed by the first rule that matches them."""
+    if not rules:
+        return state
+    compiled = [(re.compile(match), replace) for match, replace in rules]
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        if key not in own:
+            for pattern, replace in compiled:
+                if pattern.search(key):
+                    new = pattern.sub(replace, key)
+                    if new not in state:  # never let a renamed key overwrite one the checkpoint has
+                        report.renamed.append((key, new))
+                        key = new
+                    break
+        out[key] = tensor
+    return out
+
+
 def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = True) -> LoadReport:
     """Load ``path`` into ``model`` (see the module docstring); return the report."""
     own = model.state_dict()
     if any(t.is_meta for t in own.values()):
         raise WeightsError("cannot load weights into a module built on the 'meta' device (it has no memory); "
                            "compile it on a real device, or load them later with model.to_empty(device=...)")
-    state = read_checkpoint(path)
     report = LoadReport(str(path))
+    state = _renamed(read_checkpoint(path), own, getattr(model, "_archspec_info", {}).get("checkpoint_keys", []), report)
     fitting = {}
     for key, tensor in state.items():
         if key not in own:

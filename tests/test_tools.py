@@ -250,6 +250,43 @@ def test_weights_cli(googlenet_checkpoint, capsys, tmp_path):
     assert "torch.save(model.state_dict(), path)" in err and "weights_only=False" not in err  # no unsafe advice
 
 
+def test_torchvision_densenet_files_load_through_the_specs_rename_rule(tmp_path):
+    """torchvision's published DenseNet files say `denselayerN.norm.1` for `norm1` and have no
+    BatchNorm counters; the base spec's checkpoint_keys rule reads them, strictly."""
+    torch.manual_seed(0)
+    reference = compile_spec(SPECS / "densenet121.yaml")
+    legacy = {}
+    for key, value in reference.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            for old in ("norm1", "conv1", "norm2", "conv2"):
+                key = key.replace(f".{old}.", f".{old[:-1]}.{old[-1]}.") if ".denselayer" in key else key
+            legacy[key] = value
+    assert "features.denseblock1.denselayer1.norm.1.weight" in legacy and "features.norm0.weight" in legacy
+    torch.save(legacy, tmp_path / "densenet121-legacy.pth")
+    model = compile_spec(SPECS / "densenet121.yaml", weights=tmp_path / "densenet121-legacy.pth")
+    report = model.load_report
+    assert report.complete and len(report.renamed) == 580 and len(report.kept) == 121
+    assert report.renamed[0] == ("features.denseblock1.denselayer1.norm.1.weight", "features.denseblock1.denselayer1.norm1.weight")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), reference.eval()(x))
+    variant = compile_spec(SPECS / "densenet169.yaml", weights=tmp_path / "densenet121-legacy.pth", strict=False)
+    assert variant.load_report.renamed  # variants inherit the rule
+
+
+def test_checkpoint_key_rules_rename_only_what_the_model_lacks(write_spec, tmp_path):
+    path = write_spec("archspec: 1\nname: t\ninput: [3, 8, 8]\ngraph:\n  a: {op: conv2d, out: 2, kernel: 1}\n"
+                      "  b: {op: conv2d, out: 2, kernel: 1}\n"
+                      "checkpoint_keys:\n  - {match: '^old_(\\w+)', replace: '\\1'}\n  - {match: 'x', replace: 'b'}\n")
+    state = {"old_a.weight": torch.ones(2, 3, 1, 1), "a.bias": torch.zeros(2),  # a.bias is the model's own: kept
+             "old_a.bias": torch.full((2,), 5.0),  # renaming it would overwrite a.bias: left alone, unexpected
+             "x.weight": torch.ones(2, 2, 1, 1), "b.bias": torch.zeros(2)}
+    torch.save(state, tmp_path / "c.pt")
+    report = compile_spec(path, weights=tmp_path / "c.pt", strict=False).load_report
+    assert report.renamed == [("old_a.weight", "a.weight"), ("x.weight", "b.weight")]
+    assert report.unexpected == ["old_a.bias"] and report.missing == []
+
+
 # -- feature outputs ---------------------------------------------------------------------
 
 
