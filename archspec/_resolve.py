@@ -705,9 +705,11 @@ class Resolver:
 
     def tap_outputs(self, taps: list[str]) -> list[Output]:
         """Outputs asked for by path (a feature extractor), checked against the graph."""
-        if not taps:
-            raise SpecReferenceError("'outputs' is empty", None, expected="one or more node paths, such as 'features.denseblock2'")
         candidates = [p for p in [*self.containers, *self.nodes] if "#" not in p]
+        if not taps:
+            example = next((p for p in candidates if "." not in p), "a node path")
+            raise SpecReferenceError("'outputs' is empty", None,
+                                     expected=f"one or more node or block paths of {self.spec.name}, such as '{example}'")
         out = []
         for path in taps:
             if path in self.aliases or any(path.startswith(a + ".") for a in self.aliases):

@@ -309,6 +309,9 @@ def test_unknown_output_path_is_an_error_with_a_suggestion():
         compile_spec(SPECS / "densenet121.yaml", outputs=["features.denseblok2"])
     assert "outputs: 'features.denseblok2' is not a node of densenet121" in str(e.value)
     assert "did you mean 'features.denseblock2'" in e.value.hint
+    with pytest.raises(SpecReferenceError) as e:
+        compile_spec(SPECS / "googlenet.yaml", outputs=[])
+    assert e.value.expected == "one or more node or block paths of googlenet, such as 'conv1'"  # its own, not another spec's
 
 
 # -- the API -----------------------------------------------------------------------------
