@@ -560,6 +560,8 @@ def _translate(exc: ValidationError, doc: Document) -> list[SpecError]:
             what, known = _context(doc, path[:-1])
             for guess in difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.6):
                 misspelt.add(path[:-1] + (guess,))
+            if _TORCH_NAMES.get(str(path[-1])) in known:
+                misspelt.add(path[:-1] + (_TORCH_NAMES[str(path[-1])],))
     for err, path, raw in errors:
         if err["type"] == "missing" and path in misspelt:
             continue
@@ -674,6 +676,21 @@ def _context(doc: Document, path: tuple) -> tuple[str, list[str]]:
     return ("a block" if is_block else "a node"), [*NODE_KIND_KEYS, *extra]
 
 
+# PyTorch's argument names, which people write from habit
+_TORCH_NAMES = {"out_channels": "out", "out_features": "out", "kernel_size": "kernel", "output_size": "size",
+                }
+_INFERRED = ("in_channels", "in_features", "num_features")
+
+
+def _torch_name_hint(key: str, known: list[str]) -> str | None:
+    if key in _INFERRED:
+        return f"'{key}' is never written: archspec infers it from the node's input shape"
+    ours = _TORCH_NAMES.get(key)
+    if ours and ours in known:
+        return f"archspec calls PyTorch's '{key}' '{ours}'"
+    return None
+
+
 def _one_error(err: dict, path: tuple, raw: Any, doc: Document) -> SpecError:
     etype = err["type"]
     node = node_path_of(doc.data, path)
@@ -683,7 +700,7 @@ def _one_error(err: dict, path: tuple, raw: Any, doc: Document) -> SpecError:
         what, known = _context(doc, path[:-1])
         return SpecSchemaError(
             f"unknown key '{key}' for {what}", locs.key(path), node=node,
-            expected="one of: " + name_list(known, 20), hint=did_you_mean(str(key), known),
+            expected="one of: " + name_list(known, 20), hint=_torch_name_hint(str(key), known) or did_you_mean(str(key), known),
         )
     if etype == "missing":
         key = path[-1]
