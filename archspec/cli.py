@@ -219,7 +219,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         except SpecError as e:
             failed += 1
             first = e.errors[0] if hasattr(e, "errors") else e
-            rows.append((path.name, f"invalid: {first.headline().split(': error: ', 1)[-1]}", "", "", ""))
+            text = f"invalid: {first.headline().split(': error: ', 1)[-1]}"
+            rows.append((path.name, text if len(text) <= 60 else text[:59] + "…", "", "", ""))
             continue
         t = totals(graph)
         rows.append((path.name, graph.description or graph.name, f"{t.params:,}", format_count(t.macs).strip(),
@@ -228,6 +229,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(5)]
     for r in [header, tuple("-" * w for w in widths), *rows]:
         print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}  {r[4]}".rstrip())
+    if failed:
+        print(f"{failed} invalid; 'archspec validate FILE' shows the full diagnostics", file=sys.stderr)
     return 2 if failed else 0
 
 

@@ -133,11 +133,12 @@ def test_list_bundled_specs(capsys):
 def test_list_a_folder_with_a_broken_spec(tmp_path, capsys):
     (tmp_path / "ok.yaml").write_text("archspec: 1\nname: ok\ndescription: a tiny net\ninput: [3, 8, 8]\ngraph:\n  c: {op: conv2d, out: 2, kernel: 3}\n")
     (tmp_path / "bad.yaml").write_text("archspec: 1\nname: bad\ninput: [3, 8, 8]\ngraph:\n  c: {op: conv, out: 2}\n")
-    status, out, _ = run(capsys, "list", tmp_path)
+    status, out, err = run(capsys, "list", tmp_path)
     assert status == 2
     rows = {line.split()[0]: line for line in out.splitlines()[2:]}
     assert rows["ok.yaml"].split()[1:] == ["a", "tiny", "net", "56", "1,944", "3x8x8"]
-    assert "invalid: in c: unknown op 'conv'" in rows["bad.yaml"]
+    assert rows["bad.yaml"].endswith("invalid: in c: unknown op 'conv' (expected one of: adaptive…")  # kept short
+    assert err == "1 invalid; 'archspec validate FILE' shows the full diagnostics\n"
 
 
 # -- diff --------------------------------------------------------------------------------
