@@ -43,7 +43,7 @@ from ._errors import (
     name_list,
     raise_collected,
 )
-from ._expr import SHAPE_NAMES, evaluate, is_expression, parse_name_template, parse_value
+from ._expr import SHAPE_NAMES, Expr, evaluate, is_expression, parse_name_template, parse_value
 from ._ir import INPUT, Container, Deferred, Graph, InitRule, Lazy, Node, Output, UseSite, site_notes
 from ._limits import DEFAULT_LIMITS, Limits
 from ._load import Document
@@ -221,6 +221,7 @@ class Resolver:
         self.depth = 0
         self._block_params: dict[str, list[_ParamSpec]] = {}
         self.taps: list[str] | None = None
+        self.overridden: set[str] = set()  # parameters set by --set or keyword arguments
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -254,7 +255,26 @@ class Resolver:
                          "pass the number as a parameter instead",
                 )
             return Deferred(expr, env)
-        return evaluate(expr, env, self.limits, where)
+        try:
+            return evaluate(expr, env, self.limits, where)
+        except SpecError as e:
+            raise self.with_param_notes(e, expr, env) from None
+
+    def with_param_notes(self, error: SpecError, expr: Expr, env: Mapping[str, Any]) -> SpecError:
+        """``error`` with a note for each spec parameter in ``expr`` whose value was set
+        elsewhere (a variant file, ``--set``, a keyword argument): the value that broke
+        an expression is often not written where the expression is."""
+        for name in sorted(expr.names):
+            if name not in self.params or env.get(name) is not self.params[name]:
+                continue  # not a spec parameter here (a block parameter, the repeat index)
+            value = shown(self.params[name])
+            if name in self.overridden:
+                error.notes.append((None, f"'{name}' is {value}, set by an override (--set or a keyword argument)"))
+                continue
+            loc = self.loc(("params", name))
+            if loc is not None and error.loc is not None and loc.file != error.loc.file:
+                error.notes.append((loc, f"'{name}' is {value}, set here"))
+        return error
 
     # -- the walk --------------------------------------------------------------------------
 
@@ -813,4 +833,5 @@ def resolve(doc: Document, spec: Any, overrides: Mapping[str, Any] | None = None
     shape = tuple(input_shape) if input_shape is not None else tuple(spec.input)
     resolver = Resolver(doc, spec, params, shape, limits)
     resolver.taps = outputs
+    resolver.overridden = {str(name).partition(".")[0] for name in overrides or {}}
     return resolver.run()

@@ -250,3 +250,26 @@ def test_parameter_overrides(write_spec):
     with pytest.raises(SpecSchemaError) as e:
         spec(write_spec, text, n="ten")
     assert "parameter 'n' set to 'ten'" in str(e.value) and e.value.expected == "an integer"
+
+
+def test_expression_errors_note_where_a_parameter_was_set(write_spec):
+    """A value that breaks a base's expression is usually written elsewhere: in a variant
+    file or an override. The error points at the expression and notes where the value came from."""
+    from archspec import SpecExpressionError, load_spec
+
+    write_spec("archspec: 1\nname: base\ninput: [3, 8, 8]\nparams: {widths: [4, 8]}\n"
+               "graph:\n  a: {op: conv2d, out: '${widths[0]}', kernel: 1}\n  b: {op: conv2d, out: '${widths[1]}', kernel: 1}\n",
+               name="base.yaml")
+    variant = write_spec("archspec: 1\nextends: base.yaml\nname: v\nparams: {widths: [4]}\n", name="v.yaml")
+    with pytest.raises(SpecExpressionError) as e:
+        load_spec(variant)
+    assert e.value.loc.file.endswith("base.yaml") and e.value.loc.line == 7
+    assert [(loc.file.endswith("v.yaml"), loc.line, text) for loc, text in e.value.notes] == [
+        (True, 4, "'widths' is [4], set here")]
+    with pytest.raises(SpecExpressionError) as e:
+        load_spec(variant.parent / "base.yaml", widths=[2])
+    assert e.value.notes == [(None, "'widths' is [2], set by an override (--set or a keyword argument)")]
+    with pytest.raises(SpecExpressionError) as e:  # the value written beside the expression: no note needed
+        load_spec(write_spec("archspec: 1\nname: s\ninput: [3, 8, 8]\nparams: {widths: [4]}\n"
+                             "graph:\n  b: {op: conv2d, out: '${widths[1]}', kernel: 1}\n"))
+    assert e.value.notes == []
