@@ -73,7 +73,7 @@ def apply_init(model: nn.Module, graph: Graph) -> None:
                     continue
                 try:
                     init_tensor(tensor, spec)
-                except (ValueError, RuntimeError) as e:
+                except (ValueError, RuntimeError, OverflowError, ZeroDivisionError) as e:
                     fn = spec["fn"] if isinstance(spec, dict) else "constant"
                     raise SpecSchemaError(
                         f"cannot initialise '{node.display}.{name}' ({'x'.join(map(str, tensor.shape)) or 'scalar'}) "
@@ -82,6 +82,10 @@ def apply_init(model: nn.Module, graph: Graph) -> None:
                         hint="fan-based initialisers (kaiming_*, xavier_*) need weights of 2 or more dimensions; "
                              "select conv2d and linear nodes with 'ops'" if fn.startswith(("kaiming", "xavier")) else None,
                     ) from None
+                if not tensor.is_meta and not bool(torch.isfinite(tensor).all()):
+                    raise SpecSchemaError(
+                        f"the rule makes '{node.display}.{name}' hold values beyond float32 (inf or nan)",
+                        rule.loc, node=f"init rule {rule.index + 1}", expected="arguments whose values float32 can hold")
                 matched += 1
         if matched == 0 and not _switched_off(rule, graph):
             what = " and ".join(filter(None, [

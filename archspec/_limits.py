@@ -33,7 +33,7 @@ class Limits:
     #: the count of one ``repeat``
     max_repeat: int = 10_000
     #: nodes of the expanded graph (templates instantiated, repeats unrolled)
-    max_nodes: int = 200_000
+    max_nodes: int = 50_000
     #: nesting depth of block instances (a block using a block using ...)
     max_block_depth: int = 64
     #: nesting depth of containers (seq, concat, add, dense, block instances) in the expanded graph

@@ -25,6 +25,7 @@ import difflib
 import math
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,8 @@ _FLOAT = re.compile(
     r"^(?:[-+]?(?:\.[0-9][0-9_]*|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
+# what a "..." escape can put in a string that no terminal, file name or Python name should get
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _CORE = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "map", "seq")}
 
@@ -172,28 +175,34 @@ def _scalar(value: str, tag: str | None, plain: bool) -> Any:
     if tag in (None, "!"):
         if not plain:
             return value
-        if _NULL.match(value):
+        if _NULL.fullmatch(value):
             return None
-        if _BOOL.match(value):
+        if _BOOL.fullmatch(value):
             return value.lower() == "true"
-        if _INT.match(value):
+        if _INT.fullmatch(value):
             return _to_int(value)
-        if _FLOAT.match(value):
+        if _FLOAT.fullmatch(value):
             return _to_float(value)
         return value
     kind = tag[len(_CORE):]
     parse = {"int": (_INT, _to_int), "float": (_FLOAT, _to_float), "bool": (_BOOL, lambda v: v.lower() == "true"),
              "null": (_NULL, lambda v: None)}[kind]
-    if parse[0].match(value) or (kind == "float" and _INT.match(value)):
+    if parse[0].fullmatch(value) or (kind == "float" and _INT.fullmatch(value)):
         return parse[1](value)
     raise ValueError(f"'{value}' is not a valid !!{kind}")
 
 
+MAX_INT_CHARS = 40  # far past any shape or count (Limits.max_int is 10**18), short of Python's digit limits
+
+
 def _to_int(text: str) -> int:
     t = text.replace("_", "")
-    if t.startswith(("0x", "0o")):
-        return int(t, 0)
-    return int(t)
+    if len(t.lstrip("+-")) > MAX_INT_CHARS:
+        raise ValueError(f"the integer '{t[:12]}...' has {len(t)} characters; integers in a spec have at most {MAX_INT_CHARS}")
+    try:
+        return int(t, 0) if t.startswith(("0x", "0o")) else int(t)
+    except ValueError:  # '0x_': YAML 1.2 reads it as a string
+        raise ValueError(f"'{text}' is not a number: digits must follow 0x/0o") from None
 
 
 def _to_float(text: str) -> float:
@@ -414,6 +423,11 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
             total += 1
             if total > limits.max_yaml_values:
                 raise _too_many(limits, here)
+            bad = _CONTROL.search(event.value)
+            if bad:
+                raise SpecSyntaxError(f"a string holds the character U+{ord(bad.group()):04X}, which a spec may not contain",
+                                      here, expected="printable text (control characters and unpaired surrogates "
+                                                     "come only from escapes such as \\x1b or \\ud800)")
             if top is not None and top.kind == "map" and top.pending_key is _NO_KEY:
                 # a key: always its text, so that `on:` or `1:` name things rather than convert
                 if event.tag is None and event.implicit[0] and event.value == "<<":
@@ -522,22 +536,29 @@ def read_spec_text(path: str | os.PathLike[str], limits: Limits, loc: Loc | None
     """Read a spec file as UTF-8 text, refusing oversized files before reading them."""
     shown = display_path(path)
     try:
-        size = os.stat(path).st_size
+        info = os.stat(path)
+        size = info.st_size
     except FileNotFoundError:
         raise SpecReferenceError(f"no spec file at '{shown}'", loc) from None
     except OSError as e:
         raise SpecReferenceError(f"cannot read '{shown}': {e.strerror}", loc) from None
-    if os.path.isdir(path):
+    if stat.S_ISDIR(info.st_mode):
         raise SpecReferenceError(f"'{shown}' is a directory, not a spec file", loc)
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or a device (/dev/zero) would block or never end
+        raise SpecReferenceError(f"'{shown}' is not a regular file (a pipe or a device)", loc, expected="a spec file")
     if size > limits.max_file_bytes:
         raise SpecLimitError(
             f"'{shown}' is {size:,} bytes, over the limit of {limits.max_file_bytes:,} (Limits.max_file_bytes)",
             loc or Loc(shown, 1, 1),
         )
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(limits.max_file_bytes + 1)  # bounded even if the file grows meanwhile
     except OSError as e:
         raise SpecReferenceError(f"cannot read '{shown}': {e.strerror}", loc) from None
+    if len(raw) > limits.max_file_bytes:
+        raise SpecLimitError(f"'{shown}' is over the limit of {limits.max_file_bytes:,} bytes (Limits.max_file_bytes)",
+                             loc or Loc(shown, 1, 1))
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -549,6 +570,8 @@ def read_spec_text(path: str | os.PathLike[str], limits: Limits, loc: Loc | None
 
 def load_document(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Document:
     """Load ``path`` and, through ``extends:``, every base it builds on, merged."""
+    if not os.fspath(path):  # Path("") would be the current folder
+        raise SpecReferenceError("the spec path is empty", None, expected="a spec file such as specs/googlenet.yaml")
     return _load_chain(Path(path), limits, [], None)
 
 

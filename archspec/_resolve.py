@@ -95,6 +95,9 @@ def apply_overrides(doc: Document, spec: Any, overrides: Mapping[str, Any]) -> d
     """
     params = dict(spec.params)
     for name in params:
+        if not name.isascii() or not name.isidentifier():
+            raise SpecSchemaError(f"'{name}' cannot be a spec parameter name", doc.locs.key(("params", name)),
+                                  expected="an ASCII identifier: letters, digits and '_', not starting with a digit")
         if name in SHAPE_NAMES:
             raise SpecSchemaError(f"'{name}' cannot be a spec parameter: it names the input shape in expressions",
                                   doc.locs.key(("params", name)), expected="another name")
@@ -397,8 +400,9 @@ class Resolver:
 
     def check_name(self, name: str, loc: Loc | None, where: str, template: str | None = None) -> None:
         made = f" (made from '{template}')" if template and template != name else ""
-        if not NAME_RE.match(name):
-            raise SpecSchemaError(f"invalid node name '{name}'{made}", loc, node=where,
+        if not NAME_RE.fullmatch(name):
+            raise SpecSchemaError(f"invalid node name {shown(name)}{made}", loc,
+                                  node=where if where.isprintable() else ascii(where)[1:-1],
                                   expected="letters, digits and '_' only")
         if name == INPUT:
             raise SpecSchemaError("'input' is reserved: it names the body's input", loc, node=where,
@@ -475,6 +479,8 @@ class Resolver:
                 continue
             try:
                 self.build(entry, path, parent, inputs, scope)
+            except SpecLimitError:
+                raise  # a limit stops the work: going on would only repeat it (and cost the time it guards)
             except SpecErrors as e:
                 self.errors.extend(e.errors)
                 continue
@@ -616,9 +622,9 @@ class Resolver:
         for pname, decl in block.params.items():
             raw = ("blocks", name, "params", pname)
             loc = self.key_loc(raw)
-            if not pname.isidentifier() or keyword.iskeyword(pname) or pname in COMMON_KEYS or pname == "use" or pname in SHAPE_NAMES:
+            if not pname.isidentifier() or not pname.isascii() or keyword.iskeyword(pname) or pname in COMMON_KEYS or pname == "use" or pname in SHAPE_NAMES:
                 raise SpecSchemaError(f"'{pname}' cannot be a block parameter name", loc, node=f"block '{name}'",
-                                      expected="an identifier other than use, " + ", ".join(COMMON_KEYS) + ", in_c, in_h, in_w")
+                                      expected="an ASCII identifier other than use, " + ", ".join(COMMON_KEYS) + ", in_c, in_h, in_w")
             if isinstance(decl, str) and decl in PARAM_TYPES:
                 specs.append(_ParamSpec(pname, decl, True, None, loc, raw))
             elif isinstance(decl, dict):
@@ -752,9 +758,9 @@ class Resolver:
         out: list[Output] = []
         for name, decl in declared.items():
             raw = ("outputs", name)
-            if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+            if not name.isidentifier() or not name.isascii() or keyword.iskeyword(name) or name.startswith("_"):
                 raise SpecSchemaError(f"invalid output name '{name}'", self.key_loc(raw), node=f"output {name}",
-                                      expected="a Python identifier not starting with '_' (it becomes a named-tuple field)")
+                                      expected="an ASCII Python identifier not starting with '_' (it becomes a named-tuple field)")
             if isinstance(decl, str):
                 ref, training_only, ref_raw = decl, False, raw
             else:
@@ -785,6 +791,9 @@ class Resolver:
                                       v.expr.loc, node=where, hint="init rules apply to many nodes; use the spec's params")
         if not _init_number_check(v):
             raise SpecSchemaError(f"found {shown(v)}", self.loc(raw), node=where, expected="a finite number")
+        if abs(v) > FLOAT32_MAX:  # the weights are float32: this would make them inf
+            raise SpecSchemaError(f"found {shown(v)}", self.loc(raw), node=where,
+                                  expected=f"a number a float32 weight can hold (at most {FLOAT32_MAX:.4g} in size)")
         return float(v)
 
     def init_rules(self, env: dict[str, Any]) -> list[InitRule]:
@@ -812,6 +821,9 @@ class Resolver:
         return rules
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _init_number_check(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -824,12 +836,16 @@ def resolve(doc: Document, spec: Any, overrides: Mapping[str, Any] | None = None
     ``outputs``: node or block paths whose values the network returns instead of the
     spec's outputs (as a dict, by path).
     """
+    for name, value in (overrides or {}).items():
+        if any(isinstance(v, int) and abs(v) > limits.max_int for v in (value if isinstance(value, (list, tuple)) else [value])):
+            raise SpecLimitError(f"parameter '{name}' set to {shown(value)}, over the limit of {limits.max_int:.0e} "
+                                 "(Limits.max_int)", None)
     params = apply_overrides(doc, spec, overrides or {})
     if input_shape is not None and not (
             isinstance(input_shape, (tuple, list)) and len(input_shape) in (1, 3)
-            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape)):
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= limits.max_int for d in input_shape)):
         raise SpecSchemaError(f"input_shape is {shown(list(input_shape) if isinstance(input_shape, tuple) else input_shape)}",
-                              None, expected="(channels, height, width) or (features,) of positive integers")
+                              None, expected=f"(channels, height, width) or (features,) of positive integers up to {limits.max_int:.0e}")
     shape = tuple(input_shape) if input_shape is not None else tuple(spec.input)
     resolver = Resolver(doc, spec, params, shape, limits)
     resolver.taps = outputs

@@ -33,6 +33,8 @@ from __future__ import annotations
 import difflib
 import keyword
 import re
+import re._constants as sre_constants  # the parsed form, to find nested repetition
+import re._parser as sre_parse
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
@@ -55,7 +57,7 @@ PARAM_TYPES = ("int", "float", "number", "bool", "str", "size", "list", "any")
 INIT_FNS = ("normal", "trunc_normal", "uniform", "constant", "zeros", "ones", "kaiming_normal", "kaiming_uniform",
             "xavier_normal", "xavier_uniform")
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+NAME_RE = re.compile(r"[A-Za-z0-9_]+")  # use with fullmatch: "$" would let a final newline through
 
 
 class _Model(BaseModel):
@@ -93,7 +95,7 @@ class _Identifier(Text):
         self.expected = what
 
     def check(self, value: Any) -> str:
-        if not isinstance(value, str) or not value.isidentifier() or keyword.iskeyword(value):
+        if not isinstance(value, str) or not value.isidentifier() or not value.isascii() or keyword.iskeyword(value):
             raise self.fail(value)
         return value
 
@@ -427,7 +429,7 @@ def _build_models() -> type[BaseModel]:
         ``re.sub`` and ``replace`` (``\\1`` or ``\\g<name>`` refer to groups)."""
 
         match: Annotated[Any, Text(_regex_problem)] = Field(description="a regular expression (Python re) for keys to rename")
-        replace: Annotated[Any, Text()] = Field(description="what a matching part becomes; \\1, \\g<name>: its groups")
+        replace: Annotated[Any, Text(lambda t: f"'replace' is {len(t):,} characters long; at most 200" if len(t) > 200 else None)] = Field(description="what a matching part becomes; \\1, \\g<name>: its groups")
 
         @model_validator(mode="after")
         def _groups_exist(self) -> "KeyRule":
@@ -462,18 +464,51 @@ def _build_models() -> type[BaseModel]:
 
 
 def _regex_problem(text: str) -> str | None:
+    if len(text) > 200:
+        return f"the regular expression is {len(text):,} characters long; at most 200"
     try:
         re.compile(text)
     except re.error as e:
         return f"'{text}' is not a regular expression (Python re): {e}"
+    except RecursionError:
+        return "the regular expression nests too deeply"
+    if _nested_repeat(sre_parse.parse(text)):
+        # (a+)+ and its kind backtrack exponentially on a near miss: a spec must not be able to hang a load
+        return (f"'{text}' repeats a repeated part (such as '(a+)+'), which can take exponential time; "
+                "write it without the nested repetition")
     return None
+
+
+def _nested_repeat(parsed: Any, inside: bool = False) -> bool:
+    """Whether a parsed pattern has an unbounded repeat inside another repeat."""
+    for op, arg in parsed:
+        if op in _REPEATS:
+            low, high, body = arg
+            unbounded = high == sre_constants.MAXREPEAT or high > 10
+            if unbounded and inside:
+                return True
+            if _nested_repeat(body, inside or unbounded):
+                return True
+        elif op is sre_constants.SUBPATTERN:
+            if _nested_repeat(arg[-1], inside):
+                return True
+        elif op is sre_constants.BRANCH:
+            if any(_nested_repeat(branch, inside) for branch in arg[1]):
+                return True
+        elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            if _nested_repeat(arg[1], inside):
+                return True
+    return False
+
+
+_REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT}
 
 
 def _template_problem(match: str, replace: str) -> str | None:
     """What is wrong with ``replace`` as an ``re.sub`` template for ``match``, if anything."""
     try:
         re.compile(match).sub(replace, "")  # Python checks the template (escapes, group references) here
-    except re.error as e:
+    except (re.error, IndexError) as e:  # IndexError: an unknown group name
         return f"'replace' '{replace}' does not fit 'match' '{match}': {e}"
     return None
 

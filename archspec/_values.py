@@ -32,15 +32,18 @@ EXPRESSION_SCHEMA = {
 def shown(value: Any) -> str:
     """A found value as a message shows it."""
     if isinstance(value, str):
-        return repr(value)
+        return repr(value) if len(value) <= 80 else repr(value[:77]) + "... (" + f"{len(value):,} characters)"
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(shown(v) for v in value) + "]"
+        more = f", ... ({len(value):,} items)" if len(value) > 12 else ""
+        return "[" + ", ".join(shown(v) for v in value[:12]) + more + "]"
     if isinstance(value, dict):
         return "a mapping"
+    if isinstance(value, int) and value.bit_length() > 200:  # str() of a huge int is slow, and fails past 4300 digits
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
     return str(value)
 
 

@@ -160,7 +160,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def _graph(args: argparse.Namespace, spec: str | None = None):
     from ._compiler import load_spec
 
-    return load_spec(spec or args.spec, params=_overrides(args.set), input_shape=_input_shape(args.input),
+    return load_spec(args.spec if spec is None else spec, params=_overrides(args.set), input_shape=_input_shape(args.input),
                      limits=_limits(args.limit))
 
 

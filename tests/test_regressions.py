@@ -3,7 +3,9 @@ must happen instead)."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import pytest
 import torch
@@ -220,10 +222,14 @@ def test_arithmetic_errors_are_expression_errors(write_spec, text):
 
 
 def test_huge_integers_for_numbers(write_spec):
-    with pytest.raises(SpecSchemaError, match="too large"):
+    with pytest.raises(SpecError, match="has 400 characters; integers in a spec have at most 40"):
         spec(write_spec, f"graph:\n  d: {{op: dropout, p: {'9' * 400}}}\n")
-    with pytest.raises(SpecSchemaError):
+    with pytest.raises(SpecSchemaError, match=r"found 9{39} \(expected a number >= 0 and <= 1\)"):
+        spec(write_spec, f"graph:\n  d: {{op: dropout, p: {'9' * 39}}}\n")
+    with pytest.raises(SpecLimitError):
         load_spec(SPECS / "densenet121.yaml", drop_rate=10**400)
+    with pytest.raises(SpecSchemaError, match="input_shape is \\[3, an integer of about 6,020 digits, 3\\]"):
+        load_spec(SPECS / "densenet121.yaml", input_shape=(3, 2 ** 20000, 3))
 
 
 def test_weights_edge_cases(tmp_path):
@@ -255,3 +261,80 @@ def test_diff_folds_only_consecutive_numbers():
     assert "features.denseblock1.denselayer{1..6}.conv1" in paths
     assert not any("norm{0..5}" in p for p in paths)
     assert math.isclose(sum(c.params_delta for c in d.changes), 28_681_000 - 7_978_856)
+
+
+# -- second review (an adversarial audit of the messages) --------------------------------
+
+
+def test_a_node_name_with_a_final_newline_is_refused(write_spec):
+    with pytest.raises(SpecSchemaError, match=r"invalid node name 'r\\n'") as e:
+        spec(write_spec, 'graph:\n  "r\\n": {op: relu}\n')
+    assert e.value.node == "r\\n"  # printable in the message
+
+
+@pytest.mark.parametrize("literal", ["0x" + "f" * 3600, "9" * 5000])
+def test_integer_literals_past_python_digit_limits(write_spec, literal):
+    with pytest.raises(SpecSyntaxError, match="integers in a spec have at most 40") as e:
+        spec(write_spec, f"graph:\n  c: {{op: conv2d, out: {literal}, kernel: 1}}\n")
+    assert e.value.loc.line == 5
+
+
+def test_huge_python_integers_are_shown_briefly():
+    with pytest.raises(SpecLimitError, match="parameter 'growth_rate' set to an integer of about 6,020 digits, over the limit"):
+        load_spec(SPECS / "densenet121.yaml", growth_rate=2 ** 20000)
+
+
+@pytest.mark.parametrize("escape,code", [("\\ud800", "D800"), ("\\x1b[31m", "001B"), ("\\x00", "0000")])
+def test_control_characters_and_surrogates_from_escapes_are_refused(write_spec, escape, code):
+    with pytest.raises(SpecSyntaxError, match=f"a string holds the character U\\+{code}"):
+        spec(write_spec, f'description: "{escape}x"\ngraph:\n  r: {{op: relu}}\n')
+
+
+def test_pipes_and_devices_are_not_read(tmp_path):
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecReferenceError, match="not a regular file"):
+        load_spec(fifo)  # would block forever if opened
+    with pytest.raises(SpecReferenceError, match="not a regular file"):
+        load_spec("/dev/zero")
+    with pytest.raises(SpecReferenceError, match="the spec path is empty"):
+        load_spec("")
+
+
+@pytest.mark.parametrize("rule,message", [
+    ({"match": "(?P<n>a)", "replace": "\\g<m>"}, "unknown group name 'm'"),
+    ({"match": "^([a-z0-9_]+\\.?)+!$", "replace": "x"}, "repeats a repeated part"),
+    ({"match": "(?:(?:a{1000}){1000}){1000}", "replace": "x"}, "repeats a repeated part"),
+    ({"match": "a" * 201, "replace": "x"}, "at most 200"),
+    ({"match": "a", "replace": "x" * 201}, "at most 200"),
+])
+def test_checkpoint_key_rules_that_could_crash_or_hang_are_refused(write_spec, rule, message):
+    text = json.dumps({"checkpoint_keys": [rule]})[1:-1]
+    with pytest.raises(SpecSchemaError, match=message) as e:
+        spec(write_spec, f"graph:\n  r: {{op: relu}}\n{text}\n")
+    assert e.value.node == "checkpoint_keys rule 1"
+
+
+@pytest.mark.parametrize("init", [
+    "{fn: kaiming_uniform, a: 1e300}", "{fn: normal, std: 1e300}", "{fn: xavier_normal, gain: 1e300}", "1e300",
+    "{fn: normal, mean: 3e38, std: 3e38}",
+])
+def test_init_rules_cannot_make_weights_float32_cannot_hold(write_spec, init):
+    path = write_spec(H + f"graph:\n  c: {{op: conv2d, out: 2, kernel: 1}}\ninit:\n  - {{ops: [conv2d], weight: {init}}}\n")
+    with pytest.raises(SpecSchemaError, match="float32") as e:
+        compile_spec(path)
+    assert e.value.node == "init rule 1"
+
+
+def test_names_that_python_normalises_alike_are_refused(write_spec):
+    with pytest.raises(SpecSchemaError, match="invalid output name 'ﬁ'"):
+        spec(write_spec, "graph:\n  a: {op: relu}\n  b: {op: relu}\noutputs: {ﬁ: a, fi: b}\n")
+    with pytest.raises(SpecSchemaError, match="'ﬁ' cannot be a spec parameter name"):
+        spec(write_spec, "params: {ﬁ: 2}\ngraph:\n  a: {op: relu}\n")
+
+
+def test_a_limit_stops_the_work_at_once(write_spec):
+    """Exceeding max_nodes inside nested blocks is one error, not one per enclosing copy."""
+    blocks = "".join(f"  b{k}:\n    seq:\n      x: {{use: b{k + 1}}}\n      y: {{use: b{k + 1}}}\n" for k in range(14))
+    with pytest.raises(SpecLimitError, match="more than 5,000 nodes"):
+        spec(write_spec, f"blocks:\n{blocks}  b14: {{op: relu}}\ngraph:\n  top: {{use: b0}}\n", limits=Limits(max_nodes=5000))
