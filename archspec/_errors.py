@@ -189,10 +189,30 @@ class SpecWarning(UserWarning):
 
 
 def raise_collected(errors: Sequence[SpecError], limit: int = 20) -> NoReturn:
-    """Raise the one error, or a :class:`SpecErrors` of the first ``limit`` of several."""
-    if len(errors) == 1:
-        raise errors[0]
-    raise SpecErrors(list(errors)[:limit], omitted=max(0, len(errors) - limit))
+    """Raise the one error, or a :class:`SpecErrors` of the first ``limit`` of several.
+
+    The same mistake met in several copies of a node (a repeat, a block used many times)
+    is one error, with a note naming the other copies.
+    """
+    first: dict[tuple, SpecError] = {}
+    copies: dict[tuple, list[str]] = {}
+    for e in errors:
+        key = (type(e), e.loc, e.message, e.expected, e.hint)
+        if e.loc is not None and key in first:
+            copies[key].append(e.node or "?")
+        else:
+            first.setdefault(key, e)
+            copies.setdefault(key, [])
+    folded = []
+    for key, e in first.items():
+        others = copies[key]
+        if others:
+            listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            e.notes.append((None, f"the same mistake in {len(others)} more cop{'ies' if len(others) > 1 else 'y'}: {listed}"))
+        folded.append(e)
+    if len(folded) == 1:
+        raise folded[0]
+    raise SpecErrors(folded[:limit], omitted=max(0, len(folded) - limit))
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str | None:

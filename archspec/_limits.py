@@ -52,6 +52,9 @@ class Limits:
         return [f.name for f in fields(cls)]
 
     def with_overrides(self, **values: int) -> Limits:
+        for name, value in values.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Limits.{name} must be a positive integer, found {value!r}")
         return replace(self, **values)
 
 

@@ -467,6 +467,9 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
             anchor(frame.anchor, frame.value, frame.path, frame.size, frame.depth + 1)
             continue
         if isinstance(event, ev.AliasEvent):
+            if top is not None and top.kind == "map" and top.pending_key is _NO_KEY:
+                raise SpecSyntaxError(f"the alias '*{event.anchor}' is used as a mapping key", here,
+                                      expected="a key written out (node and parameter names are text)")
             target = anchors.get(event.anchor)
             if target is None:
                 if any(f.anchor == event.anchor for f in stack):

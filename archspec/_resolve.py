@@ -767,6 +767,9 @@ class Resolver:
                 ref, training_only, ref_raw = decl.node, decl.training_only, raw + ("node",)
                 if is_expression(training_only):
                     training_only = self.value(training_only, self.params, raw + ("training_only",), f"output {name}", structural=True)
+                    if not isinstance(training_only, bool):
+                        raise SpecSchemaError(f"'training_only' is {shown(training_only)}", self.loc(raw + ("training_only",)),
+                                              node=f"output {name}", expected="true or false")
             if ref in self.aliases or any(ref.startswith(a + ".") for a in self.aliases):
                 continue  # its node is switched off: the output is left out
             if ref not in self.nodes and ref not in self.containers or "#" in ref:
@@ -778,7 +781,9 @@ class Resolver:
                 )
             out.append(Output(name, ref, bool(training_only), self.loc(ref_raw)))
         if not out:
-            raise SpecSchemaError("every output is switched off", self.loc(("outputs",)), expected="at least one output")
+            what = "'outputs' is empty" if not declared else "every output is switched off"
+            raise SpecSchemaError(what, self.loc(("outputs",)), expected="at least one output",
+                                  hint="leave 'outputs' out to return the last node" if not declared else None)
         if all(o.training_only for o in out):
             raise SpecSchemaError("every output is training_only", self.loc(("outputs",)),
                                   expected="at least one output that eval mode returns")

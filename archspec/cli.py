@@ -86,6 +86,8 @@ def _limits(pairs: Sequence[str]) -> Limits:
             values[key] = int(float(value))
         except (ValueError, OverflowError):
             raise UsageError(f"--limit {key} needs a finite number, found '{value}'") from None
+        if values[key] < 1:
+            raise UsageError(f"--limit {key} needs a positive number, found '{value}'")
     return DEFAULT_LIMITS.with_overrides(**values)
 
 

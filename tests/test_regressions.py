@@ -338,3 +338,32 @@ def test_a_limit_stops_the_work_at_once(write_spec):
     blocks = "".join(f"  b{k}:\n    seq:\n      x: {{use: b{k + 1}}}\n      y: {{use: b{k + 1}}}\n" for k in range(14))
     with pytest.raises(SpecLimitError, match="more than 5,000 nodes"):
         spec(write_spec, f"blocks:\n{blocks}  b14: {{op: relu}}\ngraph:\n  top: {{use: b0}}\n", limits=Limits(max_nodes=5000))
+
+
+def test_one_mistake_in_many_copies_is_one_error(write_spec):
+    with pytest.raises(SpecExpressionError) as e:
+        spec(write_spec, 'graph:\n  "c{i}": {op: conv2d, out: "${undefined_thing}", kernel: 1, repeat: 30}\n')
+    assert e.value.node == "c0"
+    assert e.value.notes[-1][1].startswith("the same mistake in 19 more copies: c1, c2, c3, c4, c5 and 14 more")
+
+
+def test_an_alias_as_a_mapping_key_is_refused(write_spec):
+    with pytest.raises(SpecSyntaxError, match="the alias '\\*k' is used as a mapping key") as e:
+        spec(write_spec, "params: {a: &k 5}\ngraph:\n  *k : {op: relu}\n")
+    assert (e.value.loc.line, e.value.loc.col) == (6, 3)
+
+
+def test_training_only_from_a_parameter_must_be_a_boolean(write_spec):
+    with pytest.raises(SpecSchemaError, match="'training_only' is 'no' \\(expected true or false\\)"):
+        spec(write_spec, "params: {t: 'no'}\ngraph:\n  a: {op: relu}\n  b: {op: relu}\n"
+                         "outputs:\n  main: a\n  side: {node: b, training_only: $t}\n")
+
+
+def test_empty_outputs_and_nonpositive_limits(write_spec, capsys):
+    with pytest.raises(SpecSchemaError, match="'outputs' is empty") as e:
+        spec(write_spec, "graph:\n  a: {op: relu}\noutputs: {}\n")
+    assert e.value.hint == "leave 'outputs' out to return the last node"
+    with pytest.raises(ValueError, match="Limits.max_int must be a positive integer, found -5"):
+        Limits().with_overrides(max_int=-5)
+    assert main(["validate", str(SPECS / "alexnet.yaml"), "--limit", "max_nodes=0"]) == 2
+    assert "--limit max_nodes needs a positive number, found '0'" in capsys.readouterr().err
