@@ -101,6 +101,16 @@ def apply_overrides(doc: Document, spec: Any, overrides: Mapping[str, Any]) -> d
         if name in SHAPE_NAMES:
             raise SpecSchemaError(f"'{name}' cannot be a spec parameter: it names the input shape in expressions",
                                   doc.locs.key(("params", name)), expected="another name")
+        values = params[name] if isinstance(params[name], list) else [params[name]]
+        if any(is_expression(v) for v in values):
+            raise SpecSchemaError(f"the spec parameter '{name}' is the expression {shown(params[name])}",
+                                  doc.locs.value(("params", name)), node=f"param {name}", expected="a plain value",
+                                  hint="spec parameters are values that users override; compute derived values where "
+                                       "they are used (out: '${2 * width}'), or write '$$' for a literal '$'")
+    for name in spec.blocks:
+        if not NAME_RE.fullmatch(name):
+            raise SpecSchemaError(f"invalid block name {shown(name)}", doc.locs.key(("blocks", name)),
+                                  expected="letters, digits and '_' only")
     for raw_name, value in overrides.items():
         name, _, rest = str(raw_name).partition(".")
         if name not in params:

@@ -118,7 +118,7 @@ class _Literal(Text):
 
 class _Version(_Literal):
     def check(self, value: Any) -> Any:
-        if value != 1 or isinstance(value, bool):
+        if value != 1 or not isinstance(value, int) or isinstance(value, bool):  # not 1.0: a version is a whole number
             raise PydanticCustomError("archspec_value", "unsupported spec format version {found}",
                                       {"expected": "archspec: 1, the format this version of archspec reads",
                                        "found": shown(value), "what": "unsupported spec format version", "why": ""})

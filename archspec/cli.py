@@ -13,6 +13,7 @@ written, say), 2 a mistake in a spec or in the command line.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import tempfile
@@ -101,7 +102,11 @@ def _spec_options(p: argparse.ArgumentParser) -> None:
 
 def _atomic_write(path: str, write: Callable[[str], None]) -> None:
     """Write ``path`` through a temporary file in the same folder, renamed into place."""
+    if not path:
+        raise OSError(errno.ENOENT, "cannot write to an empty file name")
     target = Path(path)
+    if target.is_dir():
+        raise OSError(errno.EISDIR, f"cannot write {path}: it is a folder")
     folder = target.parent if str(target.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)

@@ -367,3 +367,20 @@ def test_empty_outputs_and_nonpositive_limits(write_spec, capsys):
         Limits().with_overrides(max_int=-5)
     assert main(["validate", str(SPECS / "alexnet.yaml"), "--limit", "max_nodes=0"]) == 2
     assert "--limit max_nodes needs a positive number, found '0'" in capsys.readouterr().err
+
+
+def test_spec_parameters_are_values_and_block_names_are_names(write_spec):
+    with pytest.raises(SpecSchemaError, match="the spec parameter 'w' is the expression") as e:
+        spec(write_spec, "params: {w: '${4*2}'}\ngraph:\n  a: {op: conv2d, out: $w, kernel: 1}\n")
+    assert e.value.loc.line == 4
+    with pytest.raises(SpecSchemaError, match="invalid block name 'a b'"):
+        spec(write_spec, "blocks:\n  a b: {op: relu}\ngraph:\n  a: {op: relu}\n")
+    with pytest.raises(SpecSchemaError, match="unsupported spec format version 1.0"):
+        one_point_oh = write_spec("archspec: 1.0\nname: t\ninput: [3, 8, 8]\ngraph:\n  a: {op: relu}\n")
+        load_spec(one_point_oh)
+
+
+@pytest.mark.parametrize("target,message", [("", "cannot write to an empty file name"), (".", "cannot write .: it is a folder")])
+def test_outputs_to_a_folder_or_no_name(capsys, target, message):
+    assert main(["export", str(SPECS / "alexnet.yaml"), "--format", "state_dict", "-o", target]) == 1
+    assert capsys.readouterr().err == f"archspec: error: {message}\n"
