@@ -188,6 +188,9 @@ class SpecWarning(UserWarning):
         super().__init__(f"{where}warning: {where_node}{message}")
 
 
+_COPIES = "the same mistake in"
+
+
 def raise_collected(errors: Sequence[SpecError], limit: int = 20) -> NoReturn:
     """Raise the one error, or a :class:`SpecErrors` of the first ``limit`` of several.
 
@@ -196,7 +199,11 @@ def raise_collected(errors: Sequence[SpecError], limit: int = 20) -> NoReturn:
     """
     first: dict[tuple, SpecError] = {}
     copies: dict[tuple, list[str]] = {}
+    seen: set[int] = set()
     for e in errors:
+        if id(e) in seen:  # an error collected again on its way out of a nested body
+            continue
+        seen.add(id(e))
         key = (type(e), e.loc, e.message, e.expected, e.hint)
         if e.loc is not None and key in first:
             copies[key].append(e.node or "?")
@@ -208,7 +215,8 @@ def raise_collected(errors: Sequence[SpecError], limit: int = 20) -> NoReturn:
         others = copies[key]
         if others:
             listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
-            e.notes.append((None, f"the same mistake in {len(others)} more cop{'ies' if len(others) > 1 else 'y'}: {listed}"))
+            e.notes = [n for n in e.notes if not n[1].startswith(_COPIES)]  # folded before, on an inner level
+            e.notes.append((None, f"{_COPIES} {len(others)} more cop{'ies' if len(others) > 1 else 'y'}: {listed}"))
         folded.append(e)
     if len(folded) == 1:
         raise folded[0]

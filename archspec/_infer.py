@@ -387,12 +387,12 @@ class Inference:
                                           node.loc, node.display), stacklevel=2)
 
 
-
 def _bytes(n: int) -> str:
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} bytes"
+
 
 def _stable_topo(paths: list[str], deps: dict[str, list[str]]) -> list[str]:
     position = {p: i for i, p in enumerate(paths)}

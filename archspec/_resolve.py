@@ -107,10 +107,6 @@ def apply_overrides(doc: Document, spec: Any, overrides: Mapping[str, Any]) -> d
                                   doc.locs.value(("params", name)), node=f"param {name}", expected="a plain value",
                                   hint="spec parameters are values that users override; compute derived values where "
                                        "they are used (out: '${2 * width}'), or write '$$' for a literal '$'")
-    for name in spec.blocks:
-        if not NAME_RE.fullmatch(name):
-            raise SpecSchemaError(f"invalid block name {shown(name)}", doc.locs.key(("blocks", name)),
-                                  expected="letters, digits and '_' only")
     for raw_name, value in overrides.items():
         name, _, rest = str(raw_name).partition(".")
         if name not in params:
@@ -851,6 +847,10 @@ def resolve(doc: Document, spec: Any, overrides: Mapping[str, Any] | None = None
     ``outputs``: node or block paths whose values the network returns instead of the
     spec's outputs (as a dict, by path).
     """
+    for name in spec.blocks:
+        if not NAME_RE.fullmatch(name):
+            raise SpecSchemaError(f"invalid block name {shown(name)}", doc.locs.key(("blocks", name)),
+                                  expected="letters, digits and '_' only")
     for name, value in (overrides or {}).items():
         if any(isinstance(v, int) and abs(v) > limits.max_int for v in (value if isinstance(value, (list, tuple)) else [value])):
             raise SpecLimitError(f"parameter '{name}' set to {shown(value)}, over the limit of {limits.max_int:.0e} "

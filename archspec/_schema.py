@@ -429,7 +429,7 @@ def _build_models() -> type[BaseModel]:
         ``re.sub`` and ``replace`` (``\\1`` or ``\\g<name>`` refer to groups)."""
 
         match: Annotated[Any, Text(_regex_problem)] = Field(description="a regular expression (Python re) for keys to rename")
-        replace: Annotated[Any, Text(lambda t: f"'replace' is {len(t):,} characters long; at most 200" if len(t) > 200 else None)] = Field(description="what a matching part becomes; \\1, \\g<name>: its groups")
+        replace: Annotated[Any, Text(_replace_problem)] = Field(description="what a matching part becomes; \\1, \\g<name>: its groups")
 
         @model_validator(mode="after")
         def _groups_exist(self) -> "KeyRule":
@@ -502,6 +502,10 @@ def _nested_repeat(parsed: Any, inside: bool = False) -> bool:
 
 
 _REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT}
+
+
+def _replace_problem(text: str) -> str | None:
+    return f"'replace' is {len(text):,} characters long; at most 200" if len(text) > 200 else None
 
 
 def _template_problem(match: str, replace: str) -> str | None:
@@ -712,8 +716,7 @@ def _context(doc: Document, path: tuple) -> tuple[str, list[str]]:
 
 
 # PyTorch's argument names, which people write from habit
-_TORCH_NAMES = {"out_channels": "out", "out_features": "out", "kernel_size": "kernel", "output_size": "size",
-                }
+_TORCH_NAMES = {"out_channels": "out", "out_features": "out", "kernel_size": "kernel", "output_size": "size"}
 _INFERRED = ("in_channels", "in_features", "num_features")
 
 

@@ -63,16 +63,13 @@ class LoadReport:
     def format(self, limit: int = 8, strict: bool = False) -> str:
         total = len(self.loaded) + len(self.missing) + len(self.mismatched) + len(self.kept)
         lines = [f"loaded {len(self.loaded):,} of the model's {total:,} tensors from {self.source}"]
-        if self.renamed:
-            lines.append(f"  renamed by the spec's checkpoint_keys rules ({len(self.renamed):,}): "
-                         + ", ".join(f"{a} -> {b}" for a, b in self.renamed[:limit]) + (", ..." if len(self.renamed) > limit else ""))
-        if self.kept:
-            lines.append(f"  BatchNorm counters not in the checkpoint, kept as they were ({len(self.kept):,}): "
-                         + ", ".join(self.kept[:limit]) + (", ..." if len(self.kept) > limit else ""))
 
         def listing(title: str, items: list[str]) -> None:
             if items:
                 lines.append(f"  {title} ({len(items):,}): " + ", ".join(items[:limit]) + (", ..." if len(items) > limit else ""))
+
+        listing("renamed by the spec's checkpoint_keys rules", [f"{a} -> {b}" for a, b in self.renamed])
+        listing("BatchNorm counters not in the checkpoint, kept as they were", self.kept)
 
         listing("of another shape" if strict else "skipped, shape differs",
                 [f"{k} (checkpoint {a}, model {b})" for k, a, b in self.mismatched])
@@ -137,7 +134,7 @@ def _renamed(state: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], ru
             for pattern, replace in compiled:
                 if pattern.search(key):
                     new = pattern.sub(replace, key)
-                    if new not in state:  # never let a renamed key overwrite one the checkpoint has
+                    if new not in state and new not in out:  # a rename never overwrites another key
                         report.renamed.append((key, new))
                         key = new
                     break

@@ -13,6 +13,7 @@ import torch
 from archspec import (
     Limits,
     SpecError,
+    SpecErrors,
     SpecExpressionError,
     SpecLimitError,
     SpecReferenceError,
@@ -384,3 +385,15 @@ def test_spec_parameters_are_values_and_block_names_are_names(write_spec):
 def test_outputs_to_a_folder_or_no_name(capsys, target, message):
     assert main(["export", str(SPECS / "alexnet.yaml"), "--format", "state_dict", "-o", target]) == 1
     assert capsys.readouterr().err == f"archspec: error: {message}\n"
+
+
+def test_errors_collected_inside_a_nested_body_are_reported_once(write_spec):
+    with pytest.raises(SpecExpressionError) as e:
+        spec(write_spec, 'graph:\n  outer:\n    seq:\n      "c{i}": {op: conv2d, out: "${nope}", kernel: 1, repeat: 30}\n')
+    assert [text for _, text in e.value.notes if text.startswith("the same mistake")] == [
+        "the same mistake in 19 more copies: outer.c1, outer.c2, outer.c3, outer.c4, outer.c5 and 14 more"]
+    body = "".join(f"      c{k}: {{op: conv2d, out: '${{u{k}}}', kernel: 1}}\n" for k in range(25))
+    with pytest.raises(SpecErrors) as e:
+        spec(write_spec, f"graph:\n  outer:\n    seq:\n{body}")
+    nodes = [err.node for err in e.value.errors]
+    assert len(nodes) == len(set(nodes)) == 20 and not any(n for err in e.value.errors for n in err.notes)
