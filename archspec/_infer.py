@@ -94,13 +94,16 @@ class Inference:
                 if node.enabled:
                     return ref
                 inputs, loc = node.inputs, node.loc
+                if ops.REGISTRY[node.op].category == "join" and not node.implicit:
+                    inputs = inputs[:1]  # a join switched off passes its first input through
             if len(inputs) != 1:
                 name = ref.split("#", 1)[0]
                 raise SpecReferenceError(
                     f"'{name}' is switched off ('when' is false) and reads {len(inputs)} inputs, so nothing can stand in "
                     "for it", reader.loc if reader else loc, node=reader.display if reader else name,
                     notes=[(loc, f"'{name}' is defined here")] if loc and reader else [],
-                    hint="switch its readers off too, or give them 'from' naming what they should read",
+                    hint="switch its readers off too, or give them 'from' naming what they should read "
+                         "(a join such as add or concat switched off passes its first input through)",
                 )
             ref = inputs[0]
         return INPUT
@@ -204,9 +207,24 @@ class Inference:
     def shape_of(self, source: str) -> tuple[int, ...] | None:
         return self.g.input_shape if source == INPUT else self.g.nodes[source].shape
 
+    def branches(self, node: Node) -> list[str]:
+        """The inputs of a node; for the join of a ``concat:``/``add:`` container, only the
+        branches that are switched on (a branch switched off drops out of the join)."""
+        if not (node.implicit and node.path.endswith(("#add", "#concat"))):
+            return node.inputs
+        kept = [r for r in node.inputs if not self.switched_off(r)]
+        if not kept:
+            container = self.g.containers.get(node.parent or "")
+            raise SpecShapeError(f"every branch of this {node.op} is switched off ('when' is false)", node.loc,
+                                 node=node.display, expected="at least one branch",
+                                 notes=[(self.g.nodes[r].loc if r in self.g.nodes else self.g.containers[r].loc,
+                                         f"'{r}' is switched off") for r in node.inputs][:5]
+                                 + (site_notes(container.sites) if container else []))
+        return kept
+
     def node(self, node: Node) -> None:
         g = self.g
-        sources = [self.live(r, node) for r in node.inputs]
+        sources = [self.live(r, node) for r in self.branches(node)]
         if any(s in self.failed for s in sources):
             self.failed.add(node.path)
             return
@@ -248,6 +266,7 @@ class Inference:
                     hint = "'/' divides to a float; '//' divides to an integer"
             raise SpecSchemaError(message, node.param_locs.get(name, node.loc) if name else node.loc, node=node.display,
                                   expected=ctx.get("expected"), hint=hint, notes=site_notes(node.sites)) from None
+        self.check_inputs(node, op)
         try:
             result = op.infer(concrete, node.in_shapes, [self.label(s) for s in sources])
         except ops.ShapeError as e:
@@ -257,8 +276,59 @@ class Inference:
                                  "(Limits.max_int)", node.loc, node=node.display, notes=site_notes(node.sites))
         node.concrete = concrete
         node.shape = result.shape
+        node.batched = not op.tensor
+        if op.layout == "same":
+            node.image = bool(sources) and self.is_image(sources[0]) and len(result.shape) == 3
+        else:
+            node.image = op.layout == "image"
         node.tensors = {**result.params, **result.buffers}
         node.n_params, node.n_buffers, node.macs = result.n_params, result.n_buffers, result.macs
+
+    def is_image(self, source: str) -> bool:
+        if source == INPUT:
+            return len(self.g.input_shape) == 3
+        return self.g.nodes[source].image
+
+    def batched(self, source: str) -> bool:
+        return source == INPUT or self.g.nodes[source].batched
+
+    def check_inputs(self, node: Node, op: ops.OpDef) -> None:
+        """What the shape rules cannot see: learnable tensors (no batch dimension) reach only
+        ops that broadcast them, and ops on the last dimension do not get a C x H x W image."""
+        g = self.g
+        unbatched = [s for s in node.sources if not self.batched(s)]
+        if unbatched:
+            param = g.nodes[unbatched[0]]
+            notes = [(param.loc, f"'{param.display}' is a learnable tensor of shape {fmt_shape(param.shape)}")]
+            if not op.broadcast:
+                takers = ", ".join(sorted(o.name for o in ops.REGISTRY.values() if o.broadcast))
+                raise SpecShapeError(f"{node.op} cannot read the learnable tensor '{param.display}': it has no batch dimension",
+                                     node.loc, node=node.display, expected=f"an op that broadcasts it over the batch ({takers})",
+                                     notes=notes + site_notes(node.sites))
+            batched = [s for s in node.sources if self.batched(s)]
+            if not batched:
+                raise SpecShapeError(f"{node.op} reads only learnable tensors, so its result has no batch dimension",
+                                     node.loc, node=node.display, expected="at least one input that comes from the network input",
+                                     notes=notes + site_notes(node.sites))
+            rank = max(len(self.shape_of(s)) for s in batched)
+            if len(param.shape) > rank:
+                raise SpecShapeError(
+                    f"the learnable tensor '{param.display}' ({fmt_shape(param.shape)}) has more dimensions than a sample "
+                    f"({rank}); it would broadcast against the batch", node.loc, node=node.display,
+                    expected=f"a shape of at most {rank} dimensions, per sample (the batch is added by broadcasting)",
+                    notes=notes + site_notes(node.sites))
+        if op.last_dim and node.sources and self.is_image(node.sources[0]) and len(node.in_shapes[0]) == 3:
+            shape = node.in_shapes[0]
+            alternative = ("flatten it first ({op: flatten}, usually after a global pooling), or for a channels-last "
+                           "layer permute it ({op: permute, dims: [0, 2, 3, 1]})")
+            if node.op == "layernorm":
+                alternative = "normalise an image's channels with layernorm2d, or permute it to channels-last first"
+            raise SpecShapeError(
+                f"{node.op} acts on the last dimension, but its input is an image {fmt_shape(shape)} (channels x height x "
+                f"width), whose last dimension is its width", node.loc, node=node.display,
+                expected="flat features, tokens (N x D) or a channels-last image (H x W x C)", hint=alternative,
+                notes=[(None, f"its input is {fmt_shape(shape)}, for a network input of {fmt_shape(g.input_shape)}"),
+                       *site_notes(node.sites)])
 
     def label(self, source: str) -> str:
         return "the input" if source == INPUT else f"'{self.g.nodes[source].display}'"

@@ -5,8 +5,9 @@ shell wildcards (``paths: ["AuxLogits.fc"]``, ``"features.*.conv"``), and sets t
 ``weight`` and/or ``bias``: a number sets a constant, ``{fn: ..., ...}`` calls the
 ``torch.nn.init`` function of that name with those arguments. Rules apply in order, so a
 later, narrower rule overrides an earlier, broader one. A tensor no rule touches keeps
-PyTorch's default initialisation. A rule that selects nothing is reported as a
-:class:`SpecWarning` (it is usually a typo, or a part switched off by ``when``).
+PyTorch's default initialisation. A rule with ``paths`` that selects nothing is reported
+as a :class:`SpecWarning` (it is usually a typo in a path); a rule by ``ops`` alone may
+select nothing (a family's base spec initialises batch norm for its ``_bn`` variants).
 """
 
 from __future__ import annotations
@@ -56,7 +57,14 @@ def init_tensor(tensor: torch.Tensor, spec: Any) -> None:
 
 
 def apply_init(model: nn.Module, graph: Graph) -> None:
-    """Apply ``graph.init`` to the modules of ``model`` (built from ``graph``)."""
+    """Apply each ``param`` node's own ``init``, then ``graph.init`` to the modules of
+    ``model`` (built from ``graph``)."""
+    from . import ops
+
+    for p in graph.order:
+        node = graph.nodes[p]
+        if ops.REGISTRY[node.op].tensor:
+            init_tensor(model.get_parameter(p), node.concrete.init)
     targets = [(p, graph.nodes[p]) for p in graph.order if not graph.nodes[p].implicit]
     for rule in graph.init:
         matched = 0
@@ -65,7 +73,7 @@ def apply_init(model: nn.Module, graph: Graph) -> None:
                 continue
             try:
                 module = model.get_submodule(path)
-            except AttributeError:
+            except AttributeError:  # a param node: a tensor, not a module (its own `init` sets it)
                 continue
             for name, spec in rule.tensors.items():
                 tensor = getattr(module, name, None)
@@ -87,7 +95,7 @@ def apply_init(model: nn.Module, graph: Graph) -> None:
                         f"the rule makes '{node.display}.{name}' hold values beyond float32 (inf or nan)",
                         rule.loc, node=f"init rule {rule.index + 1}", expected="arguments whose values float32 can hold")
                 matched += 1
-        if matched == 0 and not _switched_off(rule, graph):
+        if matched == 0 and rule.paths and not _switched_off(rule, graph):
             what = " and ".join(filter(None, [
                 f"ops {', '.join(rule.ops)}" if rule.ops else None,
                 f"paths {', '.join(rule.paths)}" if rule.paths else None,

@@ -1,11 +1,14 @@
 """Where an op may overwrite its input: the in-place plan (part of *infer*; no torch).
 
-``relu`` (``inplace: auto``) and ``add`` may reuse an input's memory. They may only where
-nothing else reads that tensor: no other node, no network output, not the same node
-twice, and not through a view (identity, flatten, dropout and a join of one input return
-their input itself); never the network input (the caller's tensor); and never a tensor
-whose producer's backward needs it (``relu``, ``lrn``). ``inplace: true`` where that does
-not hold is an error; ``inplace: false`` never overwrites.
+The in-place activations (``relu``, ``relu6``, ``silu``, ... with ``inplace: auto``) and
+``add`` may reuse an input's memory. They may only where nothing else reads that tensor:
+no other node, no network output, not the same node twice, and not through a view
+(identity, flatten, permute, chunk, dropout and a join of one input return their input
+itself or a view of it); never the network input (the caller's tensor) nor a learnable
+tensor (a ``param`` node); never a tensor whose producer's backward needs it (``relu``,
+``sigmoid``, ``lrn``, ...); and an ``add`` only into an input that already has the sum's
+shape (broadcasting makes the others smaller). ``inplace: true`` where that does not hold
+is an error; ``inplace: false`` never overwrites.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ def _overwritable(graph: Graph, source: str, readers: dict[str, list[str]], read
             return f"'{graph.nodes[current].display}' is also read by {other}"
         node = graph.nodes[current]
         op = ops.REGISTRY[node.op]
-        if op.alias or (op.emit is not None and len(node.sources) == 1):  # a join of one input is that input
+        if op.tensor:
+            return f"'{node.display}' is a learnable tensor"
+        if op.alias or (op.category == "join" and len(node.sources) == 1):  # a join of one input is that input
             current, previous = node.sources[0], current
             continue
         if op.saves_output:
@@ -68,6 +73,9 @@ def inplace_plan(graph: Graph) -> dict[str, int | None]:
         choice = None
         reasons = []
         for i, s in enumerate(node.sources):
+            if node.in_shapes[i] != node.shape:
+                reasons.append(f"its input {i + 1} is smaller than the result (it is broadcast)")
+                continue
             reason = _overwritable(graph, s, readers, p)
             if reason is None:
                 choice = i

@@ -88,7 +88,9 @@ class Node:
     in_shapes: list[tuple[int, ...]] = field(default_factory=list)
     shape: tuple[int, ...] | None = None
     concrete: Any = None  # the op's validated parameter model
-    tensors: dict[str, tuple[int, ...]] = field(default_factory=dict)  # the module's state: name -> shape
+    tensors: dict[str, tuple[int, ...]] = field(default_factory=dict)  # the module's state: name -> shape ("" for a param node)
+    batched: bool = True  # False for a learnable tensor (a param node), which has no batch dimension
+    image: bool = False  # the output is a C x H x W image (not channels-last, not tokens)
     n_params: int = 0
     n_buffers: int = 0
     macs: int = 0
@@ -172,5 +174,5 @@ class Graph:
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """The compiled module's ``state_dict`` keys and shapes, known without building it."""
-        return {f"{p}.{name}": shape for p in self.order if not self.nodes[p].implicit
+        return {f"{p}.{name}" if name else p: shape for p in self.order if not self.nodes[p].implicit
                 for name, shape in self.nodes[p].tensors.items()}

@@ -41,13 +41,17 @@ def _graph(graph: Graph, paths: list[str], training: bool, plan: dict[str, int |
         node = graph.nodes[p]
         op = ops.REGISTRY[node.op]
         args = [values[s] for s in node.sources]
-        if op.build is not None:
+        if op.tensor:  # a learnable tensor, held by its container under the node's name
+            values[p] = g.get_attr(node.path)
+        elif op.build is not None:
             values[p] = g.call_module(node.path, tuple(args))
         else:
             slot = plan.get(p)
+            shapes = list(node.in_shapes)
             if slot:  # put the operand we may overwrite first
                 args = [args[slot]] + args[:slot] + args[slot + 1:]
-            values[p] = op.emit(g, node.concrete, args, _fx_name(node), slot is not None)
+                shapes = [shapes[slot]] + shapes[:slot] + shapes[slot + 1:]
+            values[p] = op.emit(g, node.concrete, args, _fx_name(node), slot is not None, shapes)
     if graph.taps:
         g.output({o.name: values[o.node] for o in graph.outputs})
     else:
@@ -84,10 +88,13 @@ def _source(graph: Graph, plan: dict[str, int | None]) -> str:
 
 
 def _build_tree(model: ArchModule, graph: Graph, plan: dict[str, int | None]) -> None:
-    def attach(path: str, module: nn.Module) -> None:
+    def attach(path: str, module: nn.Module | nn.Parameter) -> None:
         parent, _, name = path.rpartition(".")
         owner = model.get_submodule(parent) if parent else model
-        owner.add_module(name, module)
+        if isinstance(module, nn.Parameter):
+            owner.register_parameter(name, module)
+        else:
+            owner.add_module(name, module)
 
     def walk(children: list[str]) -> None:
         for path in children:

@@ -47,7 +47,7 @@ from ._expr import SHAPE_NAMES, Expr, evaluate, is_expression, parse_name_templa
 from ._ir import INPUT, Container, Deferred, Graph, InitRule, Lazy, Node, Output, UseSite, site_notes
 from ._limits import DEFAULT_LIMITS, Limits
 from ._load import Document
-from ._schema import COMMON_KEYS, CONTAINER_KINDS, MAX_ERRORS, NAME_RE, PARAM_TYPES
+from ._schema import COMMON_KEYS, CONTAINER_KINDS, MAX_ERRORS, NAME_RE, NODE_NAME_RE, PARAM_TYPES, validate_op_node
 from ._values import shown
 
 __all__ = ["resolve", "RESERVED_NAMES", "apply_overrides"]
@@ -245,6 +245,8 @@ class Resolver:
         if isinstance(value, list):
             items = [self.value(v, env, raw + (i,), where, structural) for i, v in enumerate(value)]
             return items
+        if isinstance(value, dict):  # an initialiser {fn: normal, std: $std}
+            return {k: self.value(v, env, raw + (k,), where, structural) for k, v in value.items()}
         if isinstance(value, str) and value.startswith("$$"):
             return value[1:]
         if not is_expression(value):
@@ -344,7 +346,7 @@ class Resolver:
             sub_env = dict(env, **{index: copy}) if repeated else env
             when: bool | Deferred = True
             if common is not None and common.when is not True:
-                in_list = name is None or kind != "seq"
+                in_list = name is None or kind == "dense"  # a list numbers its items; a dense layer's input follows its siblings
                 when = self.value(common.when, sub_env, raw + ("when",), label, structural=in_list)
                 if not isinstance(when, (bool, Deferred)):
                     if isinstance(when, (int, float)) and not isinstance(when, bool):
@@ -406,10 +408,10 @@ class Resolver:
 
     def check_name(self, name: str, loc: Loc | None, where: str, template: str | None = None) -> None:
         made = f" (made from '{template}')" if template and template != name else ""
-        if not NAME_RE.fullmatch(name):
+        if not NODE_NAME_RE.fullmatch(name):
             raise SpecSchemaError(f"invalid node name {shown(name)}{made}", loc,
                                   node=where if where.isprintable() else ascii(where)[1:-1],
-                                  expected="letters, digits and '_' only")
+                                  expected="letters, digits, '_' and '-' (not first)")
         if name == INPUT:
             raise SpecSchemaError("'input' is reserved: it names the body's input", loc, node=where,
                                   hint="rename the node")
@@ -458,7 +460,7 @@ class Resolver:
             from_ = model.from_ if isinstance(model, BaseModel) else None
             if kind == "seq":
                 if from_ is not None and entry.copy == 0:  # later copies of a repeat read the copy before them
-                    refs = [from_] if isinstance(from_, str) else list(from_)
+                    refs = self.from_refs(from_, entry.env, entry.raw + ("from",), label)
                     inputs = [self.ref(r, siblings, prefix, input_ref, entry.raw + ("from",), label, scope) for r in refs]
                 else:
                     inputs = [previous]
@@ -466,8 +468,10 @@ class Resolver:
                 if from_ is not None:
                     raise SpecSchemaError(f"'from' is not allowed in the branches of a {kind}", self.key_loc(entry.raw + ("from",)),
                                           node=label, hint=f"every branch of a {kind} reads the {kind}'s input; use a seq to wire nodes by name")
-                if isinstance(entry.when, Deferred):
-                    raise SpecExpressionError(f"the 'when' of a {kind} branch cannot use the input shape", self.loc(entry.raw + ("when",)), node=label)
+                if isinstance(entry.when, Deferred) and kind == "dense":
+                    raise SpecExpressionError(f"the 'when' of a {kind} branch cannot use the input shape", self.loc(entry.raw + ("when",)),
+                                              node=label, hint="a dense layer's input depends on which layers before it exist; "
+                                                               "decide with the block's parameters")
                 if kind == "dense" and branch_outputs and entry.when is not False:
                     join = f"{path}#in"
                     self.add_node(Node(join, "concat", {"dim": 1}, [input_ref, *branch_outputs], entry.loc, parent=parent,
@@ -476,9 +480,11 @@ class Resolver:
                 else:
                     inputs = [input_ref]
             if entry.when is False:
-                # left out: whatever reads it reads its input (the next node in a seq, too)
+                # left out: whatever reads it reads its input (the next node in a seq, too); a
+                # join (add, mul, concat) left out passes its first input through
                 alias = path if path is not None else f"{prefix}#off{k}"
-                self.aliases[alias] = inputs
+                op = ops.REGISTRY.get(getattr(model, "op", None)) if isinstance(getattr(model, "op", None), str) else None
+                self.aliases[alias] = inputs[:1] if op is not None and op.category == "join" else inputs
                 self.alias_locs[alias] = entry.loc
                 if kind == "seq":
                     previous = alias
@@ -503,14 +509,37 @@ class Resolver:
         join_path = f"{parent}#{kind}"
         join_inputs = [input_ref, *branch_outputs] if kind == "dense" else branch_outputs
         op = "add" if kind == "add" else "concat"
-        if kind == "add" and len(join_inputs) < 2:
-            raise SpecSchemaError(f"an add needs at least 2 branches, found {len(join_inputs)}", self.loc(raw), node=where)
+        if kind == "add" and len(entries) < 2:
+            raise SpecSchemaError(f"an add needs at least 2 branches, found {len(entries)}", self.loc(raw), node=where,
+                                  hint="a branch switched off by 'when' drops out of the sum; an add of one branch is that branch")
         if not join_inputs:
-            raise SpecSchemaError(f"a {kind} needs at least one branch", self.loc(raw), node=where)
+            what = f"every branch of this {kind} is switched off ('when' is false)" if entries else f"a {kind} needs at least one branch"
+            raise SpecSchemaError(what, self.loc(raw), node=where, expected="at least one branch")
         container = self.containers.get(parent) if parent else None
         self.add_node(Node(join_path, op, {"dim": 1} if op == "concat" else {}, join_inputs,
                            container.loc if container else self.loc(raw), parent=parent, implicit=True, sites=scope.sites, env=env))
         return children, join_path
+
+    def from_refs(self, from_: Any, env: Mapping[str, Any], raw: tuple, where: str) -> list[str]:
+        """The names a ``from:`` reads; it may be an expression (``"${'skip' if proj else 'input'}"``)
+        or a list whose items are, evaluated before shapes are known."""
+        items = from_ if isinstance(from_, list) else [from_]
+        if not isinstance(from_, list) and is_expression(from_):
+            value = self.value(from_, env, raw, where, structural=True)
+            items = list(value) if isinstance(value, (list, tuple)) else [value]
+            if not items:
+                raise SpecSchemaError("'from' is an empty list", self.loc(raw), node=where, expected="a node name or a list of them")
+            raws = [raw] * len(items)
+        else:
+            raws = [raw + (i,) if isinstance(from_, list) else raw for i in range(len(items))]
+        names = []
+        for item, item_raw in zip(items, raws):
+            value = self.value(item, env, item_raw, where, structural=True) if is_expression(item) else item
+            if not isinstance(value, str) or not value:
+                raise SpecSchemaError(f"'from' is {shown(value)}", self.loc(item_raw), node=where,
+                                      expected="a node name (a string) or a list of them")
+            names.append(value)
+        return names
 
     def ref(self, name: str, siblings: Mapping[str, str], prefix: str, input_ref: str, raw: tuple, where: str,
             scope: _Scope) -> str:
@@ -562,6 +591,7 @@ class Resolver:
             self.container(path, "seq", model, entry.raw, parent, inputs, entry, scope, block=None, env=entry.env)
             return
         if hasattr(model, "op"):
+            model = self.chosen_op(model, entry.raw, entry.env, path, scope, block=False)
             self.op_node(model, path, parent, inputs, entry.raw, entry.env, entry.when, entry.loc, scope)
             return
         if hasattr(model, "use"):
@@ -573,6 +603,23 @@ class Resolver:
                                block=None, env=entry.env)
                 return
         raise AssertionError(f"unexpected node model {type(model).__name__}")  # pragma: no cover
+
+    def chosen_op(self, model: Any, raw: tuple, env: Mapping[str, Any], path: str, scope: _Scope, block: bool) -> Any:
+        """A node whose ``op`` is an expression (``op: $activation``), checked against the op
+        it names once evaluated; other nodes as they are."""
+        if not is_expression(model.op):
+            return model
+        name = self.value(model.op, env, raw + ("op",), path, structural=True)
+        if not isinstance(name, str) or name not in ops.REGISTRY:
+            hint = did_you_mean(name, ops.names()) if isinstance(name, str) else None
+            raise SpecSchemaError(f"'op' is {shown(name)}, from '{model.op}'", self.loc(raw + ("op",)), node=path,
+                                  expected=ops.known(), hint=hint, notes=site_notes(scope.sites))
+        try:
+            return validate_op_node(self.doc, raw, name, block=block)
+        except SpecError as e:
+            for err in e.errors if isinstance(e, SpecErrors) else [e]:
+                err.notes.append((self.loc(raw + ("op",)), f"'op' is '{name}' here, from '{model.op}'"))
+            raise
 
     def container(self, path: str, kind: str, body: Any, raw: tuple, parent: str | None, inputs: list[str], entry: _Entry,
                   scope: _Scope, block: str | None, env: dict[str, Any], args: dict[str, Any] | None = None) -> None:
@@ -598,6 +645,12 @@ class Resolver:
                 when: bool | Deferred, loc: Loc | None, scope: _Scope) -> None:
         op = ops.REGISTRY[model.op]
         least, most = op.arity
+        if most == 0:  # a learnable tensor: it reads nothing (in a seq, not even the node before it)
+            if "from" in self._raw_keys(raw):
+                raise SpecReferenceError(f"{op.name} reads no input, but it has 'from'", self.loc(raw + ("from",)), node=path,
+                                         hint="leave 'from' out; nodes that use it name it in their own 'from'",
+                                         notes=site_notes(scope.sites))
+            inputs = []
         if len(inputs) < least or (most is not None and len(inputs) > most):
             wanted = str(least) if least == most else (f"at least {least}" if most is None else f"{least} to {most}")
             raise SpecReferenceError(
@@ -645,6 +698,11 @@ class Resolver:
             when: bool | Deferred, loc: Loc | None, scope: _Scope, entry_model: Any = None) -> None:
         blocks = self.spec.blocks
         name = model.use
+        if is_expression(name):  # a block chosen by the parameters: use: "${'bottleneck' if deep else 'basic'}"
+            name = self.value(name, env, raw + ("use",), path, structural=True)
+            if not isinstance(name, str):
+                raise SpecSchemaError(f"'use' is {shown(name)}", self.loc(raw + ("use",)), node=path,
+                                      expected="the name of a block (a string)", notes=site_notes(scope.sites))
         if name not in blocks:
             hint = did_you_mean(name, blocks)
             if name in ops.REGISTRY:
@@ -715,6 +773,7 @@ class Resolver:
         inner = _Scope(scope.sites + (site,))
         block_raw = ("blocks", name)
         if hasattr(block, "op"):
+            block = self.chosen_op(block, block_raw, block_env, path, inner, block=True)
             self.op_node(block, path, parent, inputs, block_raw, block_env, when, loc, inner)
             node = self.nodes[path]
             node.doc = getattr(model, "doc", None) or node.doc

@@ -44,10 +44,11 @@ from typing_extensions import TypeAliasType
 from . import ops
 from ._errors import SpecError, SpecSchemaError, camel_case, did_you_mean, name_list, raise_collected
 from ._load import NODE_KIND_KEYS, Document
-from ._values import EXPRESSION_SCHEMA, Bool, Float, Int, Text, shown
+from ._expr import is_expression
+from ._values import EXPRESSION_SCHEMA, INIT_ARGS, Bool, Float, Int, Text, shown
 
-__all__ = ["validate", "spec_model", "json_schema", "node_path_of", "COMMON_KEYS", "CONTAINER_KINDS",
-           "INIT_FNS", "MAX_ERRORS", "NAME_RE", "PARAM_TYPES"]
+__all__ = ["validate", "validate_op_node", "spec_model", "json_schema", "node_path_of", "COMMON_KEYS", "CONTAINER_KINDS",
+           "INIT_FNS", "MAX_ERRORS", "NAME_RE", "NODE_NAME_RE", "PARAM_TYPES"]
 
 MAX_ERRORS = 20
 
@@ -58,6 +59,8 @@ INIT_FNS = ("normal", "trunc_normal", "uniform", "constant", "zeros", "ones", "k
             "xavier_normal", "xavier_uniform")
 
 NAME_RE = re.compile(r"[A-Za-z0-9_]+")  # use with fullmatch: "$" would let a final newline through
+#: node names may also hold '-' after the first character (RegNet's ``block1-0``)
+NODE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 
 
 class _Model(BaseModel):
@@ -137,17 +140,24 @@ class _InputShape(Text):
 
 
 class _Plain(Text):
-    """A spec parameter value: a number, string, boolean, null or a list of them."""
+    """A spec parameter value: a number, string, boolean, null or a list of them (lists may
+    nest: a table of a family's stages is a list of rows)."""
 
     expected = "a number, string, boolean, null or a list of them"
     json = {"anyOf": [{"type": ["number", "string", "boolean", "null"]},
-                      {"type": "array", "items": {"type": ["number", "string", "boolean", "null"]}}]}
+                      {"type": "array", "items": {"anyOf": [{"type": ["number", "string", "boolean", "null"]},
+                                                            {"type": "array"}]}}]}
 
     def check(self, value: Any) -> Any:
         scalar = (int, float, str, bool, type(None))
-        if isinstance(value, scalar) or (isinstance(value, list) and all(isinstance(v, scalar) for v in value)):
-            return value
-        raise self.fail(value)
+        stack = [value]
+        while stack:  # no recursion: the YAML depth limit bounds it anyway
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(item)
+            elif not isinstance(item, scalar):
+                raise self.fail(value)
+        return value
 
 
 class _ParamDecl(Text):
@@ -178,6 +188,13 @@ class _ParamDecl(Text):
                 raise PydanticCustomError("archspec_value", "a parameter's doc must be a string")
             return value
         return value
+
+
+class _OpExpression(Text):
+    """``op:`` given by an expression (``$activation``): any op, chosen when it is evaluated."""
+
+    expected = "an expression naming an op"
+    json = dict(EXPRESSION_SCHEMA)
 
 
 Refs = Annotated[Any, _Refs()]
@@ -240,8 +257,8 @@ def _invalid_node_error(value: Any) -> PydanticCustomError:
     if not isinstance(op, str):
         return PydanticCustomError("archspec_node", "'op' must name an op, found {found}", {"found": shown(op)})
     hint = did_you_mean(op, ops.names())
-    return PydanticCustomError("archspec_unknown_op", "unknown op '{op}' (known ops: {known}){hint}",
-                               {"op": op, "known": ", ".join(ops.names()), "hint": f"; {hint}" if hint else ""})
+    return PydanticCustomError("archspec_unknown_op", "unknown op '{op}' (expected {known}){hint}",
+                               {"op": op, "known": ops.known(), "hint": f"; {hint}" if hint else ""})
 
 
 def _node_tag(value: Any) -> str:
@@ -254,6 +271,8 @@ def _node_tag(value: Any) -> str:
         return "<invalid>"
     if kinds[0] == "op":
         op = value["op"]
+        if is_expression(op):
+            return "<op-expr>"
         return f"<op:{op}>" if isinstance(op, str) and op in ops.REGISTRY else "<invalid>"
     return f"<{kinds[0]}>"
 
@@ -282,6 +301,9 @@ class _UseArgs(_Model):
 
 
 def _op_model(op: ops.OpDef, base: type[BaseModel], suffix: str) -> type[BaseModel]:
+    clash = sorted(set(op.params.model_fields) & {*COMMON_KEYS, "op", "use", "params", *CONTAINER_KINDS})
+    if clash:  # a registration mistake, not a spec's: the key would mean two things in a node
+        raise ValueError(f"op '{op.name}' has a parameter named '{clash[0]}', which every node uses for itself; rename it")
     namespace = {
         "__annotations__": {"op": Literal[op.name]},
         "op": Field(..., description=op.doc.split("\n\n")[0].replace("\n", " ")),
@@ -308,6 +330,15 @@ def spec_model() -> type[BaseModel]:
 def _build_models() -> type[BaseModel]:
     op_nodes = {name: _op_model(op, NodeCommon, "node") for name, op in sorted(ops.REGISTRY.items())}
     op_blocks = {name: _op_model(op, BlockCommon, "block") for name, op in sorted(ops.REGISTRY.items())}
+
+    class OpExprNode(NodeCommon, _UseArgs):
+        """A node whose op is chosen by an expression (`op: $activation`); its other keys are
+        checked against that op once the expression is evaluated."""
+
+        op: Annotated[Any, _OpExpression()]
+
+    class OpExprBlock(BlockCommon, _UseArgs):
+        op: Annotated[Any, _OpExpression()]
 
     class UseNode(NodeCommon, _UseArgs):
         """An instance of a block: `use: <block>` and the block's arguments."""
@@ -350,6 +381,7 @@ def _build_models() -> type[BaseModel]:
         dense: "Body"
 
     node_members = [Annotated[m, Tag(f"<op:{n}>")] for n, m in op_nodes.items()] + [
+        Annotated[OpExprNode, Tag("<op-expr>")],
         Annotated[UseNode, Tag("<use>")], Annotated[SeqNode, Tag("<seq>")], Annotated[ConcatNode, Tag("<concat>")],
         Annotated[AddNode, Tag("<add>")], Annotated[DenseNode, Tag("<dense>")],
         Annotated[list["Node"], Tag("<list>")], Annotated[_Invalid, Tag("<invalid>")],
@@ -359,6 +391,7 @@ def _build_models() -> type[BaseModel]:
         Annotated[dict[str, Node], Tag("<map>")], Annotated[list[Node], Tag("<list>")], Annotated[_InvalidBody, Tag("<invalid>")],
     ], Discriminator(_body_tag)])
     block_members = [Annotated[m, Tag(f"<op:{n}>")] for n, m in op_blocks.items()] + [
+        Annotated[OpExprBlock, Tag("<op-expr>")],
         Annotated[UseBlock, Tag("<use>")], Annotated[SeqBlock, Tag("<seq>")], Annotated[ConcatBlock, Tag("<concat>")],
         Annotated[AddBlock, Tag("<add>")], Annotated[DenseBlock, Tag("<dense>")], Annotated[_Invalid, Tag("<invalid>")],
     ]
@@ -459,7 +492,8 @@ def _build_models() -> type[BaseModel]:
         checkpoint_keys: list[KeyRule] = Field(default_factory=list, description=(
             "rules that rename the keys of checkpoints written for another layout, tried in order on keys the model lacks"))
 
-    _CACHE["models"] = {"Node": Node, "Body": Body, "InitRule": InitRule, "Output": Output, "InitFn": InitFn}
+    _CACHE["models"] = {"Node": Node, "Body": Body, "InitRule": InitRule, "Output": Output, "InitFn": InitFn,
+                        "op_nodes": op_nodes, "op_blocks": op_blocks}
     return Spec
 
 
@@ -526,18 +560,7 @@ def _block_tag(value: Any) -> str:
     return "<invalid>" if tag == "<list>" else tag
 
 
-_INIT_ARGS = {
-    "normal": ("mean", "std"),
-    "trunc_normal": ("mean", "std", "a", "b"),
-    "uniform": ("a", "b"),
-    "constant": ("value",),
-    "zeros": (),
-    "ones": (),
-    "kaiming_normal": ("a", "mode", "nonlinearity"),
-    "kaiming_uniform": ("a", "mode", "nonlinearity"),
-    "xavier_normal": ("gain",),
-    "xavier_uniform": ("gain",),
-}
+_INIT_ARGS = INIT_ARGS
 
 
 class _OpName(Text):
@@ -547,7 +570,7 @@ class _OpName(Text):
         if not isinstance(value, str) or value not in ops.REGISTRY:
             hint = did_you_mean(value, ops.names()) if isinstance(value, str) else None
             raise PydanticCustomError("archspec_value", "unknown op {found}",
-                                      {"found": shown(value), "expected": "one of: " + ", ".join(ops.names()), "hint": hint,
+                                      {"found": shown(value), "expected": ops.known(), "hint": hint,
                                        "why": "", "what": "unknown op"})
         return value
 
@@ -588,15 +611,30 @@ def validate(doc: Document) -> Any:
     raise_collected(errors, MAX_ERRORS)
 
 
-def _translate(exc: ValidationError, doc: Document) -> list[SpecError]:
+def validate_op_node(doc: Document, raw: tuple, op: str, block: bool = False) -> Any:
+    """Check the node at ``raw`` (whose ``op`` is an expression that evaluated to ``op``)
+    against that op's model; raise located :class:`SpecError` s as :func:`validate` does."""
+    spec_model()
+    model = _CACHE["models"]["op_blocks" if block else "op_nodes"][op]
+    data: Any = doc.data
+    for key in raw:
+        data = data[key]
+    try:
+        return model.model_validate({**data, "op": op})
+    except ValidationError as e:
+        errors = _translate(e, doc, prefix=raw, op=op)
+    raise_collected(errors, MAX_ERRORS)
+
+
+def _translate(exc: ValidationError, doc: Document, prefix: tuple = (), op: str | None = None) -> list[SpecError]:
     seen: set[tuple] = set()
     out: list[SpecError] = []
-    errors = [(err, *_raw_path(doc.data, err["loc"])) for err in exc.errors(include_url=False)]
+    errors = [(err, *_raw_path(doc.data, prefix + tuple(err["loc"]))) for err in exc.errors(include_url=False)]
     # a misspelt key reports as "unknown key" *and* "missing key"; keep the first only
     misspelt = set()
     for err, path, _ in errors:
         if err["type"] == "extra_forbidden":
-            what, known = _context(doc, path[:-1])
+            what, known = _context(doc, path[:-1], op)
             for guess in difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.6):
                 misspelt.add(path[:-1] + (guess,))
             if _TORCH_NAMES.get(str(path[-1])) in known:
@@ -609,7 +647,7 @@ def _translate(exc: ValidationError, doc: Document) -> list[SpecError]:
         if key in seen:
             continue
         seen.add(key)
-        out.append(_one_error(err, path, raw, doc))
+        out.append(_one_error(err, path, raw, doc, op))
     return out
 
 
@@ -685,8 +723,9 @@ def _has(container: Any, item: Any) -> bool:
     return isinstance(item, int) and 0 <= item < len(container)
 
 
-def _context(doc: Document, path: tuple) -> tuple[str, list[str]]:
-    """What kind of mapping ``path`` (a key's parent) is, and the keys it may hold."""
+def _context(doc: Document, path: tuple, op: str | None = None) -> tuple[str, list[str]]:
+    """What kind of mapping ``path`` (a key's parent) is, and the keys it may hold (``op``:
+    the op an ``op:`` expression evaluated to, for a node whose op is an expression)."""
     raw: Any = doc.data
     for p in path:
         raw = raw[p] if isinstance(raw, (dict, list)) else None
@@ -706,9 +745,10 @@ def _context(doc: Document, path: tuple) -> tuple[str, list[str]]:
     is_block = head == "blocks" and len(path) == 2
     extra = ["params", "doc"] if is_block else list(COMMON_KEYS)
     if isinstance(raw, dict):
-        if "op" in raw and isinstance(raw["op"], str) and raw["op"] in ops.REGISTRY:
-            op = ops.REGISTRY[raw["op"]]
-            return f"a{'n' if raw['op'][0] in 'aeiou' else ''} {raw['op']} {'block' if is_block else 'node'}", ["op", *op.params.model_fields, *extra]
+        name = op if op is not None and is_expression(raw.get("op")) else raw.get("op")
+        if isinstance(name, str) and name in ops.REGISTRY:
+            fields = ops.REGISTRY[name].params.model_fields
+            return f"a{'n' if name[0] in 'aeiou' else ''} {name} {'block' if is_block else 'node'}", ["op", *fields, *extra]
         for kind in CONTAINER_KINDS:
             if kind in raw:
                 return f"a {kind} {'block' if is_block else 'node'}", [kind, *extra]
@@ -729,20 +769,20 @@ def _torch_name_hint(key: str, known: list[str]) -> str | None:
     return None
 
 
-def _one_error(err: dict, path: tuple, raw: Any, doc: Document) -> SpecError:
+def _one_error(err: dict, path: tuple, raw: Any, doc: Document, op: str | None = None) -> SpecError:
     etype = err["type"]
     node = node_path_of(doc.data, path)
     locs = doc.locs
     if etype == "extra_forbidden":
         key = path[-1]
-        what, known = _context(doc, path[:-1])
+        what, known = _context(doc, path[:-1], op)
         return SpecSchemaError(
             f"unknown key '{key}' for {what}", locs.key(path), node=node,
             expected="one of: " + name_list(known, 20), hint=_torch_name_hint(str(key), known) or did_you_mean(str(key), known),
         )
     if etype == "missing":
         key = path[-1]
-        what, _ = _context(doc, path[:-1])
+        what, _ = _context(doc, path[:-1], op)
         hint = "a spec starts with 'archspec: 1', the format version" if path == ("archspec",) else None
         return SpecSchemaError(f"missing key '{key}' for {what}", locs.key(path[:-1]) if path[:-1] else locs.value(()), node=node,
                                hint=hint)
@@ -767,7 +807,7 @@ def _one_error(err: dict, path: tuple, raw: Any, doc: Document) -> SpecError:
                     hint = "to leave a node out, use 'when: false'"
         elif etype == "archspec_unknown_op":
             message = f"unknown op '{ctx['op']}'"
-            expected = "one of: " + ctx["known"]
+            expected = ctx["known"]
             hint = ctx["hint"][2:] if ctx["hint"] else None
         elif "expected" in ctx:
             expected = ctx["expected"]

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from ._expr import is_expression
 
-__all__ = ["Int", "Float", "Bool", "Size", "Text", "EXPRESSION_SCHEMA", "shown"]
+__all__ = ["Int", "Float", "Bool", "Size", "Text", "Choice", "IntList", "InitValue", "INIT_ARGS", "FLOAT32_MAX", "EXPRESSION_SCHEMA", "shown"]
 
 EXPRESSION_SCHEMA = {
     "type": "string",
@@ -223,3 +223,123 @@ class Text(_ValueType):
 
     def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> dict:
         return dict(self.json)
+
+
+class Choice(_ValueType):
+    """One of a few words (an expression may choose one)."""
+
+    def __init__(self, *choices: str) -> None:
+        self.choices = choices
+        self.expected = " or ".join(repr(c) for c in choices) if len(choices) <= 2 else "one of: " + ", ".join(
+            repr(c) for c in choices)
+        self.json = {"enum": list(choices)}
+
+    def check(self, value: Any) -> str:
+        if value not in self.choices or not isinstance(value, str):
+            raise self.fail(value)
+        return value
+
+
+class IntList(_ValueType):
+    """A list of integers (``[0, 2, 3, 1]``); each item, or the whole list, may be an
+    expression. ``ge`` bounds every item; ``least`` is the shortest list accepted."""
+
+    def __init__(self, ge: int | None = None, least: int = 1) -> None:
+        self.ge = ge
+        self.least = least
+        what = "integers" if ge is None else ("positive integers" if ge == 1 else f"integers >= {ge}")
+        self.expected = f"a list of {what}" + (f" (at least {least})" if least > 1 else "")
+        item = {"type": "integer"} if ge is None else {"type": "integer", "minimum": ge}
+        self.json = {"type": "array", "items": {"anyOf": [item, EXPRESSION_SCHEMA]}, "minItems": least}
+
+    def _validate(self, value: Any, info: core_schema.ValidationInfo) -> Any:
+        concrete = bool(info.context and info.context.get("concrete"))
+        if not concrete and isinstance(value, list):
+            return [v if is_expression(v) else self._one(v, value) for v in value]
+        return super()._validate(value, info)
+
+    def _one(self, v: Any, whole: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or (self.ge is not None and v < self.ge):
+            raise self.fail(whole)
+        return v
+
+    def check(self, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, (list, tuple)) or len(value) < self.least:
+            raise self.fail(value)
+        return tuple(self._one(v, value) for v in value)
+
+
+#: the initialisers of ``init:`` rules and ``param`` nodes: torch.nn.init's function of that
+#: name (with a trailing ``_``), and the arguments each takes
+INIT_ARGS = {
+    "normal": ("mean", "std"),
+    "trunc_normal": ("mean", "std", "a", "b"),
+    "uniform": ("a", "b"),
+    "constant": ("value",),
+    "zeros": (),
+    "ones": (),
+    "kaiming_normal": ("a", "mode", "nonlinearity"),
+    "kaiming_uniform": ("a", "mode", "nonlinearity"),
+    "xavier_normal": ("gain",),
+    "xavier_uniform": ("gain",),
+}
+_INIT_WORDS = {"mode": ("fan_in", "fan_out"), "nonlinearity": ("relu", "leaky_relu", "linear", "tanh", "sigmoid", "selu")}
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+class InitValue(_ValueType):
+    """How a tensor starts: a number (every element), or an initialiser ``{fn: ..., args}``
+    (``{fn: normal, std: 0.02}``); numbers inside it may be expressions."""
+
+    expected = "a number or an initialiser {fn: normal, std: 0.02} (fn: " + ", ".join(INIT_ARGS) + ")"
+    json = {"anyOf": [{"type": "number"}, {
+        "type": "object", "required": ["fn"], "additionalProperties": False,
+        "properties": {"fn": {"enum": list(INIT_ARGS)},
+                       **{k: {"anyOf": [{"type": "number"}, EXPRESSION_SCHEMA]} for k in ("mean", "std", "a", "b", "value", "gain")},
+                       **{k: {"enum": list(v)} for k, v in _INIT_WORDS.items()}}}]}
+
+    def _validate(self, value: Any, info: core_schema.ValidationInfo) -> Any:
+        concrete = bool(info.context and info.context.get("concrete"))
+        if isinstance(value, dict):
+            return self._initialiser(value, concrete)
+        return super()._validate(value, info)
+
+    def _number(self, value: Any, what: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise PydanticCustomError("archspec_value", "expected {expected}, found {found}{why}",
+                                      {"expected": "a number", "found": shown(value), "why": f" for '{what}'"})
+        number = float(value)
+        if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
+            raise PydanticCustomError("archspec_value", "expected {expected}, found {found}{why}",
+                                      {"expected": "a number a float32 tensor can hold", "found": shown(value),
+                                       "why": f" for '{what}'"})
+        return number
+
+    def _initialiser(self, value: dict, concrete: bool) -> dict:
+        fn = value.get("fn")
+        if fn not in INIT_ARGS:
+            raise PydanticCustomError("archspec_value", "expected {expected}, found {found}{why}",
+                                      {"expected": "fn: one of " + ", ".join(INIT_ARGS), "found": shown(fn),
+                                       "why": " as the initialiser's fn"})
+        out: dict[str, Any] = {"fn": fn}
+        for key, v in value.items():
+            if key == "fn":
+                continue
+            if key not in INIT_ARGS[fn]:
+                raise PydanticCustomError("archspec_value", "'{fn}' takes no argument '{name}' (it takes: {allowed})",
+                                          {"fn": fn, "name": key, "allowed": ", ".join(INIT_ARGS[fn]) or "nothing"})
+            if key in _INIT_WORDS:
+                if v not in _INIT_WORDS[key]:
+                    raise PydanticCustomError("archspec_value", "expected {expected}, found {found}{why}",
+                                              {"expected": " or ".join(_INIT_WORDS[key]), "found": shown(v), "why": f" for '{key}'"})
+                out[key] = v
+            elif not concrete and is_expression(v):
+                out[key] = v
+            else:
+                out[key] = self._number(v, key)
+        if fn == "constant" and "value" not in out:
+            raise PydanticCustomError("archspec_value", "'constant' needs 'value'")
+        return out
+
+    def check(self, value: Any) -> float:
+        return self._number(value, "init")

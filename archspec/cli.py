@@ -279,6 +279,36 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ops(args: argparse.Namespace) -> int:
+    from . import ops
+    from ._errors import did_you_mean
+    from ._values import shown
+
+    if not args.names:
+        rows = [(name, ops.REGISTRY[name].category, ops.summary(name)) for name in ops.names()]
+        width = max(len(r[0]) for r in rows)
+        kind = max(len(r[1]) for r in rows)
+        for name, category, doc in rows:
+            print(f"{name:<{width}}  {category:<{kind}}  {doc.rstrip('.')}")
+        return 0
+    for i, name in enumerate(args.names):
+        op = ops.get(name)
+        if op is None:
+            hint = did_you_mean(name, ops.names())
+            raise UsageError(f"unknown op '{name}'" + (f"; {hint}" if hint else "; 'archspec ops' lists them"))
+        if i:
+            print()
+        inputs = {(0, 0): "no input", (1, 1): "one input"}.get(op.arity) or (
+            f"{op.arity[0]} or more inputs" if op.arity[1] is None else f"{op.arity[0]} to {op.arity[1]} inputs")
+        print(f"{name} ({op.category}, {inputs})")
+        print("  " + " ".join(op.doc.replace("``", "").split()))
+        for field, info in op.params.model_fields.items():
+            kind = next((str(m.expected) for m in info.metadata if hasattr(m, "expected")), "a value")
+            default = "required" if info.is_required() else f"default {shown(info.default)}"
+            print(f"  {field}: {kind} ({default})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archspec", description="Declarative architecture specs compiled to PyTorch modules.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for spec errors")
@@ -306,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "models; editors use it through the '# yaml-language-server: $schema=...' modeline.")
     p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout")
     p.set_defaults(run=cmd_schema)
+
+    p = sub.add_parser("ops", help="list the ops of the spec language, or describe some",
+                       description="Without NAME: every op with its kind and what it does. With NAMEs: each op's "
+                                   "description and parameters (type and default).")
+    p.add_argument("names", nargs="*", metavar="NAME", help="an op, e.g. conv2d")
+    p.set_defaults(run=cmd_ops)
 
     p = sub.add_parser("list", help="list the specs of a folder",
                        description="List the specs (*.yaml) of DIR (default: the bundled specs) with their description, "

@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from archspec import ops
 from archspec.cli import main
 from reference import SPECS
 
@@ -67,11 +68,11 @@ def test_spec_errors_are_printed_like_a_compiler(capsys, write_spec):
     status, out, err = run(capsys, "build", bad)
     assert status == 2 and out == ""
     lines = err.splitlines()
-    assert lines[0] == f"{bad}:5:12: error: in bn: unknown op 'batchnorm' (expected one of: adaptive_avgpool2d, add, " \
-                       "avgpool2d, batchnorm2d, concat, conv2d, dropout, flatten, identity, linear, lrn, maxpool2d, relu)"
+    assert lines[0] == f"{bad}:5:12: error: in bn: unknown op 'batchnorm' (expected one of the {len(ops.REGISTRY)} ops " \
+                       "('archspec ops' lists them))"
     assert lines[1] == "    5 |   bn: {op: batchnorm, eps: 0.001}"
     assert lines[2] == "      |            ^^^^^^^^^"
-    assert lines[3] == "  hint: did you mean 'batchnorm2d'?"
+    assert lines[3] == "  hint: did you mean 'batchnorm2d' or 'batchnorm1d'?"
     assert "Traceback" not in err
 
 
@@ -83,7 +84,7 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_status(write_spec, capsys,
     assert status == 2
     assert err.startswith("Traceback (most recent call last):")
     assert "SpecSchemaError" in err
-    assert err.rstrip().endswith("hint: did you mean 'batchnorm2d'?")  # the usual message follows
+    assert err.rstrip().endswith("hint: did you mean 'batchnorm2d' or 'batchnorm1d'?")  # the usual message follows
     status, _, err = run(capsys, "build", bad)
     assert status == 2 and "Traceback" not in err
 

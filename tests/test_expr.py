@@ -29,6 +29,23 @@ def ev(text: str, **env):
     ("'a' == s", {"s": "a"}, True),
     ("(1, 7)", {}, (1, 7)),
     ("abs(-3)", {}, 3),
+    # lists: comprehensions, slices, membership and the list functions
+    ("[x * 2 for x in range(5) if x % 2 == 0]", {}, (0, 4, 8)),
+    ("[[a, b] for a in range(3) for b in range(a)]", {}, ((1, 0), (2, 0), (2, 1))),
+    ("sum(depths[:2])", {"depths": [1, 2, 3]}, 3),
+    ("depths[::-1]", {"depths": [1, 2, 3]}, [3, 2, 1]),
+    ("len(cfg) + len('ab')", {"cfg": [64, "M"]}, 4),
+    ("sum([])", {}, 0),
+    ("'HS' in row and 3 not in row", {"row": [16, "HS"]}, True),
+    ("cfg == [1, 2]", {"cfg": [1, 2]}, True),  # a YAML list equals an expression's list
+    ("range(2, 8, 3)", {}, [2, 5]),
+    ("sqrt(16) + exp(0) + log(1) + log(8, 2)", {}, 4.0 + 1.0 + 0.0 + 3.0),
+    # torchvision's _make_divisible: nearest multiple, at least the divisor, never 10 % below
+    ("[make_divisible(c * 0.75, 8) for c in [32, 16, 24, 40, 80, 96, 192, 320]]", {}, (24, 16, 24, 32, 64, 72, 144, 240)),
+    ("make_divisible(3, 8)", {}, 8),
+    ("make_divisible(83, 8)", {}, 80),
+    ("make_divisible(84, 8)", {}, 88),
+    ("make_divisible(10, 8, 16)", {}, 16),
 ])
 def test_evaluates(text, env, expected):
     assert ev(text, **env) == expected
@@ -38,16 +55,33 @@ def test_conditionals_are_lazy():
     assert ev("1 if True else 1 // 0") == 1
 
 
+def test_comprehension_variables_are_not_free_names():
+    # the names an expression reads decide when it is evaluated (in_c: by infer) and which
+    # spec parameters a message mentions: loop variables are not among them
+    assert parse("[x * k for x in xs if x > lo]").names == {"k", "xs", "lo"}
+    assert parse("[[y for y in range(x)] for x in n]").names == {"n"}
+
+
+def test_regnet_widths_as_an_expression():
+    # RegNet's quantised linear widths (torchvision's BlockParams.from_init_params), for
+    # regnet_y_400mf: depth 16, w_0 48, w_a 27.89, w_m 2.09
+    text = "[round(w_0 * w_m ** round(log((w_0 + w_a * i) / w_0) / log(w_m)) / 8) * 8 for i in range(depth)]"
+    widths = ev(text, w_0=48, w_a=27.89, w_m=2.09, depth=16)
+    assert widths == (48, 104, 104, 104, 208, 208, 208, 208, 208, 208, 440, 440, 440, 440, 440, 440)
+
+
 @pytest.mark.parametrize("text,message", [
     ("x.__class__", "attribute access ('.') is not allowed"),
     ("__import__('os')", "calling '__import__' is not allowed"),
     ("open('f')", "calling 'open' is not allowed"),
-    ("[c for c in x]", "a lambda or comprehension is not allowed"),
-    ("lambda: 1", "a lambda or comprehension is not allowed"),
-    ("x[1:2]", "slicing is not allowed"),
+    ("{c for c in x}", "a lambda or set/dict comprehension is not allowed"),
+    ("lambda: 1", "a lambda or set/dict comprehension is not allowed"),
+    ("[a for a, b in z]", "unpacking in a comprehension is not allowed"),
+    ("[1 for in_c in z]", "the loop name 'in_c' (it names the input shape or a function) is not allowed"),
+    ("a is b", "the comparison 'is' is not allowed"),
+    ("range(1, 2, 3, 4)", "'range' takes 1 to 3 arguments, found 4"),
     ("{1: 2}", "a dict or set literal is not allowed"),
     ("a & b", "the operator '&' is not allowed"),
-    ("a in b", "the comparison 'in' is not allowed"),
     ("(y := 3)", "assignment with ':=' is not allowed"),
     ("f'{x}'", "an f-string is not allowed"),
     ("min(a, key=b)", "a keyword argument is not allowed"),
@@ -73,6 +107,17 @@ def test_refuses_at_parse_time(text, message):
     ("x[0]", {"x": 3}, "only lists can be indexed"),
     ("'a' < 1", {}, "cannot order a string and an integer"),
     ("1 if 'x' else 2", {}, "a condition must be a boolean or a number"),
+    ("range(10 ** 6)", {}, "range of 1,000,000 items, over the limit of 10,000 (Limits.max_repeat)"),
+    ("[1 for a in range(10000) for b in range(10000) if a < 0]", {}, "the expression loops more than 1,000,000 times"),
+    ("[b for a in range(10000) for b in range(2)]", {}, "the list would have more than 10,000 items"),
+    ("len(3)", {}, "'len' needs a list or a string, but '3' is an integer"),
+    ("sum(3)", {}, "'sum' of one argument needs a list, found an integer"),
+    ("x[::0]", {"x": [1]}, "a slice step cannot be zero"),
+    ("x['a':]", {"x": [1]}, "a slice bound must be an integer, found a string"),
+    ("1 in 2", {}, "'in' needs a list (or a string in a string) on its right, found an integer"),
+    ("[a for a in 3]", {}, "a comprehension loops over a list, but '3' is an integer"),
+    ("log(0)", {}, "'log' cannot compute this (math domain error)"),
+    ("make_divisible(10, 0)", {}, "'make_divisible' needs a positive integer divisor"),
 ])
 def test_evaluation_errors(text, env, message):
     with pytest.raises(SpecExpressionError) as e:

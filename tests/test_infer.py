@@ -69,7 +69,7 @@ def test_concat_spatial_mismatch(write_spec):
     ("{op: conv2d, out: 8, kernel: 50}", "the conv2d kernel spans 50 rows but the padded input height is only 32", "50"),
     ("{op: conv2d, out: 8, kernel: 3, groups: 2}", "groups=2 does not divide the 3 input channels", "2}"),
     ("{op: conv2d, out: 4, kernel: 1, depthwise: true}", "a depthwise conv makes a multiple of its 3 input channels, but out is 4", "4,"),
-    ("{op: linear, out: 10}", "linear needs flat features, but its input is 3x32x32", "n:"),
+    ("{op: linear, out: 10}", "linear acts on the last dimension, but its input is an image 3x32x32", "n:"),
     ("{op: maxpool2d, kernel: 2, padding: 2}", "padding 2 is more than half the kernel (2)", "2}"),
     ("{op: conv2d, out: 4, kernel: 3, stride: 2, padding: same}", "padding 'same' needs stride 1", "same"),
 ])

@@ -134,6 +134,14 @@ def test_init_rule_that_matches_nothing_warns(write_spec):
     assert len(found) == 1 and "init rule 1 (paths cc) sets no tensor" in str(found[0])
 
 
+def test_init_rule_by_op_alone_may_select_nothing(write_spec):
+    # a family's base spec initialises batch norm for variants that have it (VGG's _bn): no warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compile_text(write_spec, "graph:\n  c: {op: conv2d, out: 4, kernel: 1}\ninit:\n  - {ops: [batchnorm2d], weight: 1}\n")
+    assert not [w for w in caught if isinstance(w.message, SpecWarning)]
+
+
 def test_pickle_deepcopy_and_torch_save(write_spec):
     model = compile_text(write_spec, "graph:\n  c: {op: conv2d, out: 4, kernel: 3}\n  r: {op: relu}\n").eval()
     x = torch.randn(1, 3, 16, 16)

@@ -205,8 +205,12 @@ def test_reserved_and_invalid_names(write_spec):
         spec(write_spec, "graph:\n  eval: {op: relu}\n")
     with pytest.raises(SpecSchemaError, match="'input' is reserved"):
         spec(write_spec, "graph:\n  input: {op: relu}\n")
-    with pytest.raises(SpecSchemaError, match="invalid node name 'a-b'"):
-        spec(write_spec, "graph:\n  a-b: {op: relu}\n")
+    with pytest.raises(SpecSchemaError, match="invalid node name 'a.b'"):
+        spec(write_spec, "graph:\n  a.b: {op: relu}\n")
+    with pytest.raises(SpecSchemaError, match="invalid node name '-a'"):
+        spec(write_spec, "graph:\n  '-a': {op: relu}\n")
+    # a '-' after the first character is fine: RegNet's stages name their blocks block1-0, block1-1, ...
+    assert paths(spec(write_spec, "graph:\n  'block1-{i}': {op: relu, repeat: 2}\n")) == ["block1-0", "block1-1"]
 
 
 def test_reserved_names_cover_torch_module_attributes():

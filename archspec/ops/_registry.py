@@ -9,15 +9,22 @@ such as ``concat`` and ``add``). Torch is imported only inside ``build``/``emit`
 registry costs nothing to the stages before *lower*.
 
 Adding an op touches one place: define its params model, its shape rule and its builder,
-and ``register`` the entry.
+and ``register`` the entry. The built-in ops are grouped by kind, one file each:
+``conv.py`` (conv2d, linear), ``norm.py`` (batch, layer, group and local response norms),
+``act.py`` (activations), ``pool.py`` (pooling and means), ``drop.py`` (dropout,
+stochastic depth), ``tensor.py`` (flatten, permute, reshape, chunk, channel shuffle,
+learnable tensors) and ``joins.py`` (concat, add, mul).
 
 Shapes are per sample, without the batch dimension: ``(C, H, W)`` for images,
-``(F,)`` for flat features.
+``(N, D)`` for token sequences, ``(F,)`` for flat features. A learnable tensor (the
+``param`` op) has no batch dimension at all: it is broadcast over the batch by the ops
+that accept it (``broadcast``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch  # noqa: F401  (named in the string annotations below)
     from torch import fx  # noqa: F401
 
-__all__ = ["OpParams", "OpDef", "Inferred", "ShapeError", "Shape", "register", "get", "names", "version", "REGISTRY", "fmt_shape"]
+__all__ = ["OpParams", "OpDef", "Inferred", "ShapeError", "Shape", "register", "get", "names", "version", "REGISTRY", "fmt_shape",
+           "rank_name", "overview", "summary", "known"]
 
 Shape = tuple[int, ...]
 
@@ -77,7 +85,7 @@ class Inferred:
 
 InferFn = Callable[[Any, list[Shape], list[str]], Inferred]
 BuildFn = Callable[[Any, list[Shape], bool], "torch.nn.Module"]
-EmitFn = Callable[["fx.Graph", Any, list["fx.Node"], str, bool], "fx.Node"]
+EmitFn = Callable[["fx.Graph", Any, list["fx.Node"], str, bool, list[Shape]], "fx.Node"]
 
 
 @dataclass(frozen=True)
@@ -88,14 +96,25 @@ class OpDef:
     - ``params``: the parameter model (fields are spec value types);
     - ``infer(params, in_shapes, in_names) -> Inferred``: the shape rule;
     - ``build(params, in_shapes, inplace) -> nn.Module``: for ops that live in the module
-      tree, or ``emit(graph, params, args, name, inplace) -> fx.Node`` for ops written into
-      the forward directly;
+      tree, or ``emit(graph, params, args, name, inplace, in_shapes) -> fx.Node`` for ops
+      written into the forward directly;
     - ``arity``: (least, most) inputs, ``None`` for no upper bound;
     - ``alias``: the output may be the input tensor or a view of it (identity, flatten,
       dropout in eval), which matters when deciding where an in-place op is safe;
     - ``inplace``: the op can overwrite its (first) input; *infer* decides where it may;
     - ``saves_output``: autograd keeps the op's output for its backward, so nothing may
-      overwrite it in place.
+      overwrite it in place;
+    - ``layout``: what the output is, for the checks of ops that act on the last
+      dimension: ``"image"`` (a C x H x W image), ``"any"`` (a layout the op chose, such as
+      a permute's), ``"same"`` (as its first input);
+    - ``last_dim``: the op acts on the last dimension (linear, layernorm), which on a
+      C x H x W image is its width: such an input is refused with a hint;
+    - ``broadcast``: the op combines its inputs element-wise with broadcasting, so it
+      may read learnable tensors (``param`` nodes), which have no batch dimension;
+    - ``tensor``: the op *is* a learnable tensor: ``build`` returns an ``nn.Parameter``
+      held by the enclosing container under the node's name, so its ``state_dict`` key is
+      the node's path (``features.1.0.layer_scale``); ``Inferred.params`` has one entry,
+      named ``""``.
 
     The tensors a node's module holds (what ``init:`` rules may set, and the ``state_dict``
     keys) are what the shape rule returns in ``Inferred.params`` and ``Inferred.buffers``.
@@ -112,10 +131,16 @@ class OpDef:
     inplace: bool = False
     saves_output: bool = False
     category: str = "layer"
+    layout: str = "same"
+    last_dim: bool = False
+    broadcast: bool = False
+    tensor: bool = False
 
     def __post_init__(self) -> None:
         if (self.build is None) == (self.emit is None):
             raise ValueError(f"op '{self.name}' needs exactly one of build or emit")
+        if self.layout not in ("image", "any", "same"):
+            raise ValueError(f"op '{self.name}': layout must be 'image', 'any' or 'same'")
 
 
 REGISTRY: dict[str, OpDef] = {}
@@ -142,8 +167,38 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
+_KINDS = {"layer": "layers", "norm": "normalisation", "activation": "activations", "pool": "pooling",
+          "dropout": "regularisation", "reshape": "tensor plumbing", "param": "learnable tensors", "join": "joins"}
+
+
+def summary(name: str) -> str:
+    """The first sentence of an op's doc, as plain text (for listings)."""
+    text = " ".join(REGISTRY[name].doc.replace("``", "").split())
+    return re.split(r"(?<! al)\.(?: |$)", text, maxsplit=1)[0]
+
+
+def known() -> str:
+    """What an unknown op's message expects."""
+    return f"one of the {len(REGISTRY)} ops ('archspec ops' lists them)"
+
+
+def overview() -> str:
+    """Every op, grouped by kind: ``conv2d, linear (layers); ...``."""
+    groups: dict[str, list[str]] = {}
+    for name in names():
+        groups.setdefault(REGISTRY[name].category, []).append(name)
+    order = [k for k in _KINDS if k in groups] + sorted(k for k in groups if k not in _KINDS)
+    return "; ".join(f"{', '.join(groups[k])} ({_KINDS.get(k, k)})" for k in order)
+
+
 def fmt_shape(shape: Sequence[int] | None) -> str:
     """``64x56x56`` for a per-sample shape (``?`` when unknown)."""
     if shape is None:
         return "?"
     return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+def rank_name(shape: Sequence[int]) -> str:
+    """What a per-sample shape is, for messages: ``an image 64x56x56``."""
+    kind = {1: "flat features", 2: "tokens", 3: "an image"}.get(len(shape), f"a {len(shape)}-dimensional tensor")
+    return f"{kind} {fmt_shape(shape)}"

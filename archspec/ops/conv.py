@@ -1,0 +1,102 @@
+"""Layers with weights that mix features: ``conv2d`` and ``linear``.
+
+Each is a parameter model, a shape rule (with the tensors the module holds and its
+multiply-accumulates) and a builder; see :mod:`._registry`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from .._values import Bool, Int, Size
+from ._common import arg, need_image, need_rank, window
+from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, register
+
+
+class Conv2dParams(OpParams):
+    """2-D convolution. ``in_channels`` is inferred; ``groups`` splits channels into groups,
+    ``depthwise: true`` sets one group per input channel (and ``out`` defaults to the input
+    channels), so a separable convolution is a depthwise conv followed by a 1x1 conv."""
+
+    out: Annotated[Any, Int(ge=1, nullable=True)] = None
+    kernel: Annotated[Any, Size()]
+    stride: Annotated[Any, Size()] = 1
+    padding: Annotated[Any, Size(ge=0, words=("same", "valid"))] = 0
+    dilation: Annotated[Any, Size()] = 1
+    groups: Annotated[Any, Int(ge=1)] = 1
+    depthwise: Annotated[Any, Bool()] = False
+    bias: Annotated[Any, Bool()] = True
+
+
+def _conv_shape(p: Conv2dParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    c, h, w = need_image(shapes, "conv2d")
+    groups = c if p.depthwise else p.groups
+    if p.depthwise and p.groups != 1:
+        raise ShapeError("give either 'depthwise: true' or 'groups', not both", param="groups")
+    out = p.out if p.out is not None else (c if p.depthwise else None)
+    if out is None:
+        raise ShapeError("conv2d needs 'out', the number of output channels", param="out",
+                         expected="out: <channels> (only a depthwise conv may leave it out)")
+    if c % groups:
+        raise ShapeError(f"groups={groups} does not divide the {c} input channels", param="groups",
+                         expected=f"a divisor of {c}")
+    if out % groups:
+        if p.depthwise:
+            raise ShapeError(f"a depthwise conv makes a multiple of its {c} input channels, but out is {out}", param="out",
+                             expected=f"a multiple of {c}, or no 'out'")
+        raise ShapeError(f"groups={groups} does not divide the {out} output channels", param="groups",
+                         expected=f"a multiple of {groups} output channels")
+    kernel, stride, dilation = p.kernel, p.stride, p.dilation
+    if p.padding == "same":
+        if stride != (1, 1):
+            raise ShapeError("padding 'same' needs stride 1", param="padding", expected="stride 1, or a numeric padding")
+        oh, ow = h, w
+    else:
+        pad = (0, 0) if p.padding == "valid" else p.padding
+        oh, ow = window("conv2d", h, w, kernel, stride, pad, dilation, False)
+    per_out = (c // groups) * kernel[0] * kernel[1]
+    params = {"weight": (out, c // groups, *kernel)}
+    if p.bias:
+        params["bias"] = (out,)
+    return Inferred((out, oh, ow), params=params, macs=out * oh * ow * per_out)
+
+
+def _conv_build(p: Conv2dParams, shapes: list[Shape], inplace: bool):
+    import torch.nn as nn
+
+    c = shapes[0][0]
+    groups = c if p.depthwise else p.groups
+    out = p.out if p.out is not None else c
+    return nn.Conv2d(c, out, arg(p.kernel), stride=arg(p.stride), padding=arg(p.padding), dilation=arg(p.dilation),
+                     groups=groups, bias=p.bias)
+
+
+register(OpDef("conv2d", Conv2dParams, _conv_shape, Conv2dParams.__doc__ or "", build=_conv_build, layout="image"))
+
+
+class LinearParams(OpParams):
+    """Fully connected layer on the last dimension (as ``torch.nn.Linear``): flat features
+    (``F``), tokens (``N x D``) or a channels-last image (``H x W x C``, after a permute);
+    ``in_features`` is inferred."""
+
+    out: Annotated[Any, Int(ge=1)]
+    bias: Annotated[Any, Bool()] = True
+
+
+def _linear_shape(p: LinearParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    shape = need_rank(shapes, "linear", 1)
+    f = shape[-1]
+    params = {"weight": (p.out, f)}
+    if p.bias:
+        params["bias"] = (p.out,)
+    return Inferred((*shape[:-1], p.out), params=params, macs=p.out * f * math.prod(shape[:-1]))
+
+
+def _linear_build(p: LinearParams, shapes: list[Shape], inplace: bool):
+    import torch.nn as nn
+
+    return nn.Linear(shapes[0][-1], p.out, bias=p.bias)
+
+
+register(OpDef("linear", LinearParams, _linear_shape, LinearParams.__doc__ or "", build=_linear_build, last_dim=True))

@@ -1,0 +1,244 @@
+"""Tensor plumbing: ``flatten``, ``identity``, ``permute``, ``reshape``, ``chunk``,
+``split``, ``channel_shuffle``, and ``param`` (a learnable tensor as a node).
+
+Except for ``param`` and ``channel_shuffle`` they have no module and move no data: *lower*
+writes them into the generated forward (``x.permute(0, 2, 3, 1)``,
+``torch.chunk(x, 2, 1)[0]``), and their outputs are views of their inputs (``alias``).
+Dimensions are counted as torch counts them, the batch being 0.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Annotated, Any
+
+from .._values import Int, IntList, InitValue
+from ._common import need_rank, same_shape, torch_dim
+from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, register
+
+
+class FlattenParams(OpParams):
+    """Flatten dimensions ``start_dim`` to ``end_dim`` (counted as in torch, with the batch
+    as dimension 0), so the default turns C x H x W into C*H*W features."""
+
+    start_dim: Annotated[Any, Int(ge=1)] = 1
+    end_dim: Annotated[Any, Int()] = -1
+
+
+def _flatten_shape(p: FlattenParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    shape = shapes[0]
+    rank = len(shape) + 1
+    start, end = p.start_dim, p.end_dim if p.end_dim >= 0 else rank + p.end_dim
+    if not 1 <= start <= end < rank:
+        raise ShapeError(f"cannot flatten dimensions {p.start_dim}..{p.end_dim} of a {rank}-dimensional batch "
+                         f"({fmt_shape(shape)} per sample)", param="start_dim")
+    s, e = start - 1, end - 1
+    return Inferred((*shape[:s], math.prod(shape[s:e + 1]), *shape[e + 1:]))
+
+
+def _flatten_build(p: FlattenParams, shapes: list[Shape], inplace: bool):
+    import torch.nn as nn
+
+    return nn.Flatten(p.start_dim, p.end_dim)
+
+
+register(OpDef("flatten", FlattenParams, _flatten_shape, FlattenParams.__doc__ or "", build=_flatten_build, alias=True,
+               category="reshape", layout="any"))
+
+
+class IdentityParams(OpParams):
+    """Passes its input through unchanged (a named placeholder)."""
+
+
+def _identity_build(p: IdentityParams, shapes: list[Shape], inplace: bool):
+    import torch.nn as nn
+
+    return nn.Identity()
+
+
+register(OpDef("identity", IdentityParams, same_shape, IdentityParams.__doc__ or "", build=_identity_build, alias=True,
+               category="reshape"))
+
+
+class PermuteParams(OpParams):
+    """Reorder the dimensions, as ``x.permute(dims)``: ``dims`` names every dimension of the
+    batch once, the batch (0) first. ``[0, 2, 3, 1]`` makes a C x H x W image channels-last
+    (H x W x C), ``[0, 3, 1, 2]`` turns it back."""
+
+    dims: Annotated[Any, IntList(ge=0, least=2)]
+
+
+def _permute_shape(p: PermuteParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    shape = shapes[0]
+    full = len(shape) + 1
+    dims = list(p.dims)
+    if sorted(dims) != list(range(full)):
+        raise ShapeError(f"'dims' {dims} is not an order of the {full} dimensions of a batch of {fmt_shape(shape)}",
+                         param="dims", expected=f"each of 0..{full - 1} once, such as {[0, *range(2, full), 1]}")
+    if dims[0] != 0:
+        raise ShapeError(f"'dims' {dims} moves the batch dimension", param="dims", expected="0 first: the batch stays in front")
+    return Inferred(tuple(shape[d - 1] for d in dims[1:]))
+
+
+def _permute_emit(graph, p: PermuteParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
+    return graph.create_node("call_method", "permute", (args[0], *p.dims), name=name)
+
+
+register(OpDef("permute", PermuteParams, _permute_shape, PermuteParams.__doc__ or "", emit=_permute_emit, alias=True,
+               category="reshape", layout="any"))
+
+
+class ReshapeParams(OpParams):
+    """Give each sample a new shape with the same number of elements, as
+    ``x.reshape(batch, *shape)``; one entry may be -1 (inferred)."""
+
+    shape: Annotated[Any, IntList(ge=-1)]
+
+
+def _reshape_shape(p: ReshapeParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    shape = shapes[0]
+    size = math.prod(shape)
+    target = list(p.shape)
+    if target.count(-1) > 1:
+        raise ShapeError(f"'shape' {target} has more than one -1", param="shape", expected="at most one -1 (inferred)")
+    if 0 in target:
+        raise ShapeError(f"'shape' {target} has a 0", param="shape", expected="positive sizes, or one -1")
+    known = math.prod(d for d in target if d != -1)
+    if -1 in target:
+        if size % known:
+            raise ShapeError(f"cannot reshape {fmt_shape(shape)} ({size:,} elements) to {target}: {known:,} does not divide it",
+                             param="shape")
+        target[target.index(-1)] = size // known
+    elif known != size:
+        raise ShapeError(f"cannot reshape {fmt_shape(shape)} ({size:,} elements) to {fmt_shape(target)} ({known:,})",
+                         param="shape", expected=f"a shape of {size:,} elements")
+    return Inferred(tuple(target))
+
+
+def _reshape_emit(graph, p: ReshapeParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
+    batch = graph.create_node("call_method", "size", (args[0], 0), name=name + "_batch")
+    return graph.create_node("call_method", "reshape", (args[0], batch, *p.shape), name=name)
+
+
+register(OpDef("reshape", ReshapeParams, _reshape_shape, ReshapeParams.__doc__ or "", emit=_reshape_emit, alias=True,
+               category="reshape", layout="any"))
+
+
+class ChunkParams(OpParams):
+    """Split ``dim`` (1: channels) into ``chunks`` equal parts (the last smaller, as
+    ``torch.chunk``) and keep ``part`` (from 0): ShuffleNetV2's channel split is two nodes,
+    ``{op: chunk, chunks: 2, part: 0}`` and ``part: 1``."""
+
+    chunks: Annotated[Any, Int(ge=1)]
+    part: Annotated[Any, Int(ge=0)]
+    dim: Annotated[Any, Int()] = 1
+
+
+def _chunk_sizes(size: int, chunks: int) -> list[int]:
+    step = -(-size // chunks)
+    return [min(step, size - start) for start in range(0, size, step)] if size else [0]
+
+
+def _chunk_shape(p: ChunkParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    shape = need_rank(shapes, "chunk", 1)
+    axis = torch_dim(p.dim, len(shape), "chunk")
+    sizes = _chunk_sizes(shape[axis], p.chunks)
+    if p.part >= len(sizes):
+        raise ShapeError(f"chunking {shape[axis]} into {p.chunks} makes {len(sizes)} parts ({sizes}); there is no part {p.part}",
+                         param="part", expected=f"a part from 0 to {len(sizes) - 1}")
+    return Inferred(shape[:axis] + (sizes[p.part],) + shape[axis + 1:])
+
+
+def _chunk_emit(graph, p: ChunkParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
+    import torch
+
+    parts = graph.create_node("call_function", torch.chunk, (args[0], p.chunks, p.dim), name=name + "_parts")
+    return graph.create_node("call_function", operator.getitem, (parts, p.part), name=name)
+
+
+register(OpDef("chunk", ChunkParams, _chunk_shape, ChunkParams.__doc__ or "", emit=_chunk_emit, alias=True,
+               category="reshape"))
+
+
+class SplitParams(OpParams):
+    """Split ``dim`` (1: channels) into parts of the given ``sizes`` (they must add up to
+    the dimension) and keep ``part`` (from 0), as ``torch.split(x, sizes, dim)[part]``."""
+
+    sizes: Annotated[Any, IntList(ge=1)]
+    part: Annotated[Any, Int(ge=0)]
+    dim: Annotated[Any, Int()] = 1
+
+
+def _split_shape(p: SplitParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    shape = need_rank(shapes, "split", 1)
+    axis = torch_dim(p.dim, len(shape), "split")
+    if sum(p.sizes) != shape[axis]:
+        raise ShapeError(f"the sizes {list(p.sizes)} add up to {sum(p.sizes)}, but dimension {p.dim} is {shape[axis]}",
+                         param="sizes", expected=f"sizes adding up to {shape[axis]}")
+    if p.part >= len(p.sizes):
+        raise ShapeError(f"there is no part {p.part} of {len(p.sizes)}", param="part",
+                         expected=f"a part from 0 to {len(p.sizes) - 1}")
+    return Inferred(shape[:axis] + (p.sizes[p.part],) + shape[axis + 1:])
+
+
+def _split_emit(graph, p: SplitParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
+    import torch
+
+    parts = graph.create_node("call_function", torch.split, (args[0], list(p.sizes), p.dim), name=name + "_parts")
+    return graph.create_node("call_function", operator.getitem, (parts, p.part), name=name)
+
+
+register(OpDef("split", SplitParams, _split_shape, SplitParams.__doc__ or "", emit=_split_emit, alias=True,
+               category="reshape"))
+
+
+class ChannelShuffleParams(OpParams):
+    """Interleave the channels of ``groups`` groups (ShuffleNet): channel ``g * n + i``
+    moves to ``i * groups + g``, as ``torch.nn.ChannelShuffle``."""
+
+    groups: Annotated[Any, Int(ge=1)]
+
+
+def _shuffle_shape(p: ChannelShuffleParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    shape = need_rank(shapes, "channel_shuffle", 2)
+    if shape[0] % p.groups:
+        raise ShapeError(f"groups={p.groups} does not divide the {shape[0]} channels", param="groups",
+                         expected=f"a divisor of {shape[0]}")
+    return Inferred(shape)
+
+
+def _shuffle_emit(graph, p: ChannelShuffleParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
+    import torch
+
+    return graph.create_node("call_function", torch.channel_shuffle, (args[0], p.groups), name=name)
+
+
+register(OpDef("channel_shuffle", ChannelShuffleParams, _shuffle_shape, ChannelShuffleParams.__doc__ or "",
+               emit=_shuffle_emit, category="reshape"))
+
+
+class ParamParams(OpParams):
+    """A learnable tensor of ``shape`` (no batch dimension), started by ``init`` (a number,
+    or an initialiser such as ``{fn: trunc_normal, std: 0.02}``; default 0). It reads no
+    input; ``mul`` and ``add`` broadcast it over the batch (ConvNeXt's layer scale,
+    ``shape: [C, 1, 1]``). Its ``state_dict`` key is the node's path itself, held by the
+    enclosing block (``features.1.0.layer_scale``), as a ``torch.nn.Parameter`` attribute."""
+
+    shape: Annotated[Any, IntList(ge=1)]
+    init: Annotated[Any, InitValue()] = 0.0
+
+
+def _param_shape(p: ParamParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    shape = tuple(p.shape)
+    return Inferred(shape, params={"": shape})
+
+
+def _param_build(p: ParamParams, shapes: list[Shape], inplace: bool):
+    import torch
+
+    return torch.nn.Parameter(torch.empty(tuple(p.shape)))
+
+
+register(OpDef("param", ParamParams, _param_shape, ParamParams.__doc__ or "", build=_param_build, arity=(0, 0),
+               category="param", tensor=True, layout="any"))
