@@ -620,8 +620,10 @@ def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) 
 def merge(base: dict, base_locs: Locations, child: dict, child_locs: Locations) -> tuple[dict, Locations]:
     """Merge a variant over its base, keeping each value's source position.
 
-    The rules, applied recursively: mappings merge key by key (the base's order first, new
-    keys after); lists and scalars replace; a ``null`` value removes the key from the base
+    The rules, applied recursively: mappings merge key by key, in the base's order, a key
+    the variant adds standing where the variant writes it among the base's keys (before
+    the next base key it names, or after the last; at the end otherwise); lists and
+    scalars replace; a ``null`` value removes the key from the base
     (naming a key the base does not have is an error: it is a typo); a node that changes
     its kind (``op``, ``use``, ``seq``, ...) or names another op or block replaces the base
     node whole instead of merging into it.
@@ -680,13 +682,37 @@ def _merge(base: Any, child: Any, path: PathT, out: Locations, child_locs: Locat
         own = child_locs.own_value(path)
         if own is not None:
             out.set_value(path, own)
-        return result
+        return _ordered(result, base, child)
     key_loc = out.own_key(path)
     out.drop_subtree(path)
     out.copy_subtree(child_locs, path)
     if key_loc is not None and out.own_key(path) is None:
         out.set_key(path, key_loc)
     return child
+
+
+def _ordered(result: dict, base: dict, child: dict) -> dict:
+    """``result`` with each key the variant adds placed where the variant writes it: right
+    before the next key of the base that the variant names after it, or else right after
+    the last one it names before it (at the end if it names none). Order matters in a
+    body: a squeeze-and-excitation inserted between a block's ``bn3`` and its ``sum`` is
+    written as ``se: {...}`` followed by ``sum: {...}`` in the variant."""
+    added = [k for k in child if k not in base and k in result]
+    if not added:
+        return result
+    order = [k for k in base if k in result]
+    written = list(child)
+    for key in added:
+        at = written.index(key)
+        after = next((k for k in written[at + 1:] if k in base and k in order), None)
+        before = next((k for k in reversed(written[:at]) if k in order), None)
+        if after is not None:
+            order.insert(order.index(after), key)
+        elif before is not None:
+            order.insert(order.index(before) + 1, key)
+        else:
+            order.append(key)
+    return {k: result[k] for k in order}
 
 
 def _replaces(base: dict, child: dict) -> bool:

@@ -214,7 +214,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     folder = Path(args.dir) if args.dir else bundled_specs()
     if folder is None or not folder.is_dir():
         raise UsageError(f"no such folder: {args.dir}" if args.dir else "no bundled specs folder here; give a folder: archspec list DIR")
-    paths = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+    # family folders too (specs/resnet/resnet50.yaml), shown relative to the folder
+    paths = sorted((p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml")),
+                   key=lambda p: (len(p.relative_to(folder).parts) > 1, str(p.relative_to(folder))))
     if not paths:
         print(f"no specs (*.yaml) in {folder}")
         return 0
@@ -227,10 +229,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             failed += 1
             first = e.errors[0] if hasattr(e, "errors") else e
             text = f"invalid: {first.headline().split(': error: ', 1)[-1]}"
-            rows.append((path.name, text if len(text) <= 60 else text[:59] + "…", "", "", ""))
+            rows.append((str(path.relative_to(folder)), text if len(text) <= 60 else text[:59] + "…", "", "", ""))
             continue
         t = totals(graph)
-        rows.append((path.name, graph.description or graph.name, f"{t.params:,}", format_count(t.macs).strip(),
+        rows.append((str(path.relative_to(folder)), graph.description or graph.name, f"{t.params:,}", format_count(t.macs).strip(),
                      fmt_shape(graph.input_shape)))
     header = ("spec", "description", "parameters", "MACs", "input")
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(5)]

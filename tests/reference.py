@@ -72,3 +72,72 @@ def deterministic_input(size: int):
 
 def relative_error(got, ref) -> float:
     return float((got - ref).abs().max() / ref.abs().max())
+
+
+ZOO_FIXTURES = FIXTURES / "zoo"
+
+
+def zoo_specs() -> dict[str, Path]:
+    """Fixture name -> spec, for every spec in a family folder of specs/ with a fixture of
+    its name in tests/fixtures/zoo (copied from shared/reference/zoo)."""
+    return {p.stem: p for p in sorted(SPECS.glob("*/*.yaml")) if (ZOO_FIXTURES / f"{p.stem}.json").exists()}
+
+
+def zoo_fixture(name: str) -> dict:
+    return json.loads((ZOO_FIXTURES / f"{name}.json").read_text())
+
+
+def materialize(model, dtype=None, threads: int = 1):
+    """Give a module built on the meta device the fixture recipe's weights, allocating each
+    tensor once (no default initialisation first): float64 unless ``dtype`` says otherwise.
+    Each tensor has its own generator, so ``threads`` can draw them side by side."""
+    import torch
+    from concurrent.futures import ThreadPoolExecutor
+
+    template = model.state_dict()
+
+    def one(item):
+        key, tensor = item
+        if not tensor.is_floating_point():  # integer buffers (num_batches_tracked) stay zero
+            return key, torch.zeros(tuple(tensor.shape), dtype=tensor.dtype)
+        value = _recipe(key, tuple(tensor.shape))
+        return key, value if dtype is None else value.to(dtype)
+
+    with ThreadPoolExecutor(threads) as pool:
+        state = dict(pool.map(one, template.items()))
+    model.load_state_dict(state, strict=True, assign=True)
+    return model
+
+
+def _recipe(key: str, shape: tuple):
+    import torch
+
+    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+    r = torch.randn(shape, generator=g, dtype=torch.float64)
+    if key.endswith("running_var"):
+        return r.abs_().mul_(0.1).add_(1)
+    if key.endswith("running_mean"):
+        return r.mul_(0.1)
+    if len(shape) <= 1 and key.endswith("weight"):
+        return r.mul_(0.05).add_(1)
+    if len(shape) <= 1:
+        return r.mul_(0.05)
+    return r.mul_(math.sqrt(2 / math.prod(shape[1:])))
+
+
+def torchvision_models():
+    """torchvision's model code, where shared/tools/install-reference-models.sh installed it
+    (its compiled ops need not load: the shim of shared/tools/reference-shim, applied here),
+    or ``None`` with a skip reason for tests that compare against it."""
+    import importlib
+    import sys
+    import types
+
+    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+    try:
+        return importlib.import_module("torchvision.models")
+    except Exception:  # not installed, or it cannot import beside this torch
+        return None
+
+
+NO_TORCHVISION = "torchvision's model code is not installed (../shared/tools/install-reference-models.sh)"

@@ -125,7 +125,8 @@ def test_list_bundled_specs(capsys):
     status, out, _ = run(capsys, "list")
     assert status == 0
     rows = {line.split()[0]: line for line in out.splitlines()[2:]}
-    assert sorted(rows) == sorted(p.name for p in SPECS.glob("*.yaml"))
+    assert sorted(rows) == sorted(str(p.relative_to(SPECS)) for p in SPECS.rglob("*.yaml"))
+    assert "resnet/resnet50.yaml" in rows and "25,557,032" in rows["resnet/resnet50.yaml"]
     assert "13,004,888" in rows["googlenet.yaml"] and "1.498 G" in rows["googlenet.yaml"]
     assert "GoogLeNet / Inception v1" in rows["googlenet.yaml"]
 
