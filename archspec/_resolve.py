@@ -698,16 +698,18 @@ class Resolver:
             when: bool | Deferred, loc: Loc | None, scope: _Scope, entry_model: Any = None) -> None:
         blocks = self.spec.blocks
         name = model.use
+        source = ""
         if is_expression(name):  # a block chosen by the parameters: use: "${'bottleneck' if deep else 'basic'}"
+            source = f", from '{name}'"
             name = self.value(name, env, raw + ("use",), path, structural=True)
             if not isinstance(name, str):
-                raise SpecSchemaError(f"'use' is {shown(name)}", self.loc(raw + ("use",)), node=path,
+                raise SpecSchemaError(f"'use' is {shown(name)}{source}", self.loc(raw + ("use",)), node=path,
                                       expected="the name of a block (a string)", notes=site_notes(scope.sites))
         if name not in blocks:
             hint = did_you_mean(name, blocks)
             if name in ops.REGISTRY:
                 hint = f"'{name}' is an op: write 'op: {name}'"
-            raise SpecReferenceError(f"unknown block '{name}'", self.loc(raw + ("use",)), node=path,
+            raise SpecReferenceError(f"unknown block '{name}'{source}", self.loc(raw + ("use",)), node=path,
                                      expected="one of: " + name_list(sorted(blocks)) if blocks else "a block defined under 'blocks:'",
                                      hint=hint, notes=site_notes(scope.sites))
         stack = [s.block for s in scope.sites]
@@ -916,10 +918,11 @@ def resolve(doc: Document, spec: Any, overrides: Mapping[str, Any] | None = None
                                  "(Limits.max_int)", None)
     params = apply_overrides(doc, spec, overrides or {})
     if input_shape is not None and not (
-            isinstance(input_shape, (tuple, list)) and len(input_shape) in (1, 3)
+            isinstance(input_shape, (tuple, list)) and 1 <= len(input_shape) <= 4
             and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= limits.max_int for d in input_shape)):
         raise SpecSchemaError(f"input_shape is {shown(list(input_shape) if isinstance(input_shape, tuple) else input_shape)}",
-                              None, expected=f"(channels, height, width) or (features,) of positive integers up to {limits.max_int:.0e}")
+                              None, expected=f"1 to 4 positive integers up to {limits.max_int:.0e}: (channels, height, width), "
+                                       "(tokens, features) or (features,)")
     shape = tuple(input_shape) if input_shape is not None else tuple(spec.input)
     resolver = Resolver(doc, spec, params, shape, limits)
     resolver.taps = outputs

@@ -129,11 +129,11 @@ class _Version(_Literal):
 
 
 class _InputShape(Text):
-    expected = "a shape [channels, height, width] (or [features]) of positive integers"
-    json = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 3}
+    expected = "a shape of 1 to 4 positive integers: [channels, height, width], [tokens, features] or [features]"
+    json = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 4}
 
     def check(self, value: Any) -> Any:
-        if (isinstance(value, list) and len(value) in (1, 3)
+        if (isinstance(value, list) and 1 <= len(value) <= 4
                 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
             return tuple(value)
         raise self.fail(value)
@@ -481,7 +481,8 @@ def _build_models() -> type[BaseModel]:
         name: Annotated[Any, Text(_spec_name)] = Field(description="the network's name: letters, digits, '_', '-', '.'")
         description: Annotated[Any, Text()] = Field(None, description="one line: what the network is")
         extends: Annotated[Any, Text()] = Field(None, description="a base spec this one is merged over (a path relative to this file)")
-        input: Annotated[Any, _InputShape()] = Field(description="the input shape per sample: [channels, height, width]")
+        input: Annotated[Any, _InputShape()] = Field(description="the input shape per sample: [channels, height, width] (or "
+                                                                  "[tokens, features], [features])")
         params: dict[str, Annotated[Any, _Plain()]] = Field(default_factory=dict, description="the spec's parameters and their defaults")
         blocks: dict[str, Block] = Field(default_factory=dict, description="parameterised templates, used by `use:`")
         graph: dict[str, Node] = Field(description="the network's nodes, in order")

@@ -62,7 +62,7 @@ def _input_shape(text: str | None) -> tuple[int, ...] | None:
         dims = tuple(int(d) for d in text.replace("x", ",").split(","))
     except ValueError:
         raise UsageError(f"--input needs C,H,W (positive integers), found '{text}'") from None
-    if len(dims) not in (1, 3) or any(d <= 0 for d in dims):
+    if not 1 <= len(dims) <= 4 or any(d <= 0 for d in dims):
         raise UsageError(f"--input needs C,H,W (positive integers), found '{text}'")
     return dims
 

@@ -58,3 +58,104 @@ def test_pool_shapes_agree_with_torch(op):
         else:
             module = lambda: torch.nn.AvgPool2d(k, s, p, ceil_mode=ceil)  # noqa: E731
         assert ours(op, params, (2, h, w)) == theirs(module, (2, h, w)), (params, h, w)
+
+
+def ours_many(op: str, params: dict, shapes: list[tuple]):
+    try:
+        concrete = ops.get(op).params.model_validate(params, context={"concrete": True})
+        return ops.get(op).infer(concrete, list(shapes), [f"x{i}" for i in range(len(shapes))]).shape
+    except (ops.ShapeError, ValidationError):
+        return None
+
+
+def theirs_fn(fn, shapes: list[tuple]):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return tuple(fn(*[torch.randn(1, *s) for s in shapes]).shape[1:])
+    except (RuntimeError, ValueError, IndexError):
+        return None
+
+
+@pytest.mark.parametrize("op,fn", [("add", lambda a, b: a + b), ("mul", lambda a, b: a * b)])
+def test_broadcasting_joins_agree_with_torch(op, fn):
+    rng = random.Random(op)
+    for _ in range(400):
+        shapes = [tuple(rng.choice([1, 2, 3]) for _ in range(rng.randint(1, 3))) for _ in range(2)]
+        assert ours_many(op, {}, shapes) == theirs_fn(fn, shapes), shapes
+
+
+def test_tensor_plumbing_agrees_with_torch():
+    rng = random.Random(5)
+    for _ in range(300):
+        shape = tuple(rng.randint(1, 6) for _ in range(rng.randint(1, 3)))
+        rank = len(shape) + 1
+        dims = list(range(rank))
+        rng.shuffle(dims)
+        if rng.random() < 0.7:
+            dims.remove(0)
+            dims.insert(0, 0)  # the batch first, mostly (moving it is refused)
+        expected = theirs_fn(lambda x: x.permute(*dims), [shape]) if dims[0] == 0 else None
+        assert ours_many("permute", {"dims": dims}, [shape]) == expected, (shape, dims)
+        target = [rng.choice([-1, 1, 2, 3, 4, 6, 12]) for _ in range(rng.randint(1, 3))]
+        expected = theirs_fn(lambda x: x.reshape(x.shape[0], *target), [shape]) if target.count(-1) <= 1 else None
+        assert ours_many("reshape", {"shape": target}, [shape]) == expected, (shape, target)
+        chunks, part, dim = rng.randint(1, 5), rng.randint(0, 4), rng.randint(1, rank - 1)
+        assert ours_many("chunk", {"chunks": chunks, "part": part, "dim": dim}, [shape]) == \
+            theirs_fn(lambda x: torch.chunk(x, chunks, dim)[part], [shape]), (shape, chunks, part, dim)
+        sizes = [rng.randint(1, 3) for _ in range(rng.randint(1, 3))]
+        if sum(sizes) == shape[dim - 1]:
+            assert ours_many("split", {"sizes": sizes, "part": 0, "dim": dim}, [shape]) == \
+                theirs_fn(lambda x: torch.split(x, sizes, dim)[0], [shape])
+        else:
+            assert ours_many("split", {"sizes": sizes, "part": 0, "dim": dim}, [shape]) is None
+        mean_dims = sorted(rng.sample(range(1, rank), rng.randint(1, rank - 1)))
+        keep = rng.random() < 0.5
+        assert ours_many("mean", {"dims": mean_dims, "keepdim": keep}, [shape]) == \
+            theirs_fn(lambda x: x.mean(mean_dims, keepdim=keep), [shape]), (shape, mean_dims)
+        out = rng.randint(1, 5)
+        assert ours_many("linear", {"out": out}, [shape]) == theirs_fn(torch.nn.Linear(shape[-1], out), [shape])
+        groups = rng.randint(1, 4)
+        expected = theirs_fn(lambda x: torch.channel_shuffle(x, groups), [shape]) if len(shape) >= 2 else None
+        assert ours_many("channel_shuffle", {"groups": groups}, [shape]) == expected, (shape, groups)
+
+
+@pytest.mark.parametrize("op,module", [
+    ("layernorm", lambda s: torch.nn.LayerNorm(s[-1])), ("groupnorm", lambda s: torch.nn.GroupNorm(1, s[0])),
+    ("batchnorm1d", lambda s: torch.nn.BatchNorm1d(s[0]).eval()), ("softmax", lambda s: torch.nn.Softmax(-1)),
+])
+def test_normalisations_keep_the_shape_torch_keeps(op, module):
+    params = {"groups": 1} if op == "groupnorm" else {}
+    for shape in [(4,), (4, 5), (4, 5, 6)]:
+        expected = theirs(lambda: module(shape), shape) if not (op == "batchnorm1d" and len(shape) == 3) else None
+        assert ours_many(op, params, [shape]) == expected, (op, shape)
+
+
+def test_every_op_builds_a_module_that_makes_the_inferred_shape(write_spec):
+    # every registered op, on an input it takes: what the compiled network computes has
+    # exactly the shape the op's rule inferred
+    from archspec import compile_spec, load_spec
+
+    image, tokens = [4, 6, 6], [6, 8]
+    settings = {
+        "conv2d": (image, "{op: conv2d, out: 5, kernel: 3}"), "linear": (tokens, "{op: linear, out: 5}"),
+        "lrn": (image, "{op: lrn, size: 3}"), "maxpool2d": (image, "{op: maxpool2d, kernel: 2}"),
+        "avgpool2d": (image, "{op: avgpool2d, kernel: 2}"), "mean": (image, "{op: mean, dims: [2, 3]}"),
+        "groupnorm": (image, "{op: groupnorm, groups: 2}"), "layernorm": (tokens, "{op: layernorm}"),
+        "batchnorm1d": (tokens, "{op: batchnorm1d}"), "permute": (image, "{op: permute, dims: [0, 2, 3, 1]}"),
+        "reshape": (image, "{op: reshape, shape: [4, -1]}"), "chunk": (image, "{op: chunk, chunks: 2, part: 1}"),
+        "split": (image, "{op: split, sizes: [1, 3], part: 1}"), "channel_shuffle": (image, "{op: channel_shuffle, groups: 2}"),
+        "stochastic_depth": (image, "{op: stochastic_depth, p: 0.5}"), "concat": (image, "{op: concat, from: [input, input]}"),
+        "add": (image, "{op: add, from: [input, p]}"), "mul": (image, "{op: mul, from: [p, input]}"),
+        "param": (image, "{op: mul, from: [p, input]}"),
+    }
+    for name in ops.names():
+        shape, node = settings.get(name, (image, f"{{op: {name}}}"))
+        path = write_spec(f"archspec: 1\nname: t\ninput: {shape}\ngraph:\n  p: {{op: param, shape: [4, 1, 1]}}\n"
+                          f"  n: {node}\n")
+        text = path.read_text()
+        if "from: [" not in node or "p" not in node:
+            path.write_text(text.replace("  p: {op: param, shape: [4, 1, 1]}\n", ""))
+        model = compile_spec(path).eval()
+        out = model(torch.randn(2, *shape))
+        assert tuple(out.shape[1:]) == load_spec(path).nodes["n"].shape, name

@@ -73,3 +73,22 @@ def test_tutorial_command(index, capsys, monkeypatch, request, tmp_path):
         README.write_text(text)
         return
     assert out == block["out"]
+
+
+def test_the_table_of_bundled_specs_is_true():
+    """Every spec under specs/ has a row in the README's table, with the parameters and
+    GMACs a static load computes and its input size."""
+    from archspec import load_spec
+    from archspec._summary import totals
+
+    rows = {}
+    for line in README.read_text().splitlines():
+        m = re.match(r"\| `(specs/[^`]+\.yaml)` \| [^|]+ \| ([\d,]+) \| ([\d.]+) \| (\d+) \|$", line)
+        if m:
+            rows[m[1]] = (m[2], m[3], m[4])
+    specs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").rglob("*.yaml"))
+    assert sorted(rows) == specs
+    for spec, (params, gmacs, size) in rows.items():
+        graph = load_spec(ROOT / spec)
+        t = totals(graph)
+        assert (params, gmacs, size) == (f"{t.params:,}", f"{t.macs / 1e9:.3f}", str(graph.input_shape[1])), spec

@@ -168,7 +168,7 @@ def test_an_output_of_a_node_switched_off_by_shape_is_left_out(write_spec):
     assert [o.name for o in g.outputs] == ["main"]
 
 
-@pytest.mark.parametrize("shape", [(0, 8, 8), (-3, 8, 8), (3.0, 8, 8), ("3", 8, 8), (3, 8)])
+@pytest.mark.parametrize("shape", [(0, 8, 8), (-3, 8, 8), (3.0, 8, 8), ("3", 8, 8), (3, 8, 8, 8, 8), ()])
 def test_input_shape_is_validated(shape):
     with pytest.raises(SpecSchemaError, match="input_shape is"):
         load_spec(SPECS / "alexnet.yaml", input_shape=shape)

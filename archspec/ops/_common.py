@@ -40,8 +40,9 @@ def torch_dim(dim: int, rank: int, op: str, param: str = "dim") -> int:
     full = rank + 1
     d = dim + full if dim < 0 else dim
     if not 0 <= d < full:
+        expected = "dimension 1 (or -1)" if rank == 1 else f"a dimension from 1 to {rank} (or -{rank} to -1)"
         raise ShapeError(f"{op}: dimension {dim} does not exist in a {full}-dimensional batch ({rank} per sample)",
-                         param=param, expected=f"a dimension from 1 to {rank} (or -{rank} to -1)")
+                         param=param, expected=expected)
     if d == 0:
         raise ShapeError(f"{op} cannot act on dimension {dim}, the batch", param=param,
                          expected=f"a dimension from 1 to {rank} (the batch is 0)")
