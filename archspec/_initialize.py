@@ -57,14 +57,8 @@ def init_tensor(tensor: torch.Tensor, spec: Any) -> None:
 
 
 def apply_init(model: nn.Module, graph: Graph) -> None:
-    """Apply each ``param`` node's own ``init``, then ``graph.init`` to the modules of
-    ``model`` (built from ``graph``)."""
-    from . import ops
-
-    for p in graph.order:
-        node = graph.nodes[p]
-        if ops.REGISTRY[node.op].tensor:
-            init_tensor(model.get_parameter(p), node.concrete.init)
+    """Apply ``graph.init`` to the modules of ``model`` (built from ``graph``). A ``param``
+    node is started by its own ``init`` when it is built, not here."""
     targets = [(p, graph.nodes[p]) for p in graph.order if not graph.nodes[p].implicit]
     for rule in graph.init:
         matched = 0

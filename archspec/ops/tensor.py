@@ -237,7 +237,11 @@ def _param_shape(p: ParamParams, shapes: list[Shape], names: list[str]) -> Infer
 def _param_build(p: ParamParams, shapes: list[Shape], inplace: bool):
     import torch
 
-    return torch.nn.Parameter(torch.empty(tuple(p.shape)))
+    from .._initialize import init_tensor
+
+    tensor = torch.empty(tuple(p.shape))
+    init_tensor(tensor, p.init)  # its own start, as a module's constructor fills its weights
+    return torch.nn.Parameter(tensor)
 
 
 register(OpDef("param", ParamParams, _param_shape, ParamParams.__doc__ or "", build=_param_build, arity=(0, 0),
