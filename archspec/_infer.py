@@ -317,12 +317,19 @@ class Inference:
                     f"({rank}); it would broadcast against the batch", node.loc, node=node.display,
                     expected=f"a shape of at most {rank} dimensions, per sample (the batch is added by broadcasting)",
                     notes=notes + site_notes(node.sites))
+        if op.broadcast:
+            ranks = {len(self.shape_of(s)) for s in node.sources if self.batched(s)}
+            if len(ranks) > 1:
+                listing = ", ".join(f"{self.label(s)} is {fmt_shape(self.shape_of(s))}" for s in node.sources if self.batched(s))
+                raise SpecShapeError(
+                    f"cannot {node.op} inputs with different numbers of dimensions: {listing}", node.loc, node=node.display,
+                    expected="inputs of the same rank (torch aligns them from the last dimension, batch included)",
+                    hint="keep the dimensions with keepdim: true (mean) or reshape, so each input has the same rank",
+                    notes=site_notes(node.sites))
         if op.last_dim and node.sources and self.is_image(node.sources[0]) and len(node.in_shapes[0]) == 3:
             shape = node.in_shapes[0]
-            alternative = ("flatten it first ({op: flatten}, usually after a global pooling), or for a channels-last "
-                           "layer permute it ({op: permute, dims: [0, 2, 3, 1]})")
-            if node.op == "layernorm":
-                alternative = "normalise an image's channels with layernorm2d, or permute it to channels-last first"
+            alternative = op.image_hint or ("flatten it first ({op: flatten}, usually after a global pooling), or for a "
+                                            "channels-last layer permute it ({op: permute, dims: [0, 2, 3, 1]})")
             raise SpecShapeError(
                 f"{node.op} acts on the last dimension, but its input is an image {fmt_shape(shape)} (channels x height x "
                 f"width), whose last dimension is its width", node.loc, node=node.display,
@@ -397,6 +404,12 @@ class Inference:
                                              None)
                 continue  # its node was left out: so is the output
             output.node = self.live(output.ref)
+            if output.node != INPUT and not g.nodes[output.node].batched:
+                node = g.nodes[output.node]
+                raise SpecShapeError(
+                    f"the network returns the learnable tensor '{node.display}' (output '{output.name}'), which has no "
+                    "batch dimension", node.loc, node=node.display, expected="outputs computed from the network input",
+                    hint="combine it with what the input computes (add, mul) before it is returned")
             kept.append(output)
         if not any(not o.training_only for o in kept):
             raise SpecReferenceError("every output that eval mode returns is switched off ('when' is false)",

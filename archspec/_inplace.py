@@ -4,7 +4,8 @@ The in-place activations (``relu``, ``relu6``, ``silu``, ... with ``inplace: aut
 ``add`` may reuse an input's memory. They may only where nothing else reads that tensor:
 no other node, no network output, not the same node twice, and not through a view
 (identity, flatten, permute, chunk, dropout and a join of one input return their input
-itself or a view of it); never the network input (the caller's tensor) nor a learnable
+itself or a view of it); never a part of a ``chunk`` or ``split`` (autograd forbids it);
+never the network input (the caller's tensor) nor a learnable
 tensor (a ``param`` node); never a tensor whose producer's backward needs it (``relu``,
 ``sigmoid``, ``lrn``, ...); and an ``add`` only into an input that already has the sum's
 shape (broadcasting makes the others smaller). ``inplace: true`` where that does not hold
@@ -49,6 +50,8 @@ def _overwritable(graph: Graph, source: str, readers: dict[str, list[str]], read
         op = ops.REGISTRY[node.op]
         if op.tensor:
             return f"'{node.display}' is a learnable tensor"
+        if op.multi_view:
+            return f"'{node.display}' is one of the views {node.op} makes together, which autograd does not let be overwritten"
         if op.alias or (op.category == "join" and len(node.sources) == 1):  # a join of one input is that input
             current, previous = node.sources[0], current
             continue

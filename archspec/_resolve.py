@@ -357,7 +357,13 @@ class Resolver:
             node_name = None
             if name is not None:
                 node_name = self.node_name(name, sub_env, raw, label)
-            if common is not None and common.inline:
+            inline = common.inline if common is not None else False
+            if is_expression(inline):
+                inline = self.value(inline, sub_env, raw + ("inline",), label, structural=True)
+                if not isinstance(inline, bool):
+                    raise SpecSchemaError(f"'inline' is {shown(inline)}", self.loc(raw + ("inline",)), node=label,
+                                          expected="true or false")
+            if inline:
                 if not hasattr(model, "seq"):
                     raise SpecSchemaError("'inline: true' is only for a seq node", self.loc(raw + ("inline",)), node=label,
                                           expected="a node with 'seq:' whose children join the enclosing body")

@@ -806,6 +806,11 @@ def _one_error(err: dict, path: tuple, raw: Any, doc: Document, op: str | None =
                 message = f"'{key}': " + message
                 if key == "repeat" and not hint and isinstance(raw, (int, float)) and raw <= 0:
                     hint = "to leave a node out, use 'when: false'"
+            if not hint and (is_expression(raw) or isinstance(raw, list) and any(is_expression(v) for v in raw)):
+                hint = (f"'{key}' cannot be an expression: it is read as it is written, before any parameter is known"
+                        if isinstance(key, str) else "this value cannot be an expression: it is read as it is written")
+                if path == ("input",):
+                    hint += "; give another input with --input C,H,W or compile_spec(..., input_shape=...)"
         elif etype == "archspec_unknown_op":
             message = f"unknown op '{ctx['op']}'"
             expected = ctx["known"]

@@ -151,6 +151,18 @@ def op_nodes():
         st.fixed_dictionaries({"op": st.just("lrn"), "size": st.integers(1, 5)}),
         st.fixed_dictionaries({"op": st.sampled_from(["dropout", "identity", "flatten"])}),
         st.fixed_dictionaries({"op": st.just("linear"), "out": st.integers(1, 6)}),
+        # the ops the zoo brought: in-place activations, broadcasting gates, channel plumbing
+        st.fixed_dictionaries({"op": st.sampled_from(["relu6", "hardswish", "hardsigmoid", "silu", "leaky_relu", "elu", "mish"])},
+                              optional={"inplace": st.sampled_from([True, False, "auto"])}),
+        st.fixed_dictionaries({"op": st.sampled_from(["sigmoid", "tanh", "gelu", "softplus", "layernorm2d"])}),
+        st.fixed_dictionaries({"op": st.just("stochastic_depth"), "p": st.floats(0, 1)}),
+        st.fixed_dictionaries({"op": st.just("groupnorm"), "groups": st.integers(1, 3)}),
+        st.fixed_dictionaries({"op": st.just("channel_shuffle"), "groups": st.integers(1, 3)}),
+        st.fixed_dictionaries({"op": st.just("chunk"), "chunks": st.integers(1, 3), "part": st.integers(0, 2)}),
+        st.fixed_dictionaries({"op": st.just("mean"), "dims": st.sampled_from([[2, 3], [1], [-1]])},
+                              optional={"keepdim": st.booleans()}),
+        st.fixed_dictionaries({"op": st.just("permute"), "dims": st.sampled_from([[0, 2, 3, 1], [0, 3, 1, 2], [0, 1, 3, 2]])}),
+        st.fixed_dictionaries({"op": st.just("param"), "shape": st.lists(st.integers(1, 4), min_size=1, max_size=3)}),
     )
 
 
@@ -164,6 +176,7 @@ def nodes(depth: int = 0):
         leaf, leaf,
         st.fixed_dictionaries({"concat": branches}),
         st.fixed_dictionaries({"add": branches}),
+        st.fixed_dictionaries({"seq": st.fixed_dictionaries({"g": inner, "m": st.just({"op": "mul", "from": ["g", "input"]})})}),
         st.fixed_dictionaries({"seq": st.lists(inner, min_size=1, max_size=3)}),
         st.fixed_dictionaries({"dense": st.lists(inner, min_size=1, max_size=3)}),
     )

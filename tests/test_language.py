@@ -186,3 +186,14 @@ def test_se_resnet50_is_resnet50_plus_squeeze_and_excitation():
     assert totals(se).params == 28_088_024
     assets = (SPECS / "resnet" / "se_resnet50.yaml").read_text().splitlines()
     assert len(assets) < 30
+
+
+def test_a_part_of_a_chunk_is_never_overwritten_in_place(write_spec):
+    # torch.chunk returns views that autograd forbids writing into (found by the fuzz test)
+    body = "graph:\n  conv: {op: conv2d, out: 8, kernel: 1}\n  half: {op: chunk, chunks: 2, part: 1}\n  act: {op: relu}\n"
+    g = graph(write_spec, body.replace("half", "part1"))
+    assert g.inplace["act"] is None
+    model = build(write_spec, body.replace("half", "part1")).train()
+    model(torch.randn(2, 8, 6, 6)).sum().backward()
+    with pytest.raises(SpecError, match="one of the views chunk makes together"):
+        graph(write_spec, body.replace("half", "part1").replace("{op: relu}", "{op: relu, inplace: true}"))

@@ -104,11 +104,14 @@ class OpDef:
     - ``inplace``: the op can overwrite its (first) input; *infer* decides where it may;
     - ``saves_output``: autograd keeps the op's output for its backward, so nothing may
       overwrite it in place;
+    - ``multi_view``: the output is one of several views torch returns together (chunk,
+      split), which autograd forbids writing into in place;
     - ``layout``: what the output is, for the checks of ops that act on the last
       dimension: ``"image"`` (a C x H x W image), ``"any"`` (a layout the op chose, such as
       a permute's), ``"same"`` (as its first input);
     - ``last_dim``: the op acts on the last dimension (linear, layernorm), which on a
-      C x H x W image is its width: such an input is refused with a hint;
+      C x H x W image is its width: such an input is refused, with ``image_hint`` (or a
+      hint to flatten or permute it);
     - ``broadcast``: the op combines its inputs element-wise with broadcasting, so it
       may read learnable tensors (``param`` nodes), which have no batch dimension;
     - ``tensor``: the op *is* a learnable tensor: ``build`` returns an ``nn.Parameter``
@@ -130,9 +133,11 @@ class OpDef:
     alias: bool = False
     inplace: bool = False
     saves_output: bool = False
+    multi_view: bool = False
     category: str = "layer"
     layout: str = "same"
     last_dim: bool = False
+    image_hint: str | None = None
     broadcast: bool = False
     tensor: bool = False
 

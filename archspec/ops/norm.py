@@ -92,7 +92,7 @@ def _ln_build(p: LayerNormParams, shapes: list[Shape], inplace: bool):
 
 
 register(OpDef("layernorm", LayerNormParams, _ln_shape, LayerNormParams.__doc__ or "", build=_ln_build, category="norm",
-               last_dim=True))
+               last_dim=True, image_hint="normalise an image's channels with layernorm2d, or permute it to channels-last first"))
 
 
 class LayerNorm2dParams(LayerNormParams):

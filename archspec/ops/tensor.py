@@ -158,7 +158,7 @@ def _chunk_emit(graph, p: ChunkParams, args: list, name: str, inplace: bool, sha
 
 
 register(OpDef("chunk", ChunkParams, _chunk_shape, ChunkParams.__doc__ or "", emit=_chunk_emit, alias=True,
-               category="reshape"))
+               multi_view=True, category="reshape"))
 
 
 class SplitParams(OpParams):
@@ -190,7 +190,7 @@ def _split_emit(graph, p: SplitParams, args: list, name: str, inplace: bool, sha
 
 
 register(OpDef("split", SplitParams, _split_shape, SplitParams.__doc__ or "", emit=_split_emit, alias=True,
-               category="reshape"))
+               multi_view=True, category="reshape"))
 
 
 class ChannelShuffleParams(OpParams):
