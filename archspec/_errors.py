@@ -78,6 +78,8 @@ class SpecError(Exception):
     """
 
     kind = "error"
+    #: whether a message shows the source line at ``loc`` (not for a file that is no spec at all)
+    quote = True
 
     def __init__(
         self,

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ._errors import WeightsError
+from ._files import FileProblem, open_regular
 
 __all__ = ["LoadReport", "WeightsError", "load_weights", "read_checkpoint"]
 
@@ -83,25 +84,29 @@ class LoadReport:
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """The ``state_dict`` in a checkpoint file (see the module docstring for the layouts)."""
+    """The ``state_dict`` in a checkpoint file (see the module docstring for the layouts).
+
+    Only a regular file is read (:func:`archspec._files.open_regular`: a FIFO or a device
+    is refused, never waited on), with ``torch.load(weights_only=True)``."""
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"no weights file at '{path}'") from None
-    except IsADirectoryError:
-        raise WeightsError(f"'{path}' is a folder, not a weights file") from None
-    except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
-        text = str(e).strip()
-        if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in text:
-            # torch's own text advises weights_only=False, which would let the file run code
-            raise WeightsError(
-                f"cannot read '{path}' safely: it holds Python objects besides tensors (a pickled module or class), "
-                "and archspec reads checkpoints with torch.load(weights_only=True) so that a file cannot run code; "
-                "save the weights alone with torch.save(model.state_dict(), path)"
-            ) from None
-        first = text.splitlines()[0] if text else ""
-        raise WeightsError(f"cannot read '{path}': not a PyTorch checkpoint (a file written by torch.save), or a damaged one "
-                           f"({type(e).__name__}{': ' + first if first else ''})") from None
+        f = open_regular(path, "weights file")
+    except FileProblem as e:
+        raise WeightsError(str(e)) from None
+    with f:
+        try:
+            data = torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
+            text = str(e).strip()
+            if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in text:
+                # torch's own text advises weights_only=False, which would let the file run code
+                raise WeightsError(
+                    f"cannot read '{path}' safely: it holds Python objects besides tensors (a pickled module or class), "
+                    "and archspec reads checkpoints with torch.load(weights_only=True) so that a file cannot run code; "
+                    "save the weights alone with torch.save(model.state_dict(), path)"
+                ) from None
+            first = text.splitlines()[0] if text else ""
+            raise WeightsError(f"cannot read '{path}': not a PyTorch checkpoint (a file written by torch.save), or a damaged "
+                               f"one ({type(e).__name__}{': ' + first if first else ''})") from None
     if isinstance(data, nn.Module):  # pragma: no cover - weights_only refuses modules
         data = data.state_dict()
     if isinstance(data, Mapping):

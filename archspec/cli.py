@@ -198,7 +198,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         except SpecError as e:
             failed += 1
             first = e.errors[0] if hasattr(e, "errors") else e
-            text = f"invalid: {first.headline().split(': error: ', 1)[-1]}"
+            headline = first.headline()  # 'file:line:col: error: ...', or 'error: ...' when it has no place
+            what = headline.split(": error: ", 1)[1] if ": error: " in headline else headline.removeprefix("error: ")
+            text = f"invalid: {what}"
             rows.append((path.name, text if len(text) <= 60 else text[:59] + "…", "", "", ""))
             continue
         t = totals(graph)

@@ -282,3 +282,121 @@ def test_a_really_full_disk(small_disk, write_spec, command):
     assert done.returncode == 1, done.stderr
     assert done.stderr == f"archspec: error: cannot write {target}: no space left on device\n"
     assert target.read_bytes() == b"previous" and listing(small_disk) == ["model.pt"]
+
+
+# -- 2. inputs that are FIFOs or devices --------------------------------------------------------
+
+
+def test_weights_from_a_fifo_are_refused_without_waiting(tmp_path, capsys, write_spec):
+    spec = write_spec(SMALL)
+    fifo = tmp_path / "weights.pt"
+    os.mkfifo(fifo)
+    with fifo_watch(fifo) as watch:
+        status, out, err = run(capsys, "build", spec, "--weights", fifo)
+        with pytest.raises(WeightsError, match="is a pipe"):
+            compile_spec(spec, weights=fifo)
+    assert not watch["opened for reading"]
+    assert status == 1
+    assert err == f"archspec: error: '{fifo}' is a pipe (FIFO), not a regular file (archspec reads only regular files)\n"
+
+
+def test_weights_from_a_device_are_refused(capsys, write_spec):
+    status, _, err = run(capsys, "build", write_spec(SMALL), "--weights", "/dev/zero")
+    assert status == 1
+    assert err == "archspec: error: '/dev/zero' is a character device, not a regular file (archspec reads only regular files)\n"
+
+
+def test_quoting_a_spec_line_never_opens_a_fifo(tmp_path):
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    error = SpecSchemaError("something", Loc(str(fifo), 3, 1))  # say the spec was swapped for a FIFO since it was read
+    with fifo_watch(fifo) as watch:
+        text = render(error)
+    assert not watch["opened for reading"]
+    assert text == f"{fifo}:3:1: error: something"
+
+
+# -- 4. symlink loops ---------------------------------------------------------------------------
+
+
+def _loop(folder: Path, name: str = "loop.yaml") -> Path:
+    path = folder / name
+    path.symlink_to(name)
+    return path
+
+
+def test_a_spec_that_is_a_symlink_loop(tmp_path, capsys):
+    loop = _loop(tmp_path)
+    with pytest.raises(SpecReferenceError) as e:
+        load_spec(loop)
+    assert e.value.message == f"cannot read '{loop}': it is a symlink loop (a link that leads, through links, back to itself)"
+    for command in ("validate", "build"):
+        status, out, err = run(capsys, command, loop)
+        assert status == 2 and "Traceback" not in err
+        assert f"error: cannot read '{loop}': it is a symlink loop" in err
+
+
+def test_list_reports_a_looping_file_and_goes_on(tmp_path, capsys, monkeypatch):
+    (tmp_path / "ok.yaml").write_text(SMALL)
+    _loop(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run(capsys, "list", ".")
+    assert status == 2
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert sorted(rows) == ["loop.yaml", "ok.yaml"]
+    assert rows["loop.yaml"].split(None, 1)[1].startswith("invalid: cannot read 'loop.yaml': it is a symlink loop")
+    assert rows["ok.yaml"].endswith("3x8x8")
+    assert err == "1 invalid; 'archspec validate FILE' shows the full diagnostics\n"
+
+
+def test_extends_naming_a_symlink_loop_is_located_at_the_extends(tmp_path):
+    _loop(tmp_path)
+    (tmp_path / "a.yaml").write_text(SMALL)  # a near name, which "did you mean" used to offer
+    variant = tmp_path / "v.yaml"
+    variant.write_text("archspec: 1\nextends: loop.yaml\nname: v\n")
+    with pytest.raises(SpecReferenceError) as e:
+        load_spec(variant)
+    assert (e.value.loc.line, e.value.loc.col) == (2, 10)
+    assert e.value.message == "'extends' names 'loop.yaml', which cannot be read: it is a symlink loop " \
+                              "(a link that leads, through links, back to itself)"
+    assert e.value.hint is None
+
+
+def test_extends_naming_a_dangling_symlink(tmp_path):
+    (tmp_path / "base.yaml").symlink_to("gone.yaml")
+    variant = tmp_path / "v.yaml"
+    variant.write_text("archspec: 1\nextends: base.yaml\nname: v\n")
+    with pytest.raises(SpecReferenceError) as e:
+        load_spec(variant)
+    assert e.value.loc.line == 2
+    assert e.value.message == "'extends' names 'base.yaml', a symlink to 'gone.yaml', which does not exist"
+
+
+# -- 7. what an `extends` error shows ----------------------------------------------------------
+
+
+def test_extends_onto_a_file_that_is_not_a_spec_shows_its_name_not_its_content(tmp_path, capsys):
+    secret = tmp_path / "notes.txt"
+    secret.write_text("root:x:0:0:SECRET-TOKEN-1234 this file is not a spec, and its text must not be echoed\n")
+    (tmp_path / "base.yaml").symlink_to(secret)
+    variant = tmp_path / "v.yaml"
+    variant.write_text("archspec: 1\nextends: base.yaml\nname: v\n")
+    status, out, err = run(capsys, "validate", variant)
+    assert status == 2
+    n = len(secret.read_text().strip())
+    assert err.splitlines()[0] == (f"{tmp_path / 'base.yaml'}:1:1: error: the top level of a spec must be a mapping; found "
+                                   f"plain text ({n} characters) (expected keys such as 'archspec: 1', 'name', 'input' and 'graph')")
+    assert "SECRET" not in err  # nor is its first line quoted
+
+
+def test_a_very_long_extends_name_is_a_located_spec_error(tmp_path, capsys):
+    variant = tmp_path / "v.yaml"
+    variant.write_text("archspec: 1\nextends: " + "a" * 5000 + ".yaml\nname: v\n")
+    with pytest.raises(SpecReferenceError) as e:
+        load_spec(variant)
+    assert (e.value.loc.line, e.value.loc.col) == (2, 10)
+    assert e.value.message.startswith("'extends' names 'aaaa")
+    assert e.value.message.endswith("aaaa.yaml (5,005 characters)', which cannot be read: the name is too long for the file system")
+    assert len(e.value.message) < 200  # the name is shortened, not echoed whole
+    status, out, err = run(capsys, "validate", variant)
+    assert status == 2 and "Traceback" not in err and "File name too long" not in err
