@@ -400,3 +400,34 @@ def test_a_very_long_extends_name_is_a_located_spec_error(tmp_path, capsys):
     assert len(e.value.message) < 200  # the name is shortened, not echoed whole
     status, out, err = run(capsys, "validate", variant)
     assert status == 2 and "Traceback" not in err and "File name too long" not in err
+
+
+# -- 5. unsafe pickles --------------------------------------------------------------------------
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
+
+
+def _pickles(folder: Path) -> dict[str, Path]:
+    files = {"blocked module": folder / "system.pt", "unsupported instruction": folder / "ext.pt",
+             "builtin": folder / "eval.pt"}
+    torch.save({"w": torch.zeros(2), "x": _RunsCode()}, files["blocked module"])  # names posix.system
+    files["unsupported instruction"].write_bytes(b"\x80\x02\x82\x01.")  # EXT1: only Python objects use it
+    torch.save({"w": torch.zeros(2), "f": eval}, files["builtin"])
+    return files
+
+
+@pytest.mark.parametrize("kind,names", [("blocked module", "the pickle names posix.system"),
+                                        ("unsupported instruction", "the pickle uses instruction 130"),
+                                        ("builtin", "the pickle names eval")])
+def test_a_pickle_with_python_objects_is_refused_without_unsafe_advice(tmp_path, capsys, write_spec, kind, names):
+    path = _pickles(tmp_path)[kind]
+    status, out, err = run(capsys, "build", write_spec(SMALL), "--weights", path)
+    assert status == 1 and err.count("\n") == 1
+    assert err.startswith(f"archspec: error: cannot read '{path}' safely: it holds Python objects besides tensors ({names}")
+    assert "which archspec will not unpickle" in err
+    assert "re-save the weights alone, as a plain state_dict: torch.save(model.state_dict(), path)" in err
+    for advice in ("weights_only=False", "weights_only` set to `False", "will likely succeed", "Re-running"):
+        assert advice not in err
