@@ -43,12 +43,18 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+_LINE_BREAKS = "\n\r\x85\u2028\u2029"  # what YAML (PyYAML) takes for the end of a line
+
+
 def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--set needs KEY=VALUE, found '{pair}'")
+        if any(c in pair for c in _LINE_BREAKS):  # YAML would read the next line as more keys, dropped unseen
+            raise UsageError(f"--set {key.strip()!r}: the value spans several lines; an override is one YAML value "
+                             "on one line (a list or mapping in flow style: [6,12,24,16] or {a: 1})")
         out[key.strip()] = _parse_value(value.strip())
     return out
 

@@ -431,3 +431,14 @@ def test_a_pickle_with_python_objects_is_refused_without_unsafe_advice(tmp_path,
     assert "re-save the weights alone, as a plain state_dict: torch.save(model.state_dict(), path)" in err
     for advice in ("weights_only=False", "weights_only` set to `False", "will likely succeed", "Re-running"):
         assert advice not in err
+
+
+# -- 7. a multi-line override --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("breaks", ["\n", "\r", "\r\n", "\u2028"])
+def test_an_override_spanning_lines_is_refused(capsys, write_spec, breaks):
+    status, out, err = run(capsys, "build", write_spec(SMALL), "--set", f"c=1{breaks}graph: {{}}")
+    assert status == 2 and out == ""
+    assert err == ("archspec: error: --set 'c': the value spans several lines; an override is one YAML value on one line "
+                   "(a list or mapping in flow style: [6,12,24,16] or {a: 1})\n")
