@@ -176,6 +176,46 @@ def test_diff_of_identical_specs(capsys):
     assert out.rstrip().endswith("no node changed")
 
 
+STAGES = """archspec: 1
+name: stages
+input: [3, 64, 64]
+params: {depths: [1, 1, 1, 1], wide: 8}
+blocks:
+  unit:
+    params: {out: int, stride: 1}
+    seq:
+      conv: {op: conv2d, out: $out, kernel: 3, stride: $stride, padding: 1}
+      relu: {op: relu}
+  stage:
+    params: {out: int, n: int, stride: 2}
+    seq:
+      "{i}": {use: unit, out: $out, stride: "${stride if i == 0 else 1}", repeat: $n}
+graph:
+  layer1: {use: stage, out: 8, n: "${depths[0]}", stride: 1}
+  layer2: {use: stage, out: 16, n: "${depths[1]}"}
+  layer3: {use: stage, out: 32, n: "${depths[2]}"}
+  layer4: {use: stage, out: 64, n: "${depths[3]}"}
+  "extra{i}": {op: conv2d, out: "${wide * (i + 1)}", kernel: 1, repeat: 6}
+"""
+
+
+def test_a_folded_diff_line_shows_every_copys_shape(write_spec):
+    """`layer{1..4}.1 ... x4` once showed only the first copy's shape and parameters."""
+    from archspec._diff import diff, format_diff
+
+    spec = write_spec(STAGES)
+    d = diff(load_spec(spec), load_spec(spec, depths=[2, 2, 2, 2]))
+    lines = format_diff(d).splitlines()
+    assert "+ layer{1..4}.1  unit  8x64x64 / 16x32x32 / 32x16x16 / 64x8x8, 584 / 2,320 / 9,248 / 36,928 parameters x4  " \
+           "[+49,080 params]" in lines
+    # past four copies, the first copy's value and the last's
+    d = diff(load_spec(spec), load_spec(spec, wide=16))
+    changed = [line for line in format_diff(d).splitlines() if line.startswith("~ extra")]
+    assert changed == ["~ extra0       conv2d  output 8x8x8 -> 16x8x8; out 8 -> 16; parameters 520 -> 1,040  [+520 params]",
+                       "~ extra{1..5}  conv2d  input 8x8x8..40x8x8 -> 16x8x8..80x8x8; output 16x8x8..48x8x8 -> 32x8x8..96x8x8; "
+                       "out 16..48 -> 32..96; parameters 144..1,968 -> 544..7,776 x5  [+13,600 params]"]
+
+
 # -- checkpoints -------------------------------------------------------------------------
 
 
