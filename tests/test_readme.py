@@ -38,6 +38,20 @@ def test_the_install_command_runs_googlenet():
     assert "parameters  13,004,888" in result.stdout
 
 
+def test_the_peer_comparison_claims_only_what_was_measured():
+    """Measured on one ResNet-18 with five mistakes (issue 9): Ultralytics refuses an unknown
+    module or a bad `from` index when it builds, and both peers give a YAML syntax error
+    its line. The README once said they fail with a bare KeyError at run time."""
+    text = README.read_text()
+    why = text[text.index("## Why"):text.index("## The spec language")]
+    assert "KeyError" not in why and "at run time" not in why
+    for fact in ("A YAML syntax error: both report it with its line", "Ultralytics refuses it when it builds the model",
+                 "TorchArc names\n  the module key", "in both it surfaces only at the first forward",
+                 "Their errors name no line of the spec", "Ultralytics ignores it silently",
+                 "Ultralytics `eval`s `activation:`", "TorchArc pastes\n  `graph.input` into the code it generates"):
+        assert fact in why, fact
+
+
 def _blocks():
     return list(BLOCK.finditer(README.read_text()))
 
