@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
 
 from archspec.cli import main
-from reference import SPECS
+from reference import SPECS, installed_command
 
 
 def run(capsys, *args):
@@ -106,7 +105,8 @@ def test_unknown_parameter_override(capsys):
 
 
 def test_the_installed_command(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "archspec.cli", "build", str(SPECS / "googlenet.yaml"), "--depth", "1"],
+    """The console script `pip install` made, run from another folder."""
+    result = subprocess.run([installed_command(), "build", str(SPECS / "googlenet.yaml"), "--depth", "1"],
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "13,004,888" in result.stdout

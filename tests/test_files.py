@@ -442,3 +442,9 @@ def test_an_override_spanning_lines_is_refused(capsys, write_spec, breaks):
     assert status == 2 and out == ""
     assert err == ("archspec: error: --set 'c': the value spans several lines; an override is one YAML value on one line "
                    "(a list or mapping in flow style: [6,12,24,16] or {a: 1})\n")
+
+
+def test_the_installed_command_is_the_console_script():
+    """The `archspec` that `pip install` put beside the interpreter, not `python -m`."""
+    done = subprocess.run([installed_command(), "schema"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == SCHEMA and done.stderr == ""

@@ -8,12 +8,11 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from archspec.cli import main
-from reference import ROOT
+from reference import ROOT, installed_command
 
 README = ROOT / "README.md"
 BLOCK = re.compile(r"```console\n\$ (?P<cmd>[^\n]+)\n(?P<out>.*?)```", re.S)
@@ -32,8 +31,8 @@ def test_first_lines_are_the_two_commands():
 
 
 def test_the_install_command_runs_googlenet():
-    result = subprocess.run([sys.executable, "-m", "archspec.cli", "build", "specs/googlenet.yaml"], cwd=ROOT,
-                            capture_output=True, text=True)
+    # the console script the install made, as the README's command runs it
+    result = subprocess.run([installed_command(), "build", "specs/googlenet.yaml"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "parameters  13,004,888" in result.stdout
 
