@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -47,12 +48,15 @@ def test_validate_fails_if_any_spec_is_invalid(capsys):
     assert "groups=2 does not divide the 3 input channels" in err
 
 
-def test_validate_is_fast_and_allocates_nothing():
-    load_spec(SPECS / "densenet264.yaml")  # warm the schema cache
-    start = time.perf_counter()
-    graph = load_spec(SPECS / "densenet264.yaml")
-    assert time.perf_counter() - start < 0.5
-    assert sum(n.n_params for n in graph.nodes.values()) == 33_337_704
+def test_validate_imports_no_torch_and_allocates_nothing():
+    """load_spec (what `archspec validate` runs) never imports torch, so it cannot allocate a
+    weight; how long it takes, against compiling, is measured by bench/speed.py."""
+    code = ("import sys\nfrom archspec import load_spec\n"
+            f"graph = load_spec({str(SPECS / 'densenet264.yaml')!r})\n"
+            "print(sum(n.n_params for n in graph.nodes.values()), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "33337704 False\n"
 
 
 # -- schema ------------------------------------------------------------------------------
