@@ -66,8 +66,9 @@ class FileProblem(OSError):
         return (FileProblem, (self.strerror, self.errno))
 
 
-def shown(path: str | os.PathLike[str], width: int = 80) -> str:
-    """``path`` for a message: as given, shortened in the middle past ``width`` characters."""
+def shown(path: str | os.PathLike[str], width: int = 255) -> str:
+    """``path`` for a message: as given, or, past ``width`` characters (longer than any file
+    name may be), its two ends and its length."""
     text = os.fspath(path)
     if len(text) <= width:
         return text
