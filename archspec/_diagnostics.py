@@ -9,20 +9,23 @@ source line with a caret under the column, then notes and the hint::
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ._errors import Loc, SpecError, SpecErrors, SpecWarning
+from ._files import read_bytes
 
 __all__ = ["render", "render_warning", "source_excerpt"]
 
 _cache: dict[str, list[str] | None] = {}
 _MAX_WIDTH = 100
+_MAX_QUOTED_FILE = 64 << 20  # far past any spec's size limit; a file grown past it is not quoted
 
 
 def _lines(file: str) -> list[str] | None:
+    """The lines of a spec file, to quote: read as every file is (a regular file only,
+    bounded); ``None`` when it cannot be read now."""
     if file not in _cache:
         try:
-            _cache[file] = Path(file).read_text(encoding="utf-8-sig").splitlines()
+            raw = read_bytes(file, _MAX_QUOTED_FILE)
+            _cache[file] = raw.decode("utf-8-sig").splitlines() if len(raw) <= _MAX_QUOTED_FILE else None
         except (OSError, UnicodeDecodeError):
             _cache[file] = None
     return _cache[file]
@@ -53,7 +56,8 @@ def source_excerpt(loc: Loc | None) -> list[str]:
 
 def _one(err: SpecError) -> list[str]:
     out = [err.headline()]
-    out.extend(source_excerpt(err.loc))
+    if err.quote:
+        out.extend(source_excerpt(err.loc))
     for loc, text in err.notes:
         out.append(f"  {loc}: note: {text}" if loc else f"  note: {text}")
     if err.hint:

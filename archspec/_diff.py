@@ -155,7 +155,9 @@ _NUM = re.compile(r"\d+")
 def _fold(changes: list[Change]) -> list[Change]:
     """Fold changes to numbered siblings (``denselayer1`` ... ``denselayer16``) that differ
     only in one number of their path, and are consecutive in it: one line each, with a
-    count. Of the numbers in a path, the one that folds into the fewest lines is used."""
+    count. Of the numbers in a path, the one that folds into the fewest lines is used (and
+    of those, the one whose folded lines leave the fewest values differing between copies).
+    A folded line shows every copy's values: see :func:`_merged`."""
     groups: dict[tuple, list[Change]] = {}
     for c in changes:
         groups.setdefault((c.sign, c.kind, _NUM.sub("#", c.path), _kinds(c.detail) if c.sign == "~" else ""), []).append(c)
@@ -164,7 +166,7 @@ def _fold(changes: list[Change]) -> list[Change]:
     for group in groups.values():
         numbers = len(_NUM.findall(group[0].path))
         options = [_runs(group, p) for p in range(numbers)] or [[[c] for c in group]]
-        for run in min(options, key=len):
+        for run in min(options, key=lambda runs: (len(runs), sum(len({c.detail for c in run}) > 1 for run in runs))):
             folded[min(index[id(c)] for c in run)] = _folded(run)
     return [folded[i] for i in sorted(folded)]
 
@@ -194,8 +196,35 @@ def _folded(run: list[Change]) -> Change:
     if len(run) == 1:
         return run[0]
     first, last = run[0], run[-1]
-    detail = first.detail if first.detail == last.detail else f"{first.detail} ..."
-    return Change(first.sign, _range(first.path, last.path), first.kind, detail, sum(c.params_delta for c in run), len(run))
+    return Change(first.sign, _range(first.path, last.path), first.kind, _merged([c.detail for c in run]),
+                  sum(c.params_delta for c in run), len(run))
+
+
+#: a value in a detail: a count (1,025,000), a shape (64x56x56), a number (0.001, 1e-05)
+_VALUE = re.compile(r"(\d+(?:(?:,\d{3})+|(?:x\d+)+)?(?:\.\d+)?(?:e[-+]?\d+)?)")
+_LISTED = 4  # up to this many copies, a value that differs is given for each
+
+
+def _merged(details: list[str]) -> str:
+    """One detail for the copies of a folded line, in copy order: a value the copies share
+    is shown once; one that differs is listed for each copy (``64x56x56 / 128x28x28``), or,
+    past four copies, as the first copy's and the last's (``256x56x56..736x56x56``)."""
+    if len(set(details)) == 1:
+        return details[0]
+    parts = [_VALUE.split(d) for d in details]  # text, value, text, value, ..., text
+    if len({len(p) for p in parts}) != 1 or any(p[i] != parts[0][i] for p in parts for i in range(0, len(p), 2)):
+        # the details differ in their words too: each copy's, or the first and the last
+        return " / ".join(details) if len(details) <= _LISTED else f"{details[0]} .. {details[-1]}"
+    out = []
+    for i, text in enumerate(parts[0]):
+        values = [p[i] for p in parts]
+        if i % 2 == 0 or len(set(values)) == 1:
+            out.append(text)
+        elif len(values) <= _LISTED:
+            out.append(" / ".join(values))
+        else:
+            out.append(f"{values[0]}..{values[-1]}")
+    return "".join(out)
 
 
 def _range(first: str, last: str) -> str:

@@ -31,7 +31,9 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
+from ._files import write_file
 from ._infer import needed
 from ._ir import INPUT, Graph, Node
 from ._summary import format_count
@@ -350,30 +352,30 @@ def to_mermaid(graph: Graph, depth: int | None = None) -> str:
 # -- files --------------------------------------------------------------------------------------
 
 
-def _render(dot_text: str, fmt: str, out: str) -> None:
-    """Run ``dot -T<fmt> -o out`` with the DOT text on stdin."""
+def _render(dot_text: str, fmt: str) -> bytes:
+    """``dot -T<fmt>`` of the DOT text: the rendered file's bytes (written by the caller,
+    so that a full disk or an unwritable file is reported as such, not as dot's failure)."""
     exe = shutil.which("dot")
     if exe is None:
         raise GraphvizNotFound()
     try:
-        done = subprocess.run([exe, f"-T{fmt}", "-o", out], input=dot_text.encode("utf-8"), capture_output=True)
+        done = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True)
     except FileNotFoundError:
         raise GraphvizNotFound() from None
     if done.returncode != 0:
         detail = "; ".join(done.stderr.decode("utf-8", "replace").strip().splitlines()[:3])
         raise DrawError(f"Graphviz's dot failed (exit status {done.returncode})" + (f": {detail}" if detail else ""), errno.EIO)
-
-
-def _write_direct(path: str, write: Callable[[str], None]) -> None:
-    write(path)
+    return done.stdout
 
 
 def write_graph(graph: Graph, path: str | Path, depth: int | None = None,
-                writer: Callable[[str, Callable[[str], None]], None] = _write_direct) -> None:
+                writer: Callable[[str, Callable[[BinaryIO], None]], None] = write_file) -> None:
     """Write the diagram of ``graph`` to ``path``, in the format its suffix names (see :data:`FORMATS`).
 
-    ``writer(path, write)`` calls ``write`` with the file to write (the command line passes
-    one that writes a temporary file and renames it into place)."""
+    ``writer(path, write)`` calls ``write`` with the binary file object to write into; the
+    default, :func:`archspec._files.write_file`, writes a temporary file renamed into place
+    (see that module for devices, pipes and symlinks). The diagram is made whole (and, for
+    .svg/.png, rendered) before anything is written."""
     path = str(path)
     suffix = Path(path).suffix.lower()
     fmt = FORMATS.get(suffix)
@@ -381,11 +383,8 @@ def write_graph(graph: Graph, path: str | Path, depth: int | None = None,
         found = f"unknown format '{suffix}'" if suffix else "no extension"
         raise DrawError(f"cannot draw {path}: {found} (expected one of: {', '.join(FORMATS)})")
     if fmt == "mermaid":
-        text = to_mermaid(graph, depth)
-        writer(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-        return
-    text = to_dot(graph, depth)
-    if fmt == "dot":
-        writer(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-        return
-    writer(path, lambda tmp: _render(text, fmt, tmp))
+        data = to_mermaid(graph, depth).encode("utf-8")
+    else:
+        text = to_dot(graph, depth)
+        data = text.encode("utf-8") if fmt == "dot" else _render(text, fmt)
+    writer(path, lambda f: f.write(data))

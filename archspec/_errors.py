@@ -42,6 +42,7 @@ __all__ = [
     "SpecSyntaxError",
     "SpecWarning",
     "WeightsError",
+    "ErrorList",
     "camel_case",
     "raise_collected",
     "did_you_mean",
@@ -78,6 +79,8 @@ class SpecError(Exception):
     """
 
     kind = "error"
+    #: whether a message shows the source line at ``loc`` (not for a file that is no spec at all)
+    quote = True
 
     def __init__(
         self,
@@ -191,6 +194,39 @@ class SpecWarning(UserWarning):
 _COPIES = "the same mistake in"
 
 
+def _fold_key(e: SpecError) -> tuple | None:
+    """What makes two errors the same mistake in different copies (``None``: never folded)."""
+    return (type(e), e.loc, e.message, e.expected, e.hint) if e.loc is not None else None
+
+
+class ErrorList(list):
+    """The errors a stage collects, counting as it goes how many :func:`raise_collected`
+    will report (``distinct``): the same mistake in many copies counts once, so that a cap
+    on the errors shown stops the work only after that many *different* mistakes, and the
+    note on a folded error counts every copy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.distinct = 0
+        self._keys: set[tuple] = set()
+        self._ids: set[int] = set()
+
+    def append(self, e: SpecError) -> None:
+        super().append(e)
+        if id(e) in self._ids:  # collected again on its way out of a nested body
+            return
+        self._ids.add(id(e))
+        key = _fold_key(e)
+        if key is None or key not in self._keys:
+            self.distinct += 1
+            if key is not None:
+                self._keys.add(key)
+
+    def extend(self, errors: Iterable[SpecError]) -> None:
+        for e in errors:
+            self.append(e)
+
+
 def raise_collected(errors: Sequence[SpecError], limit: int = 20) -> NoReturn:
     """Raise the one error, or a :class:`SpecErrors` of the first ``limit`` of several.
 
@@ -204,8 +240,8 @@ def raise_collected(errors: Sequence[SpecError], limit: int = 20) -> NoReturn:
         if id(e) in seen:  # an error collected again on its way out of a nested body
             continue
         seen.add(id(e))
-        key = (type(e), e.loc, e.message, e.expected, e.hint)
-        if e.loc is not None and key in first:
+        key = _fold_key(e) or (id(e),)
+        if key in first:
             copies[key].append(e.node or "?")
         else:
             first.setdefault(key, e)

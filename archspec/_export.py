@@ -14,8 +14,12 @@ What it does:
   saved with ``torch.export.save`` (``torch.export.load(path).module()`` runs it);
 - ``state_dict``: ``torch.save(model.state_dict())``, *every* weight (training heads
   included), so that it loads strictly into ``compile_spec`` of the same spec;
-- converts first and writes afterwards, through ``writer(path, fn)`` (``fn`` writes a
-  temporary path that the writer renames into place), so a failed export leaves no file.
+- converts first and writes afterwards, through ``writer(path, fn)`` (``fn`` writes the
+  content into the binary file object the writer gives it; the command line's writer,
+  :func:`archspec._files.write_file`, writes a temporary file renamed into place), so a
+  failed export leaves no file. Every format writes through that file object, never to a
+  path of its own: a full disk is then an ``OSError`` the writer sees, not an abort inside
+  a C++ serialiser.
 
 What it deliberately does not do: the legacy TorchScript-based ONNX exporter (deprecated,
 and it cannot export ``adaptive_avgpool2d`` to a size that does not divide its input),
@@ -32,6 +36,7 @@ import errno
 import importlib
 import warnings
 from collections.abc import Callable
+from typing import BinaryIO
 
 import torch
 from torch import nn
@@ -49,7 +54,7 @@ FORMATS = ("torchscript", "onnx", "exported", "state_dict")
 #: count_include_pad, ...) is in it
 ONNX_OPSET = 18
 
-Writer = Callable[[str, Callable[[str], None]], None]
+Writer = Callable[[str, Callable[[BinaryIO], None]], None]
 
 
 class MissingExtraError(OSError):
@@ -72,7 +77,7 @@ def export_model(model: ArchModule, graph: Graph, fmt: str, path: str, writer: W
         raise ValueError(f"unknown export format {fmt!r} (expected one of: {', '.join(FORMATS)})")
     if fmt == "state_dict":
         state = model.state_dict()
-        writer(path, lambda tmp: torch.save(state, tmp))
+        writer(path, lambda f: torch.save(state, f))
         return
     if fmt == "onnx":
         _require("onnx", "onnxscript")
@@ -114,15 +119,15 @@ def _eval_graph(model: ArchModule, graph: Graph) -> ArchModule:
     return view.eval()
 
 
-def _torchscript(view: ArchModule, example: torch.Tensor, graph: Graph) -> Callable[[str], None]:
+def _torchscript(view: ArchModule, example: torch.Tensor, graph: Graph) -> Callable[[BinaryIO], None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", DeprecationWarning)
         scripted = torch.jit.script(view)
 
-    def save(tmp: str) -> None:
+    def save(f: BinaryIO) -> None:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", r"`torch\.jit\.save` is deprecated", DeprecationWarning)
-            torch.jit.save(scripted, tmp)
+            torch.jit.save(scripted, f)  # a file object: serialised in memory, then written by Python
 
     return save
 
@@ -131,17 +136,12 @@ def _batch() -> tuple[dict[int, object], ...]:
     return ({0: torch.export.Dim("batch", min=1)},)
 
 
-def _exported(view: ArchModule, example: torch.Tensor, graph: Graph) -> Callable[[str], None]:
+def _exported(view: ArchModule, example: torch.Tensor, graph: Graph) -> Callable[[BinaryIO], None]:
     program = torch.export.export(view, (example,), dynamic_shapes=_batch())
-
-    def save(tmp: str) -> None:
-        with open(tmp, "wb") as f:  # a file object: torch.export.save warns about a name not ending in .pt2
-            torch.export.save(program, f)
-
-    return save
+    return lambda f: torch.export.save(program, f)
 
 
-def _onnx(view: ArchModule, example: torch.Tensor, graph: Graph) -> Callable[[str], None]:
+def _onnx(view: ArchModule, example: torch.Tensor, graph: Graph) -> Callable[[BinaryIO], None]:
     size = sum(t.numel() * t.element_size() for t in [*view.parameters(), *view.buffers()])
     if size >= 2**31:
         raise ValueError(f"the eval graph's weights take {size / 2**30:.1f} GiB: too large for one ONNX file (2 GiB); "
@@ -151,7 +151,8 @@ def _onnx(view: ArchModule, example: torch.Tensor, graph: Graph) -> Callable[[st
         warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
         program = torch.onnx.export(view, (example,), dynamo=True, opset_version=ONNX_OPSET, input_names=["input"],
                                     output_names=outputs, dynamic_shapes=_batch(), verbose=False)
-    return lambda tmp: program.save(tmp, external_data=False)
+    # what program.save(path) writes (initializers inside, under 2 GB), as bytes into the file object
+    return lambda f: f.write(program.model_proto.SerializeToString())
 
 
 _CONVERT = {"torchscript": _torchscript, "exported": _exported, "onnx": _onnx}

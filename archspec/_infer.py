@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from . import ops
 from ._errors import (
+    ErrorList,
     Loc,
     SpecError,
     SpecErrors,
@@ -53,7 +54,7 @@ class Inference:
         self.disabled_containers: set[str] = set()
         self.decided: set[str] = set()
         self.lazy_values: dict[int, Any] = {}
-        self.errors: list[SpecError] = []
+        self.errors = ErrorList()  # counts distinct mistakes: one in many copies is one
         self.failed: set[str] = set()
 
     # -- references --------------------------------------------------------------------------
@@ -367,7 +368,7 @@ class Inference:
             except SpecError as e:
                 self.errors.append(e)
                 self.failed.add(path)
-            if len(self.errors) >= MAX_ERRORS:
+            if self.errors.distinct >= MAX_ERRORS:
                 break
             if node.enabled and path not in self.failed:
                 g.order.append(path)

@@ -22,10 +22,10 @@ evaluate anything.
 from __future__ import annotations
 
 import difflib
+import errno
 import math
 import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ import yaml
 from yaml import events as ev
 
 from ._errors import Loc, SpecLimitError, SpecReferenceError, SpecSyntaxError
+from ._files import FileProblem, open_regular, shown as short_name, why
 from ._limits import DEFAULT_LIMITS, Limits
 
 __all__ = ["Document", "Locations", "load_document", "load_text", "merge", "display_path"]
@@ -149,7 +150,7 @@ def display_path(path: str | os.PathLike[str]) -> str:
     p = Path(path)
     try:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
         return str(p)
 
 
@@ -493,11 +494,18 @@ def _build(events: Iterator[ev.Event], file: str, locs: Locations, limits: Limit
     if documents == 0 or root is _NO_KEY or root is None:
         raise SpecSyntaxError("the file is empty", Loc(file, 1, 1), expected="a spec: a mapping with 'archspec: 1', 'input' and 'graph'")
     if not isinstance(root, dict):
-        found = "a list" if isinstance(root, list) else f"the value {root!r}"
-        raise SpecSyntaxError(
+        if isinstance(root, list):
+            found = "a list"
+        elif isinstance(root, str):  # a file that is not a spec at all: its text is neither echoed nor quoted
+            found = f"plain text ({len(root):,} characters)"
+        else:
+            found = f"the value {root!r}"
+        error = SpecSyntaxError(
             f"the top level of a spec must be a mapping; found {found}", root_loc,
             expected="keys such as 'archspec: 1', 'name', 'input' and 'graph'",
         )
+        error.quote = not isinstance(root, str)
+        raise error
     return root
 
 
@@ -536,29 +544,24 @@ def _too_many(limits: Limits, loc: Loc) -> SpecLimitError:
 
 
 def read_spec_text(path: str | os.PathLike[str], limits: Limits, loc: Loc | None = None) -> str:
-    """Read a spec file as UTF-8 text, refusing oversized files before reading them."""
+    """Read a spec file as UTF-8 text, refusing oversized files before reading them.
+
+    Only a regular file is read (:func:`archspec._files.open_regular`); a missing file, a
+    folder, a FIFO, a device or a symlink loop is a :class:`SpecReferenceError` at ``loc``
+    (the ``extends:`` that names the file, or none for the file given by the user)."""
     shown = display_path(path)
     try:
-        info = os.stat(path)
-        size = info.st_size
-    except FileNotFoundError:
-        raise SpecReferenceError(f"no spec file at '{shown}'", loc) from None
-    except OSError as e:
-        raise SpecReferenceError(f"cannot read '{shown}': {e.strerror}", loc) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise SpecReferenceError(f"'{shown}' is a directory, not a spec file", loc)
-    if not stat.S_ISREG(info.st_mode):  # a FIFO or a device (/dev/zero) would block or never end
-        raise SpecReferenceError(f"'{shown}' is not a regular file (a pipe or a device)", loc, expected="a spec file")
-    if size > limits.max_file_bytes:
-        raise SpecLimitError(
-            f"'{shown}' is {size:,} bytes, over the limit of {limits.max_file_bytes:,} (Limits.max_file_bytes)",
-            loc or Loc(shown, 1, 1),
-        )
-    try:
-        with open(path, "rb") as f:
+        with open_regular(path, "spec file") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limits.max_file_bytes:
+                raise SpecLimitError(
+                    f"'{shown}' is {size:,} bytes, over the limit of {limits.max_file_bytes:,} (Limits.max_file_bytes)",
+                    loc or Loc(shown, 1, 1),
+                )
             raw = f.read(limits.max_file_bytes + 1)  # bounded even if the file grows meanwhile
-    except OSError as e:
-        raise SpecReferenceError(f"cannot read '{shown}': {e.strerror}", loc) from None
+    except OSError as e:  # a FileProblem from open_regular names the file already
+        message = e.strerror if isinstance(e, FileProblem) else f"cannot read '{shown}': {why(e)}"
+        raise SpecReferenceError(message, loc, expected="a spec file" if e.errno == errno.EINVAL else None) from None
     if len(raw) > limits.max_file_bytes:
         raise SpecLimitError(f"'{shown}' is over the limit of {limits.max_file_bytes:,} bytes (Limits.max_file_bytes)",
                              loc or Loc(shown, 1, 1))
@@ -578,8 +581,17 @@ def load_document(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS)
     return _load_chain(Path(path), limits, [], None)
 
 
+def _real(path: Path) -> Path:
+    """Where ``path`` leads (to tell that an ``extends`` chain comes back to a file); a
+    symlink loop, which leads nowhere, is itself (reading it then says what it is)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
+        return Path(os.path.abspath(path))
+
+
 def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) -> Document:
-    real = path.resolve()
+    real = _real(path)
     shown = display_path(path)
     if real in chain:
         cycle = " -> ".join(display_path(p) for p in chain[chain.index(real):] + [real])
@@ -597,17 +609,9 @@ def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) 
         )
     base_path = path.parent / base_name
     if base_path.suffix.lower() not in (".yaml", ".yml"):
-        raise SpecReferenceError(f"'extends' names '{base_name}', which is not a spec file", ext_loc,
+        raise SpecReferenceError(f"'extends' names '{short_name(base_name)}', which is not a spec file", ext_loc,
                                  expected="a .yaml or .yml file, relative to this file")
-    if not base_path.exists():
-        siblings = {p.stem: p.name for p in path.parent.glob("*.y*ml")} if path.parent.is_dir() else {}
-        close = difflib.get_close_matches(Path(base_name).stem, list(siblings), n=1, cutoff=0.8)
-        raise SpecReferenceError(
-            f"'extends' names '{base_name}', but there is no such file next to {shown}",
-            ext_loc,
-            expected="a spec file path relative to the extending file",
-            hint=f"did you mean '{siblings[close[0]]}'?" if close else None,
-        )
+    _check_base(base_name, base_path, path, shown, ext_loc)
     base = _load_chain(base_path, limits, chain + [real], ext_loc)
     child = dict(doc.data)
     del child["extends"]
@@ -615,6 +619,34 @@ def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) 
     child_locs.drop_subtree(("extends",))
     data, locs = merge(base.data, base.locs, child, child_locs)
     return Document(data, locs, shown, base.files + [shown])
+
+
+def _check_base(base_name: str, base_path: Path, path: Path, shown: str, ext_loc: Loc | None) -> None:
+    """Refuse, at the ``extends:`` line, a base that cannot be read: missing (with a "did
+    you mean"), a dangling symlink, a symlink loop, a name too long for the file system.
+    Everything else is refused by :func:`read_spec_text`, at the same place."""
+    name = short_name(base_name)
+    try:
+        os.stat(base_path)
+        return
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise SpecReferenceError(f"'extends' names '{name}', which cannot be read: {why(e)}", ext_loc,
+                                     expected="a spec file path relative to the extending file") from None
+    if os.path.islink(base_path):
+        raise SpecReferenceError(f"'extends' names '{name}', a symlink to '{short_name(os.readlink(base_path))}', "
+                                 "which does not exist", ext_loc, expected="a spec file path relative to the extending file")
+    try:
+        siblings = {p.stem: p.name for p in path.parent.glob("*.y*ml")} if path.parent.is_dir() else {}
+    except OSError:
+        siblings = {}
+    close = difflib.get_close_matches(Path(base_name).stem, list(siblings), n=1, cutoff=0.8)
+    raise SpecReferenceError(
+        f"'extends' names '{name}', but there is no such file next to {shown}",
+        ext_loc,
+        expected="a spec file path relative to the extending file",
+        hint=f"did you mean '{siblings[close[0]]}'?" if close else None,
+    )
 
 
 def merge(base: dict, base_locs: Locations, child: dict, child_locs: Locations) -> tuple[dict, Locations]:

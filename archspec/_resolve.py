@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from . import ops
 from ._errors import (
+    ErrorList,
     Loc,
     SpecError,
     SpecErrors,
@@ -224,7 +225,7 @@ class Resolver:
         self.containers: dict[str, Container] = {}
         self.aliases: dict[str, list[str]] = {}
         self.alias_locs: dict[str, Loc] = {}
-        self.errors: list[SpecError] = []
+        self.errors = ErrorList()  # counts distinct mistakes: one in many copies is one
         self.count = 0
         self.edges = 0
         self.depth = 0
@@ -504,7 +505,7 @@ class Resolver:
                 continue
             except SpecError as e:
                 self.errors.append(e)
-                if len(self.errors) >= MAX_ERRORS:
+                if self.errors.distinct >= MAX_ERRORS:
                     self.raise_errors()
                 continue
             children.append(path)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ._errors import WeightsError
+from ._files import FileProblem, open_regular, shown
 
 __all__ = ["LoadReport", "WeightsError", "load_weights", "read_checkpoint"]
 
@@ -83,25 +84,24 @@ class LoadReport:
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """The ``state_dict`` in a checkpoint file (see the module docstring for the layouts)."""
+    """The ``state_dict`` in a checkpoint file (see the module docstring for the layouts).
+
+    Only a regular file is read (:func:`archspec._files.open_regular`: a FIFO or a device
+    is refused, never waited on), with ``torch.load(weights_only=True)``. A file that holds
+    Python objects besides tensors is refused with a message that says so and how to
+    re-save the weights; torch's own advice to turn ``weights_only`` off (which would let
+    the file run code) is never repeated."""
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"no weights file at '{path}'") from None
-    except IsADirectoryError:
-        raise WeightsError(f"'{path}' is a folder, not a weights file") from None
-    except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
-        text = str(e).strip()
-        if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in text:
-            # torch's own text advises weights_only=False, which would let the file run code
-            raise WeightsError(
-                f"cannot read '{path}' safely: it holds Python objects besides tensors (a pickled module or class), "
-                "and archspec reads checkpoints with torch.load(weights_only=True) so that a file cannot run code; "
-                "save the weights alone with torch.save(model.state_dict(), path)"
-            ) from None
-        first = text.splitlines()[0] if text else ""
-        raise WeightsError(f"cannot read '{path}': not a PyTorch checkpoint (a file written by torch.save), or a damaged one "
-                           f"({type(e).__name__}{': ' + first if first else ''})") from None
+        f = open_regular(path, "weights file")
+    except FileProblem as e:
+        raise WeightsError(str(e)) from None
+    with f:
+        head = f.read(4)
+        f.seek(0)
+        try:
+            data = torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
+            raise _unreadable(path, e, head) from None
     if isinstance(data, nn.Module):  # pragma: no cover - weights_only refuses modules
         data = data.state_dict()
     if isinstance(data, Mapping):
@@ -113,13 +113,38 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if (not isinstance(data, Mapping) or not data or not all(isinstance(v, torch.Tensor) for v in data.values())
             or not all(isinstance(k, str) for k in data)):
         raise WeightsError(
-            f"'{path}' holds no state_dict: expected a mapping of names to tensors, or a checkpoint with one under "
+            f"'{shown(path)}' holds no state_dict: expected a mapping of names to tensors, or a checkpoint with one under "
             "'state_dict' or 'model'"
         )
     state = dict(data)
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def _unreadable(path: str | os.PathLike[str], e: Exception, head: bytes) -> WeightsError:
+    """The error for a file ``torch.load`` refused: a file with Python objects (never with
+    torch's advice to load it unsafely), or one that is not a checkpoint at all. An
+    instruction the safe unpickler refuses means Python objects only in what ``torch.save``
+    or ``pickle`` wrote (a zip archive, or a pickle's protocol mark); in other bytes (a text
+    file, say) it means that the file is not a checkpoint."""
+    text = str(e).strip()
+    found = re.search(r"GLOBAL ([\w.]+)|Unsupported class ([\w.]+)|Unsupported operand (\d+)", text)
+    if found and found.group(3) and not head.startswith((b"PK\x03\x04", b"\x80")):
+        found = None
+    if found and (isinstance(e, pickle.UnpicklingError) or "weights_only" in text):
+        what = (f"the pickle names {found.group(1) or found.group(2)}" if not found.group(3) else
+                f"the pickle uses instruction {found.group(3)}, which only Python objects need")
+        return WeightsError(
+            f"cannot read '{shown(path)}' safely: it holds Python objects besides tensors ({what}), which archspec will not "
+            "unpickle (checkpoints are read with torch.load(weights_only=True), so that no file can run code); if the file "
+            "is yours, re-save the weights alone, as a plain state_dict: torch.save(model.state_dict(), path)")
+    # torch's text may advise loading with weights_only=False, which would let the file run code: never repeated
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line
+             and "Weights only load failed" not in line]
+    first = lines[0] if lines and not isinstance(e, pickle.UnpicklingError) else ""
+    return WeightsError(f"cannot read '{shown(path)}': not a PyTorch checkpoint (a file written by torch.save), or a damaged one "
+                        f"({type(e).__name__}{': ' + first if first else ''})")
 
 
 def _renamed(state: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], rules: list[tuple[str, str]],

@@ -13,18 +13,16 @@ written, say), 2 a mistake in a spec or in the command line.
 from __future__ import annotations
 
 import argparse
-import errno
-import os
 import sys
-import tempfile
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ._diagnostics import render, render_warning
 from ._errors import SpecError, SpecWarning, WeightsError
+from ._files import check_output, write_file
 from ._limits import DEFAULT_LIMITS, Limits
 from .ops._registry import fmt_shape
 
@@ -45,12 +43,18 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+_LINE_BREAKS = "\n\r\x85\u2028\u2029"  # what YAML (PyYAML) takes for the end of a line
+
+
 def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--set needs KEY=VALUE, found '{pair}'")
+        if any(c in pair for c in _LINE_BREAKS):  # YAML would read the next line as more keys, dropped unseen
+            raise UsageError(f"--set {key.strip()!r}: the value spans several lines; an override is one YAML value "
+                             "on one line (a list or mapping in flow style: [6,12,24,16] or {a: 1})")
         out[key.strip()] = _parse_value(value.strip())
     return out
 
@@ -100,34 +104,6 @@ def _spec_options(p: argparse.ArgumentParser) -> None:
                    help="raise a resource limit, e.g. max_parameters=5e9; repeatable")
 
 
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, renamed into place."""
-    if not path:
-        raise OSError(errno.ENOENT, "cannot write to an empty file name")
-    target = Path(path)
-    if target.is_dir():
-        raise OSError(errno.EISDIR, f"cannot write {path}: it is a folder")
-    folder = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:  # name the file the user asked for, not the temporary one
-        why = "no such folder" if isinstance(e, FileNotFoundError) else e.strerror
-        raise OSError(e.errno, f"cannot write {path}: {why}") from None
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; an output is an ordinary file
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 # -- commands -------------------------------------------------------------------------------
 
 
@@ -151,6 +127,8 @@ def _weights_options(p: argparse.ArgumentParser) -> None:
 def cmd_build(args: argparse.Namespace) -> int:
     from ._summary import format_summary
 
+    if args.output:
+        check_output(args.output)  # refused before the work, not after it
     graph = _graph(args)
     model = _model(args, graph)
     print(format_summary(graph, depth=args.depth))
@@ -159,7 +137,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.output:
         import torch
 
-        _atomic_write(args.output, lambda tmp: torch.save(model, tmp))
+        write_file(args.output, lambda f: torch.save(model, f))
         print(f"saved       {args.output} (load with torch.load(path, weights_only=False); needs archspec installed)")
     return 0
 
@@ -196,7 +174,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
     if args.output:
-        _atomic_write(args.output, lambda tmp: Path(tmp).write_text(text))
+        write_file(args.output, lambda f: f.write(text.encode("utf-8")))
     else:
         sys.stdout.write(text)
     return 0
@@ -228,7 +206,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         except SpecError as e:
             failed += 1
             first = e.errors[0] if hasattr(e, "errors") else e
-            text = f"invalid: {first.headline().split(': error: ', 1)[-1]}"
+            headline = first.headline()  # 'file:line:col: error: ...', or 'error: ...' when it has no place
+            what = headline.split(": error: ", 1)[1] if ": error: " in headline else headline.removeprefix("error: ")
+            text = f"invalid: {what}"
             rows.append((str(path.relative_to(folder)), text if len(text) <= 60 else text[:59] + "…", "", "", ""))
             continue
         t = totals(graph)
@@ -256,8 +236,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
     suffix = Path(args.output).suffix.lower()
     if suffix not in FORMATS:
         raise UsageError(f"cannot tell the format of '{args.output}' from its extension; use one of: {', '.join(FORMATS)}")
+    check_output(args.output)
     graph = _graph(args)
-    write_graph(graph, args.output, depth=args.depth, writer=_atomic_write)
+    write_graph(graph, args.output, depth=args.depth)
     print(f"wrote {args.output}")
     return 0
 
@@ -265,10 +246,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ._export import export_model
 
+    check_output(args.output)
     graph = _graph(args)
     model = _model(args, graph)
     try:
-        export_model(model, graph, args.format, args.output, writer=_atomic_write)
+        export_model(model, graph, args.format, args.output, writer=write_file)
     except (OSError, SpecError):
         raise
     except Exception as e:  # torch's exporters fail with many kinds of errors

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
+import sysconfig
 import zlib
 from pathlib import Path
 
@@ -141,3 +144,14 @@ def torchvision_models():
 
 
 NO_TORCHVISION = "torchvision's model code is not installed (../shared/tools/install-reference-models.sh)"
+
+
+def installed_command() -> str:
+    """The ``archspec`` console script that ``pip install`` made (in the scripts folder of
+    the interpreter running the tests): what a user runs, not ``python -m archspec.cli``."""
+    name = "archspec.exe" if os.name == "nt" else "archspec"
+    for folder in dict.fromkeys([sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]):
+        candidate = Path(folder) / name
+        if candidate.is_file():
+            return str(candidate)
+    raise AssertionError(f"the '{name}' command is not installed beside {sys.executable}: pip install -e .")

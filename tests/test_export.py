@@ -20,7 +20,8 @@ import torch
 from archspec import compile_spec, load_spec
 from archspec._export import MissingExtraError, export_model
 from archspec._lower import lower
-from archspec.cli import _atomic_write, main
+from archspec._files import write_file
+from archspec.cli import main
 from reference import SPECS
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
@@ -164,7 +165,7 @@ def test_export_model(network, fmt, tmp_path):
     model = lively(lower(graph, init=False))
     model.train()
     path = file_for(tmp_path / "out", fmt)
-    export_model(model, graph, fmt, str(path), writer=_atomic_write)
+    export_model(model, graph, fmt, str(path), writer=write_file)
     assert model.training and all(m.training for m in model.modules())  # the caller's mode is restored
     assert [p.name for p in path.parent.iterdir()] == [path.name]
     check_outputs(model, load(fmt, path, spec, params, shape), shape)
@@ -213,7 +214,7 @@ def test_torchscript_and_exported_load_without_archspec(tmp_path, write_spec):
     with torch.no_grad():
         want = model(x)
     for fmt, name in (("torchscript", "m.pt"), ("exported", "m.pt2")):
-        export_model(model, graph, fmt, str(tmp_path / name), writer=_atomic_write)
+        export_model(model, graph, fmt, str(tmp_path / name), writer=write_file)
     torch.save(x, tmp_path / "x.pt")
     code = f"""
 import sys, warnings
@@ -245,14 +246,14 @@ def test_onnx_without_the_extra_is_a_clean_error(missing, monkeypatch, tmp_path,
     assert not target.exists()
     graph = load_spec(spec)
     with pytest.raises(MissingExtraError) as e:
-        export_model(lower(graph), graph, "onnx", str(target), writer=_atomic_write)
+        export_model(lower(graph), graph, "onnx", str(target), writer=write_file)
     assert isinstance(e.value, OSError) and str(e.value) == e.value.strerror and 'pip install -e ".[onnx]"' in str(e.value)
 
 
 def test_unknown_format(write_spec, tmp_path):
     graph = load_spec(write_spec(TINY))
     with pytest.raises(ValueError, match="unknown export format 'tflite' .expected one of: torchscript, onnx, exported, state_dict."):
-        export_model(lower(graph), graph, "tflite", str(tmp_path / "m"), writer=_atomic_write)
+        export_model(lower(graph), graph, "tflite", str(tmp_path / "m"), writer=write_file)
 
 
 def test_a_failed_export_leaves_no_file_and_keeps_the_old_one(write_spec, tmp_path, monkeypatch, capsys):

@@ -209,12 +209,14 @@ def test_random_networks_agree_with_torch(spec, tmp_path_factory):
     hooks = [m.register_forward_hook(lambda mod, args, out, name=name: seen.__setitem__(name, tuple(out.shape[1:])))
              for name, m in model.named_modules() if name in graph.nodes]
     x = torch.randn(2, *graph.input_shape)
+    before = x.clone()  # taken before any forward: an in-place write into the input would show
+    output = graph.outputs[0].node
     for mode in (model.train, model.eval):
         mode()
         out = model(x)
-        assert tuple(out.shape[1:]) == graph.nodes[graph.outputs[0].node].shape if graph.outputs[0].node != "input" else True
+        assert tuple(out.shape[1:]) == (graph.nodes[output].shape if output != "input" else graph.input_shape)
         for name, shape in seen.items():
             assert shape == graph.nodes[name].shape, (name, shape, graph.nodes[name].shape)
     for h in hooks:
         h.remove()
-    assert torch.equal(x, x.clone())  # the input was not overwritten in place
+    assert torch.equal(x, before)  # the input was not overwritten in place

@@ -100,7 +100,7 @@ def test_unused_node_warning(write_spec):
 def test_parameter_limit_refuses_before_allocating(write_spec):
     with pytest.raises(SpecLimitError) as e:
         build(write_spec, "  f: {op: flatten}\n  huge: {op: linear, out: 100000000}\n")
-    assert "would have 307,300,000,000 parameters" in str(e.value) or "would have" in str(e.value)
+    assert "would have 307,300,000,000 parameters" in str(e.value)
     g = build(write_spec, "  f: {op: flatten}\n  fc: {op: linear, out: 1000}\n", limits=Limits(max_parameters=10**7))
     assert g.nodes["fc"].n_params == 3_073_000
     with pytest.raises(SpecLimitError, match="Limits.max_parameters"):

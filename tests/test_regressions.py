@@ -341,11 +341,13 @@ def test_a_limit_stops_the_work_at_once(write_spec):
         spec(write_spec, f"blocks:\n{blocks}  b14: {{op: relu}}\ngraph:\n  top: {{use: b0}}\n", limits=Limits(max_nodes=5000))
 
 
-def test_one_mistake_in_many_copies_is_one_error(write_spec):
+@pytest.mark.parametrize("copies", [30, 100])
+def test_one_mistake_in_many_copies_is_one_error(write_spec, copies):
+    """The note counts every copy, not only those met before the cap of 20 errors shown."""
     with pytest.raises(SpecExpressionError) as e:
-        spec(write_spec, 'graph:\n  "c{i}": {op: conv2d, out: "${undefined_thing}", kernel: 1, repeat: 30}\n')
+        spec(write_spec, f'graph:\n  "c{{i}}": {{op: conv2d, out: "${{undefined_thing}}", kernel: 1, repeat: {copies}}}\n')
     assert e.value.node == "c0"
-    assert e.value.notes[-1][1].startswith("the same mistake in 19 more copies: c1, c2, c3, c4, c5 and 14 more")
+    assert e.value.notes[-1][1] == f"the same mistake in {copies - 1} more copies: c1, c2, c3, c4, c5 and {copies - 6} more"
 
 
 def test_an_alias_as_a_mapping_key_is_refused(write_spec):
@@ -391,7 +393,7 @@ def test_errors_collected_inside_a_nested_body_are_reported_once(write_spec):
     with pytest.raises(SpecExpressionError) as e:
         spec(write_spec, 'graph:\n  outer:\n    seq:\n      "c{i}": {op: conv2d, out: "${nope}", kernel: 1, repeat: 30}\n')
     assert [text for _, text in e.value.notes if text.startswith("the same mistake")] == [
-        "the same mistake in 19 more copies: outer.c1, outer.c2, outer.c3, outer.c4, outer.c5 and 14 more"]
+        "the same mistake in 29 more copies: outer.c1, outer.c2, outer.c3, outer.c4, outer.c5 and 24 more"]
     body = "".join(f"      c{k}: {{op: conv2d, out: '${{u{k}}}', kernel: 1}}\n" for k in range(25))
     with pytest.raises(SpecErrors) as e:
         spec(write_spec, f"graph:\n  outer:\n    seq:\n{body}")
