@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ._ir import Graph
+from ._ir import INPUT, Graph
 from ._summary import format_count, totals
 from .ops import fmt_shape
 
@@ -57,6 +57,23 @@ def _entries(g: Graph) -> dict[str, tuple[str, bool]]:
 
     walk(g.top)
     return out
+
+
+def _exists(graph: Graph, ref: str) -> bool:
+    ref = ref.split("#", 1)[0]
+    return ref == INPUT or ref in graph.nodes or ref in graph.containers or ref in graph.aliases
+
+
+def _reads(node) -> list[str]:
+    """What a node reads as its spec says it (a sibling, a container standing for its output,
+    ``input``), relative to its parent: so a block's copies read alike, and a stage that
+    grows a block does not rewire the stage after it."""
+    prefix = node.parent + "." if node.parent else ""
+    names = []
+    for ref in node.inputs:
+        path = "input" if ref == INPUT else ref.split("#", 1)[0]
+        names.append(path[len(prefix):] if prefix and path.startswith(prefix) else path)
+    return names
 
 
 def _subtree_params(g: Graph, path: str) -> int:
@@ -113,6 +130,14 @@ def diff(a: Graph, b: Graph) -> GraphDiff:
         sa, sb = _settings(na_), _settings(nb_)
         settings = [f"{key} {_value(sa.get(key))} -> {_value(sb.get(key))}" for key in sa
                     if sa.get(key) != sb.get(key) and key != "inplace"]
+        reads_a, reads_b = _reads(na_), _reads(nb_)
+        if reads_a != reads_b:  # rewired: it reads other nodes (a node inserted before it, a from changed)
+            pairs = list(zip(na_.inputs, nb_.inputs, reads_a, reads_b)) if len(reads_a) == len(reads_b) else []
+            # an input that only follows the removal of the node it read is said by that removal
+            changed = [(x, y) for old, _, x, y in pairs if x != y and _exists(b, old)]
+            if changed or not pairs:
+                reads_a, reads_b = zip(*changed) if changed else (reads_a, reads_b)
+                settings.append(f"reads {', '.join(reads_a) or 'nothing'} -> {', '.join(reads_b) or 'nothing'}")
         # a node is changed by its own settings or parameters; shapes that merely follow an
         # upstream change are context, not a change of their own
         if not settings and na_.n_params == nb_.n_params:

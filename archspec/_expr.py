@@ -86,6 +86,9 @@ FUNCTIONS: dict[str, tuple[Any, int, int | None, str]] = {
 }
 _FUNCTIONS = FUNCTIONS
 
+#: ``true`` and ``false`` as YAML writes them (Python's ``True`` and ``False`` work too)
+_WORDS = {"true": True, "false": False}
+
 #: loop iterations (comprehension items and range/sum lengths) one evaluation may take
 MAX_STEPS = 1_000_000
 
@@ -219,7 +222,7 @@ def _check(node: ast.AST, text: str, loc: Loc | None, lead: int, names: set[str]
             raise refuse(f"the constant {node.value!r}")
         return
     if isinstance(node, ast.Name):
-        if node.id not in bound:
+        if node.id not in bound and node.id not in _WORDS:
             names.add(node.id)
         return
     children: list[ast.AST]
@@ -354,6 +357,8 @@ class _Evaluator:
         if isinstance(node, ast.Constant):
             return self.bounded(node, node.value) if not isinstance(node.value, str) else node.value
         if isinstance(node, ast.Name):
+            if node.id in _WORDS:  # YAML's spelling, as the values around the expression are written
+                return _WORDS[node.id]
             if node.id in self.env:
                 return self.env[node.id]
             known = sorted(self.env)

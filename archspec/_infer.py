@@ -44,7 +44,10 @@ from ._schema import MAX_ERRORS
 from ._values import shown
 from .ops import fmt_shape
 
-__all__ = ["infer", "Inference", "needed"]
+__all__ = ["infer", "Inference", "needed", "ABSENT"]
+
+#: what a switched-off node that reads nothing (a param) stands for: a join leaves it out
+ABSENT = "#absent"
 
 
 class Inference:
@@ -74,10 +77,11 @@ class Inference:
                 ref = targets[0] if targets else INPUT
         return ref
 
-    def live(self, ref: str, reader: Node | None = None) -> str:
+    def live(self, ref: str, reader: Node | None = None, absent_ok: bool = False) -> str:
         """The node that really produces ``ref``, now that `when`s are decided: a container
         stands for its output (or its input, when switched off), a node switched off for its
-        input."""
+        input. A node switched off that reads nothing (a ``param``) stands for nothing: a
+        join drops it (``absent_ok`` gives :data:`ABSENT`), anything else is an error."""
         g = self.g
         seen: list[str] = []
         while ref != INPUT:
@@ -97,8 +101,17 @@ class Inference:
                 inputs, loc = node.inputs, node.loc
                 if ops.REGISTRY[node.op].category == "join" and not node.implicit:
                     inputs = inputs[:1]  # a join switched off passes its first input through
+            if not inputs and absent_ok:
+                return ABSENT
             if len(inputs) != 1:
                 name = ref.split("#", 1)[0]
+                if not inputs:
+                    raise SpecReferenceError(
+                        f"'{name}' is switched off ('when' is false) and reads no input, so nothing can stand in for it",
+                        reader.loc if reader else loc, node=reader.display if reader else name,
+                        notes=[(loc, f"'{name}' is defined here")] if loc and reader else [],
+                        hint="a join (add, mul, concat) reading it leaves it out; switch its other readers off too, "
+                             "or give them 'from'")
                 raise SpecReferenceError(
                     f"'{name}' is switched off ('when' is false) and reads {len(inputs)} inputs, so nothing can stand in "
                     "for it", reader.loc if reader else loc, node=reader.display if reader else name,
@@ -167,6 +180,12 @@ class Inference:
         env = self.env_with_lazies(value.env, value.expr.names, where)
         env.update(self.shape_env(shape))
         missing = (value.expr.names & SHAPE_NAMES) - set(env)
+        if missing and shape is None:
+            name = sorted(missing)[0]
+            raise SpecExpressionError(f"'{name}' is not known here: this node reads no input (a param), in "
+                                      f"'{value.expr.text.strip()}'", value.expr.loc, node=where,
+                                      hint="give the size as a block parameter (a block's parameter may use in_c: "
+                                           "channels: \"${in_c}\")")
         if missing:
             name = sorted(missing)[0]
             raise SpecExpressionError(
@@ -199,9 +218,9 @@ class Inference:
         value = self.realize(when, shape, where)
         if isinstance(value, bool):
             return value
-        if isinstance(value, (int, float)):
-            return value != 0
-        raise SpecSchemaError(f"'when' is {shown(value)}", when.expr.loc, node=where, expected="true or false")
+        raise SpecSchemaError(f"'when' is {shown(value)}, from '{when.expr.text.strip()}'", when.expr.loc, node=where,
+                              expected="true or false",
+                              hint="compare it: when: \"${in_c > 1}\"" if isinstance(value, (int, float)) else None)
 
     # -- the walk ----------------------------------------------------------------------------
 
@@ -225,7 +244,14 @@ class Inference:
 
     def node(self, node: Node) -> None:
         g = self.g
-        sources = [self.live(r, node) for r in self.branches(node)]
+        join = ops.REGISTRY[node.op].category == "join"
+        sources = [self.live(r, node, absent_ok=join) for r in self.branches(node)]
+        if join:  # a switched-off param an add or mul reads is left out of it
+            sources = [s for s in sources if s != ABSENT]
+            if not sources:
+                raise SpecReferenceError(f"every input of this {node.op} is switched off ('when' is false)", node.loc,
+                                         node=node.display, expected="at least one input that is switched on",
+                                         notes=site_notes(node.sites))
         if any(s in self.failed for s in sources):
             self.failed.add(node.path)
             return
@@ -305,7 +331,9 @@ class Inference:
                 takers = ", ".join(sorted(o.name for o in ops.REGISTRY.values() if o.broadcast))
                 raise SpecShapeError(f"{node.op} cannot read the learnable tensor '{param.display}': it has no batch dimension",
                                      node.loc, node=node.display, expected=f"an op that broadcasts it over the batch ({takers})",
-                                     notes=notes + site_notes(node.sites))
+                                     notes=notes + site_notes(node.sites),
+                                     hint="a param reads no input, and the node written after it reads it unless its 'from' "
+                                          "names what it should read")
             batched = [s for s in node.sources if self.batched(s)]
             if not batched:
                 raise SpecShapeError(f"{node.op} reads only learnable tensors, so its result has no batch dimension",
@@ -383,9 +411,35 @@ class Inference:
         self.check_limits()
         self.check_init()
         g.inplace = inplace_plan(g)
+        self.warn_off_joins()
         if not g.taps:  # a feature extractor leaves the head unused on purpose
             self.mark_usage()
         return g
+
+    def warn_off_joins(self) -> None:
+        """A switched-off add or mul passes its first input: warn where that input is smaller
+        than what the join would have made (a gate written first is an easy trap)."""
+        g = self.g
+        joins = dict(g.off_joins)
+        joins.update({p: (n.op, n.inputs) for p, n in g.nodes.items()
+                      if not n.enabled and not n.implicit and ops.REGISTRY[n.op].broadcast})
+        for path, (op, inputs) in joins.items():
+            try:
+                sources = [self.live(r, absent_ok=True) for r in inputs]
+            except SpecError:
+                continue
+            shapes = [self.shape_of(s) for s in sources if s != ABSENT and (s == INPUT or g.nodes[s].enabled)]
+            if len(shapes) < 2 or any(s is None for s in shapes) or sources[0] == ABSENT:
+                continue
+            from .ops.joins import broadcast
+
+            full = broadcast(shapes)
+            if full is not None and shapes[0] != full:
+                name = path.split("#", 1)[0]
+                loc = g.alias_locs.get(path) or (g.nodes[path].loc if path in g.nodes else None)
+                warnings.warn(SpecWarning(
+                    f"'{name}' is switched off, so it passes its first input ({fmt_shape(shapes[0])}), not the "
+                    f"{fmt_shape(full)} its {op} would make: write the main path first in 'from'", loc, name), stacklevel=3)
 
     def switched_off(self, ref: str) -> bool:
         """Whether ``ref`` (a node or container path) was left out by a shape-dependent `when`."""
@@ -399,7 +453,7 @@ class Inference:
         g = self.g
         kept = []
         for output in g.outputs:
-            if self.switched_off(output.ref):
+            if self.switched_off(output.ref) and not output.implicit:  # the graph's last node stands for its input
                 if g.taps:
                     raise SpecReferenceError(f"the node '{output.ref}' is switched off ('when' is false), so it has no value",
                                              None)

@@ -75,7 +75,10 @@ def inplace_plan(graph: Graph) -> dict[str, int | None]:
             continue
         choice = None
         reasons = []
-        for i, s in enumerate(node.sources):
+        refused = op.inplace_refused(node.concrete) if op.inplace_refused is not None else None
+        if refused:
+            reasons.append(refused)
+        for i, s in enumerate([] if refused else node.sources):
             if node.in_shapes[i] != node.shape:
                 reasons.append(f"its input {i + 1} is smaller than the result (it is broadcast)")
                 continue

@@ -135,6 +135,7 @@ class Output:
     training_only: bool
     loc: Loc | None
     node: str | None = None  # the producing node path, filled by infer
+    implicit: bool = False  # the default output (the graph's last node): it falls back as readers do
 
 
 @dataclass
@@ -169,6 +170,7 @@ class Graph:
     order: list[str] = field(default_factory=list)  # topological order of enabled nodes, filled by infer
     inplace: dict[str, int | None] = field(default_factory=dict)  # node -> input it may overwrite, filled by infer
     alias_locs: dict[str, Loc] = field(default_factory=dict)  # where each switched-off node is written
+    off_joins: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # switched-off add/mul: (op, all inputs)
     taps: bool = False  # outputs were asked for by path: the network returns a dict of them
     checkpoint_keys: list[tuple[str, str]] = field(default_factory=list)  # (regex, replacement) for foreign checkpoints
 

@@ -138,27 +138,32 @@ def apply_overrides(doc: Document, spec: Any, overrides: Mapping[str, Any]) -> d
     return params
 
 
-def _set_dotted(name: str, container: Any, keys: list[str], value: Any, loc: Loc | None) -> Any:
+def _set_dotted(name: str, container: Any, keys: list[str], value: Any, loc: Loc | None, at: str = "") -> Any:
+    """``container`` with the entry at ``keys`` set to ``value`` (``at``: the dotted path so
+    far, for messages: ``setting.1``)."""
+    at = at or name
     key = keys[0]
+    here = f"{at}.{key}"
+    declared = [(loc, f"'{name}' is declared here")]
     if isinstance(container, list):
         try:
             index = int(key)
         except ValueError:
             index = None
         if index is None or not -len(container) <= index < len(container):
-            raise SpecReferenceError(f"'{name}' has {len(container)} entries; there is no entry '{key}'", None,
-                                     expected=f"an index from 0 to {len(container) - 1}", notes=[(loc, f"'{name}' is declared here")])
+            raise SpecReferenceError(f"'{at}' has {len(container)} entries; there is no entry '{key}'", None,
+                                     expected=f"an index from 0 to {len(container) - 1}", notes=declared)
         out = list(container)
-        out[index] = _set_dotted(name, out[index], keys[1:], value, loc) if len(keys) > 1 else value
+        out[index] = _set_dotted(name, out[index], keys[1:], value, loc, here) if len(keys) > 1 else value
         if len(keys) == 1 and _type_mismatch(container[index], value):
-            raise SpecSchemaError(f"'{name}.{key}' set to {shown(value)}", None, expected=_type_mismatch(container[index], value))
+            raise SpecSchemaError(f"'{here}' set to {shown(value)}", None, expected=_type_mismatch(container[index], value),
+                                  notes=[(loc, f"'{name}' is declared here; '{here}' is {shown(container[index])}")])
         return out
     if isinstance(container, dict):
         out = dict(container)
-        out[key] = _set_dotted(name, out.get(key), keys[1:], value, loc) if len(keys) > 1 else value
+        out[key] = _set_dotted(name, out.get(key), keys[1:], value, loc, here) if len(keys) > 1 else value
         return out
-    raise SpecReferenceError(f"'{name}' is {shown(container)}, which has no entries to set", None,
-                             notes=[(loc, f"'{name}' is declared here")])
+    raise SpecReferenceError(f"'{at}' is {shown(container)}, which has no entries to set", None, notes=declared)
 
 
 def _type_mismatch(default: Any, value: Any) -> str | None:
@@ -225,6 +230,7 @@ class Resolver:
         self.containers: dict[str, Container] = {}
         self.aliases: dict[str, list[str]] = {}
         self.alias_locs: dict[str, Loc] = {}
+        self.off_joins: dict[str, tuple[str, list[str]]] = {}
         self.errors = ErrorList()  # counts distinct mistakes: one in many copies is one
         self.count = 0
         self.edges = 0
@@ -263,8 +269,8 @@ class Resolver:
                 raise SpecExpressionError(
                     f"'{expr.text}' uses the input shape{through}, but this value decides the graph's structure",
                     expr.loc, node=where,
-                    hint="'repeat', names and 'when' in a list are fixed before shapes are known; "
-                         "pass the number as a parameter instead",
+                    hint="'repeat', names, 'op', 'use', 'from' and 'when' in a list are fixed before shapes are known: "
+                         "give them a parameter instead (a 'when' that needs the shape can stand in a mapping body)",
                 )
             return Deferred(expr, env)
         try:
@@ -303,6 +309,7 @@ class Resolver:
             nodes=self.nodes, containers=self.containers, top=top, outputs=outputs, init=init,
             aliases=self.aliases, source=self.doc.path, files=self.doc.files, taps=self.taps is not None,
             alias_locs=self.alias_locs, checkpoint_keys=[(r.match, r.replace) for r in spec.checkpoint_keys],
+            off_joins=self.off_joins,
         )
 
     def raise_errors(self) -> None:
@@ -349,12 +356,10 @@ class Resolver:
             if common is not None and common.when is not True:
                 in_list = name is None or kind == "dense"  # a list numbers its items; a dense layer's input follows its siblings
                 when = self.value(common.when, sub_env, raw + ("when",), label, structural=in_list)
-                if not isinstance(when, (bool, Deferred)):
-                    if isinstance(when, (int, float)) and not isinstance(when, bool):
-                        when = bool(when)
-                    else:
-                        raise SpecSchemaError(f"'when' is {shown(when)}", self.loc(raw + ("when",)), node=label,
-                                              expected="true or false")
+                if not isinstance(when, (bool, Deferred)):  # a number is refused as a literal is: write a comparison
+                    raise SpecSchemaError(f"'when' is {shown(when)}, from '{common.when}'", self.loc(raw + ("when",)),
+                                          node=label, expected="true or false",
+                                          hint="compare it: when: \"${stride > 1}\"" if isinstance(when, (int, float)) else None)
             node_name = None
             if name is not None:
                 node_name = self.node_name(name, sub_env, raw, label)
@@ -491,7 +496,11 @@ class Resolver:
                 # join (add, mul, concat) left out passes its first input through
                 alias = path if path is not None else f"{prefix}#off{k}"
                 op = ops.REGISTRY.get(getattr(model, "op", None)) if isinstance(getattr(model, "op", None), str) else None
+                if op is not None and op.arity[1] == 0:
+                    inputs = []  # a param stands for nothing: a join reading it leaves it out
                 self.aliases[alias] = inputs[:1] if op is not None and op.category == "join" else inputs
+                if op is not None and op.broadcast:
+                    self.off_joins[alias] = (op.name, list(inputs))
                 self.alias_locs[alias] = entry.loc
                 if kind == "seq":
                     previous = alias
@@ -619,6 +628,8 @@ class Resolver:
         name = self.value(model.op, env, raw + ("op",), path, structural=True)
         if not isinstance(name, str) or name not in ops.REGISTRY:
             hint = did_you_mean(name, ops.names()) if isinstance(name, str) else None
+            if isinstance(name, str) and name in self.spec.blocks:
+                hint = f"'{name}' is a block: write 'use: {model.op}'"
             raise SpecSchemaError(f"'op' is {shown(name)}, from '{model.op}'", self.loc(raw + ("op",)), node=path,
                                   expected=ops.known(), hint=hint, notes=site_notes(scope.sites))
         try:
@@ -828,7 +839,7 @@ class Resolver:
             return self.tap_outputs(self.taps)
         declared = self.spec.outputs
         if declared is None:
-            return [Output("output", last, False, self.loc(("graph",)))]
+            return [Output("output", last, False, self.loc(("graph",)), implicit=True)]
         out: list[Output] = []
         for name, decl in declared.items():
             raw = ("outputs", name)

@@ -248,7 +248,7 @@ class IntList(_ValueType):
         self.ge = ge
         self.least = least
         what = "integers" if ge is None else ("positive integers" if ge == 1 else f"integers >= {ge}")
-        self.expected = f"a list of {what}" + (f" (at least {least})" if least > 1 else "")
+        self.expected = (f"a list of {what}" + f" (at least {least})") if least > 1 else f"a non-empty list of {what}"
         item = {"type": "integer"} if ge is None else {"type": "integer", "minimum": ge}
         self.json = {"type": "array", "items": {"anyOf": [item, EXPRESSION_SCHEMA]}, "minItems": least}
 
@@ -339,6 +339,14 @@ class InitValue(_ValueType):
                 out[key] = self._number(v, key)
         if fn == "constant" and "value" not in out:
             raise PydanticCustomError("archspec_value", "'constant' needs 'value'")
+        for key in ("std", "gain"):  # as the init rules' initialisers: positive
+            if isinstance(out.get(key), float) and out[key] <= 0:
+                raise PydanticCustomError("archspec_value", "expected {expected}, found {found}{why}",
+                                          {"expected": "a number > 0", "found": shown(out[key]), "why": f" for '{key}'"})
+        if fn in ("uniform", "trunc_normal"):
+            lo, hi = out.get("a", -2.0 if fn == "trunc_normal" else 0.0), out.get("b", 2.0 if fn == "trunc_normal" else 1.0)
+            if isinstance(lo, float) and isinstance(hi, float) and lo >= hi:
+                raise PydanticCustomError("archspec_value", "'{fn}' needs a < b, found a={a} and b={b}", {"fn": fn, "a": lo, "b": hi})
         return out
 
     def check(self, value: Any) -> float:

@@ -197,3 +197,89 @@ def test_a_part_of_a_chunk_is_never_overwritten_in_place(write_spec):
     model(torch.randn(2, 8, 6, 6)).sum().backward()
     with pytest.raises(SpecError, match="one of the views chunk makes together"):
         graph(write_spec, body.replace("half", "part1").replace("{op: relu}", "{op: relu, inplace: true}"))
+
+
+# -- found by a review: each failed before its fix ---------------------------------------------
+
+
+def test_a_switched_off_param_is_left_out_of_the_join_that_reads_it(write_spec):
+    body = "params: {ls: false}\ngraph:\n  a: {op: conv2d, out: 8, kernel: 1}\n  g: {op: param, shape: [8, 1, 1], init: 2.0, when: $ls}\n" \
+           "  s: {op: mul, from: [g, a]}\n"
+    g = graph(write_spec, body)
+    assert g.nodes["s"].sources == ["a"]  # not a * a
+    model = build(write_spec, body)
+    x = torch.randn(2, 8, 6, 6)
+    assert torch.equal(model(x), model.a(x))
+    assert graph(write_spec, body, ls=True).nodes["s"].sources == ["g", "a"]
+    with pytest.raises(SpecError, match="'g' is switched off .* and reads no input"):
+        graph(write_spec, body + "  r: {op: relu, from: g}\n")
+
+
+def test_negative_slopes_stay_out_of_place(write_spec):
+    for setting in ("leaky_relu, negative_slope: -0.1", "elu, alpha: -0.5"):
+        def body(extra: str = "") -> str:
+            return f"graph:\n  a: {{op: conv2d, out: 4, kernel: 1}}\n  act: {{op: {setting}{extra}}}\n" \
+                   "  b: {op: conv2d, out: 4, kernel: 1}\n"
+
+        assert graph(write_spec, body()).inplace["act"] is None
+        build(write_spec, body()).train()(torch.randn(2, 8, 6, 6)).sum().backward()  # torch has no in-place backward for these
+        with pytest.raises(SpecError, match="torch has no in-place backward for"):
+            graph(write_spec, body(", inplace: true"))
+
+
+@pytest.mark.parametrize("init,message", [
+    ("{fn: normal, std: -1}", "'init': found -1.0 for 'std' (expected a number > 0)"),
+    ("{fn: uniform, a: 1, b: 0}", "'uniform' needs a < b"),
+    ("{fn: kaiming_normal}", "kaiming_normal needs a tensor of 2 or more dimensions"),
+])
+def test_a_param_init_is_checked_before_anything_is_built(write_spec, init, message):
+    body = f"graph:\n  a: {{op: conv2d, out: 8, kernel: 1}}\n  g: {{op: param, shape: [8], init: {init}}}\n" \
+           "  p: {op: permute, dims: [0, 2, 3, 1], from: a}\n  m: {op: mul, from: [g, p]}\n"
+    with pytest.raises(SpecError) as e:
+        graph(write_spec, body)
+    assert message in str(e.value) and e.value.loc is not None
+
+
+def test_the_last_node_switched_off_by_the_shape_stands_for_its_input(write_spec):
+    body = 'graph:\n  a: {op: conv2d, out: 4, kernel: 1}\n  r: {op: relu, when: "${in_c != 4}"}\n'
+    g = graph(write_spec, body)
+    assert g.outputs[0].node == "a"  # as with when: false
+
+
+def test_when_takes_true_or_false_not_a_number(write_spec):
+    with pytest.raises(SpecError, match="'when' is 2, from '\\$stride'"):
+        graph(write_spec, "params: {stride: 2}\ngraph:\n  r: {op: relu, when: $stride}\n")
+    with pytest.raises(SpecError, match="'when' is 12.0"):
+        graph(write_spec, 'graph:\n  r: {op: relu, when: "${in_c * 1.5}"}\n')
+    assert "r" in graph(write_spec, 'graph:\n  r: {op: relu, when: "${not false and true}"}\n').order  # YAML's words
+
+
+def test_a_switched_off_join_that_passes_a_smaller_input_warns(write_spec):
+    body = """params: {use_se: false}
+graph:
+  conv: {op: conv2d, out: 8, kernel: 1}
+  avgpool: {op: adaptive_avgpool2d, size: 1}
+  gate: {op: sigmoid}
+  scale: {op: mul, from: [gate, conv], when: $use_se}
+  sum: {op: add, from: [scale, input]}
+"""
+    with pytest.warns(UserWarning, match="'scale' is switched off, so it passes its first input \\(8x1x1\\), not the 8x6x6"):
+        graph(write_spec, body)
+
+
+def test_diff_lists_rewired_nodes():
+    from archspec._diff import diff, format_diff
+    from reference import SPECS
+
+    text = format_diff(diff(load_spec(SPECS / "resnet" / "resnet50.yaml"), load_spec(SPECS / "resnet" / "se_resnet50.yaml")))
+    assert "~ layer1.{0..2}.sum  add                 reads bn3 -> se x3" in text.splitlines()
+
+
+def test_nested_overrides_name_the_whole_path(write_spec):
+    body = "params:\n  setting: [[16, 1], [24, 2]]\ngraph:\n  c: {op: conv2d, out: \"${setting[0][0]}\", kernel: 1}\n"
+    with pytest.raises(SpecError) as e:
+        graph(write_spec, body, params={"setting.1.0": "abc"})
+    assert "'setting.1.0' set to 'abc' (expected an integer)" in str(e.value)
+    assert "'setting.1.0' is 24" in e.value.format()
+    with pytest.raises(SpecError, match="'setting.1.0' is 24, which has no entries to set"):
+        graph(write_spec, body, params={"setting.1.0.2": 3})

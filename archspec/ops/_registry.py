@@ -102,6 +102,8 @@ class OpDef:
     - ``alias``: the output may be the input tensor or a view of it (identity, flatten,
       dropout in eval), which matters when deciding where an in-place op is safe;
     - ``inplace``: the op can overwrite its (first) input; *infer* decides where it may;
+    - ``inplace_refused(params)``: why these settings cannot run in place, or ``None``
+      (torch has no in-place backward for a negative leaky_relu slope, say);
     - ``saves_output``: autograd keeps the op's output for its backward, so nothing may
       overwrite it in place;
     - ``multi_view``: the output is one of several views torch returns together (chunk,
@@ -132,6 +134,7 @@ class OpDef:
     arity: tuple[int, int | None] = (1, 1)
     alias: bool = False
     inplace: bool = False
+    inplace_refused: Callable[[Any], str | None] | None = None
     saves_output: bool = False
     multi_view: bool = False
     category: str = "layer"

@@ -26,12 +26,21 @@ class _InplaceParams(OpParams):
 
 
 def _activation(name: str, params: type[OpParams], make: Callable[[Any, bool], Any], *, inplace: bool,
-                saves_output: bool, infer=same_shape) -> None:
+                saves_output: bool, infer=same_shape, inplace_refused=None) -> None:
     def build(p: Any, shapes: list[Shape], use_inplace: bool):
         return make(p, use_inplace)
 
     register(OpDef(name, params, infer, params.__doc__ or "", build=build, inplace=inplace, saves_output=saves_output,
-                   category="activation"))
+                   category="activation", inplace_refused=inplace_refused))
+
+
+def _negative(field: str):
+    def refused(p: Any) -> str | None:
+        if getattr(p, field) < 0:
+            return f"torch has no in-place backward for {field} {getattr(p, field)} (below 0)"
+        return None
+
+    return refused
 
 
 def _nn(cls_name: str, **fixed: Any) -> Callable[[Any, bool], Any]:
@@ -126,8 +135,9 @@ _activation("hardswish", HardswishParams, _nn("Hardswish"), inplace=True, saves_
 _activation("hardsigmoid", HardsigmoidParams, _nn("Hardsigmoid"), inplace=True, saves_output=False)
 _activation("silu", SiLUParams, _nn("SiLU"), inplace=True, saves_output=False)
 _activation("mish", MishParams, _nn("Mish"), inplace=True, saves_output=False)
-_activation("leaky_relu", LeakyReLUParams, _nn("LeakyReLU", negative_slope=None), inplace=True, saves_output=True)
-_activation("elu", ELUParams, _nn("ELU", alpha=None), inplace=True, saves_output=True)
+_activation("leaky_relu", LeakyReLUParams, _nn("LeakyReLU", negative_slope=None), inplace=True, saves_output=True,
+            inplace_refused=_negative("negative_slope"))
+_activation("elu", ELUParams, _nn("ELU", alpha=None), inplace=True, saves_output=True, inplace_refused=_negative("alpha"))
 _activation("sigmoid", SigmoidParams, _nn("Sigmoid"), inplace=False, saves_output=True)
 _activation("tanh", TanhParams, _nn("Tanh"), inplace=False, saves_output=True)
 _activation("gelu", GELUParams, _nn("GELU", approximate=None), inplace=False, saves_output=False)

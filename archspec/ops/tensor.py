@@ -231,6 +231,10 @@ class ParamParams(OpParams):
 
 def _param_shape(p: ParamParams, shapes: list[Shape], names: list[str]) -> Inferred:
     shape = tuple(p.shape)
+    fn = p.init.get("fn", "") if isinstance(p.init, dict) else ""
+    if fn.startswith(("kaiming", "xavier")) and len(shape) < 2:
+        raise ShapeError(f"{fn} needs a tensor of 2 or more dimensions (it computes fans), but the shape is {fmt_shape(shape)}",
+                         param="init", expected="normal, trunc_normal, uniform or a constant for a vector")
     return Inferred(shape, params={"": shape})
 
 
