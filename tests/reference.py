@@ -41,32 +41,6 @@ def fixture(name: str) -> dict:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-def deterministic_state(state: dict):
-    """The fixture recipe: every tensor of a state_dict from a generator seeded by its key."""
-    import torch
-
-    out = {}
-    for key, tensor in state.items():
-        if not tensor.is_floating_point():
-            out[key] = tensor.clone()
-            continue
-        g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-        r = torch.randn(tuple(tensor.shape), generator=g, dtype=torch.float64)
-        if key.endswith("running_var"):
-            v = 1 + 0.1 * r.abs()
-        elif key.endswith("running_mean"):
-            v = 0.1 * r
-        elif tensor.dim() <= 1 and key.endswith("weight"):
-            v = 1 + 0.05 * r
-        elif tensor.dim() <= 1:
-            v = 0.05 * r
-        else:
-            fan_in = math.prod(tensor.shape[1:])
-            v = r * math.sqrt(2 / fan_in)
-        out[key] = v
-    return out
-
-
 def deterministic_input(size: int):
     import torch
 
@@ -113,6 +87,8 @@ def materialize(model, dtype=None, threads: int = 1):
 
 
 def _recipe(key: str, shape: tuple):
+    """One tensor of the fixture recipe (shared/reference/README.md): drawn from a generator
+    seeded by the key's crc32, then shaped by the key's kind."""
     import torch
 
     g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
