@@ -21,7 +21,7 @@ from ._schema import validate
 if TYPE_CHECKING:  # pragma: no cover
     from ._module import ArchModule
 
-__all__ = ["load_spec", "compile_spec"]
+__all__ = ["load_spec", "compile_spec", "build_model"]
 
 
 def load_spec(
@@ -85,12 +85,28 @@ def compile_spec(
     checkpoints of the whole network still load). ``weights`` loads a checkpoint
     (``strict=False``: what fits; the report is ``model.load_report``, and is logged).
     """
+    graph = load_spec(path, params=params, input_shape=input_shape, outputs=outputs, limits=limits, **overrides)
+    return build_model(graph, weights=weights, strict=strict, init=init, device=device)
+
+
+def build_model(graph: Graph, *, weights: str | os.PathLike[str] | None = None, strict: bool = True, init: bool = True,
+                device: Any = None) -> ArchModule:
+    """The module of an inferred graph, its tensors filled once each.
+
+    Without ``weights``, every tensor starts from the spec's ``init:`` rules or its op's
+    default. With ``weights``, the module is built on the meta device and the checkpoint's
+    tensors are put in place as they are (no filling first); with ``strict=False`` only
+    the tensors the checkpoint does not cover are then initialised.
+    """
+    from ._initialize import init_plan, materialize
     from ._lower import lower
 
-    graph = load_spec(path, params=params, input_shape=input_shape, outputs=outputs, limits=limits, **overrides)
-    model = lower(graph, init=init and weights is None or init and not strict, device=device)
-    if weights is not None:
-        from ._weights import load_weights
+    if weights is None:
+        return lower(graph, init=init, device=device)
+    model = lower(graph, init=False, materialize=False)
+    from ._weights import load_weights
 
-        model.load_report = load_weights(model, weights, strict=strict)
+    model.load_report = load_weights(model, weights, strict=strict, device=device)
+    if not (device is not None and str(device) == "meta"):
+        materialize(model, init_plan(graph, rules=init and not strict), device)
     return model

@@ -41,7 +41,7 @@ from ._inplace import inplace_plan
 from ._ir import INPUT, Deferred, Graph, Lazy, Node, site_notes
 from ._limits import DEFAULT_LIMITS, Limits
 from ._schema import MAX_ERRORS
-from ._values import shown
+from ._values import FLOAT32_MAX, init_reach, shown
 from .ops import fmt_shape
 
 __all__ = ["infer", "Inference", "needed", "ABSENT"]
@@ -472,21 +472,33 @@ class Inference:
         g.outputs = kept
 
     def check_init(self) -> None:
-        """Initialisers that need a fan (kaiming_*, xavier_*) only fit tensors of 2 or more dimensions."""
+        """Every initialiser fits its tensor, statically: those that need a fan (kaiming_*,
+        xavier_*) only tensors of 2 or more dimensions, and no initialiser may make values
+        float32 cannot hold (nothing is scanned after filling)."""
         g = self.g
         for rule in g.init:
             for name, spec in rule.tensors.items():
                 fn = spec.get("fn", "") if isinstance(spec, dict) else ""
-                if not fn.startswith(("kaiming", "xavier")):
-                    continue
                 for p in g.order:
                     node = g.nodes[p]
                     shape = node.tensors.get(name)
-                    if shape is not None and rule.selects(node) and len(shape) < 2:
+                    if shape is None or not rule.selects(node) or ops.REGISTRY[node.op].tensor:
+                        continue
+                    where = dict(node=f"init rule {rule.index + 1}")
+                    if fn.startswith(("kaiming", "xavier")) and len(shape) < 2:
                         raise SpecSchemaError(
                             f"{fn} cannot initialise '{node.display}.{name}' ({fmt_shape(shape)}): it needs a tensor "
-                            "of 2 or more dimensions", rule.loc, node=f"init rule {rule.index + 1}",
+                            "of 2 or more dimensions", rule.loc, **where,
                             hint="select conv2d and linear nodes with 'ops' for fan-based initialisers")
+                    if init_reach(spec, shape) > FLOAT32_MAX:
+                        raise SpecSchemaError(
+                            f"the rule makes '{node.display}.{name}' hold values beyond float32 (inf or nan)", rule.loc,
+                            **where, expected="arguments whose values float32 can hold")
+        for p in g.order:
+            node = g.nodes[p]
+            if ops.REGISTRY[node.op].tensor and init_reach(node.concrete.init, node.shape) > FLOAT32_MAX:
+                raise SpecSchemaError(f"'init' makes '{node.display}' hold values beyond float32 (inf or nan)",
+                                      node.loc, node=node.display, expected="arguments whose values float32 can hold")
 
     def container_enabled(self, path: str) -> bool:
         c = self.g.containers[path]

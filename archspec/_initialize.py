@@ -1,13 +1,24 @@
-"""Weight initialisation from a spec's ``init:`` rules.
+"""Filling a compiled model's tensors, once each: the spec's ``init:`` rules and the ops' defaults.
 
-Each rule selects nodes by op (``ops: [conv2d, linear]``) and/or by dotted path with
-shell wildcards (``paths: ["AuxLogits.fc"]``, ``"features.*.conv"``), and sets their
-``weight`` and/or ``bias``: a number sets a constant, ``{fn: ..., ...}`` calls the
-``torch.nn.init`` function of that name with those arguments. Rules apply in order, so a
-later, narrower rule overrides an earlier, broader one. A tensor no rule touches keeps
-PyTorch's default initialisation. A rule with ``paths`` that selects nothing is reported
-as a :class:`SpecWarning` (it is usually a typo in a path); a rule by ``ops`` alone may
-select nothing (a family's base spec initialises batch norm for its ``_bn`` variants).
+*lower* builds the module tree on the meta device (no memory, no filling), then
+:func:`materialize` gives every tensor its memory and its starting value in one pass, in
+``state_dict`` order:
+
+- from the last ``init:`` rule that sets it: a rule selects nodes by op
+  (``ops: [conv2d, linear]``) and/or by dotted path with shell wildcards
+  (``paths: ["AuxLogits.fc"]``, ``"features.*.conv"``), and sets their ``weight`` and/or
+  ``bias``: a number sets a constant, ``{fn: ..., ...}`` calls the ``torch.nn.init``
+  function of that name with those arguments. Rules apply in order, so a later, narrower
+  rule overrides an earlier, broader one (only the last one is drawn);
+- otherwise from the op's default (:attr:`archspec.ops.OpDef.defaults`), which is
+  PyTorch's own start for that module, draw for draw: a network without ``init:`` rules
+  gets, for the same ``torch.manual_seed``, the very weights its modules' constructors
+  would make; a ``param`` node starts from its own ``init``.
+
+A rule with ``paths`` that selects nothing is reported as a :class:`SpecWarning` (it is
+usually a typo in a path); a rule by ``ops`` alone may select nothing (a family's base spec
+initialises batch norm for its ``_bn`` variants). Whether an initialiser fits its tensor
+(fans need 2 dimensions, values must fit float32) is checked statically by *infer*.
 """
 
 from __future__ import annotations
@@ -19,17 +30,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._errors import SpecSchemaError, SpecWarning
+from . import ops
+from ._errors import SpecWarning
 from ._ir import Graph, InitRule
 
-__all__ = ["apply_init", "init_tensor"]
+__all__ = ["init_plan", "init_tensor", "materialize"]
 
 
 def init_tensor(tensor: torch.Tensor, spec: Any) -> None:
-    """Fill ``tensor`` in place from a rule's value: a constant or ``{fn: ..., args}``."""
+    """Fill ``tensor`` in place from an initialiser: a constant or ``{fn: ..., args}``."""
     with torch.no_grad():
         if not isinstance(spec, dict):
-            tensor.fill_(float(spec))
+            tensor.fill_(spec)
             return
         args = {k: v for k, v in spec.items() if k != "fn"}
         fn = spec["fn"]
@@ -56,46 +68,76 @@ def init_tensor(tensor: torch.Tensor, spec: Any) -> None:
             raise ValueError(f"unknown init function {fn!r}")
 
 
-def apply_init(model: nn.Module, graph: Graph) -> None:
-    """Apply ``graph.init`` to the modules of ``model`` (built from ``graph``). A ``param``
-    node is started by its own ``init`` when it is built, not here."""
-    targets = [(p, graph.nodes[p]) for p in graph.order if not graph.nodes[p].implicit]
-    for rule in graph.init:
-        matched = 0
-        for path, node in targets:
-            if not rule.selects(node):
-                continue
-            try:
-                module = model.get_submodule(path)
-            except AttributeError:  # a param node: a tensor, not a module (its own `init` sets it)
-                continue
-            for name, spec in rule.tensors.items():
-                tensor = getattr(module, name, None)
-                if not isinstance(tensor, torch.Tensor):
-                    continue
-                try:
-                    init_tensor(tensor, spec)
-                except (ValueError, RuntimeError, OverflowError, ZeroDivisionError) as e:
-                    fn = spec["fn"] if isinstance(spec, dict) else "constant"
-                    raise SpecSchemaError(
-                        f"cannot initialise '{node.display}.{name}' ({'x'.join(map(str, tensor.shape)) or 'scalar'}) "
-                        f"with {fn}: {str(e).splitlines()[0]}",
-                        rule.loc, node=f"init rule {rule.index + 1}",
-                        hint="fan-based initialisers (kaiming_*, xavier_*) need weights of 2 or more dimensions; "
-                             "select conv2d and linear nodes with 'ops'" if fn.startswith(("kaiming", "xavier")) else None,
-                    ) from None
-                if not tensor.is_meta and not bool(torch.isfinite(tensor).all()):
-                    raise SpecSchemaError(
-                        f"the rule makes '{node.display}.{name}' hold values beyond float32 (inf or nan)",
-                        rule.loc, node=f"init rule {rule.index + 1}", expected="arguments whose values float32 can hold")
-                matched += 1
-        if matched == 0 and rule.paths and not _switched_off(rule, graph):
-            what = " and ".join(filter(None, [
-                f"ops {', '.join(rule.ops)}" if rule.ops else None,
-                f"paths {', '.join(rule.paths)}" if rule.paths else None,
-            ]))
-            warnings.warn(SpecWarning(f"init rule {rule.index + 1} ({what}) sets no tensor: it selects no node with "
-                                      f"{' or '.join(rule.tensors)}", rule.loc, f"init rule {rule.index + 1}"), stacklevel=3)
+def init_plan(graph: Graph, rules: bool = True) -> dict[str, Any]:
+    """Each ``state_dict`` key's initialiser: the last ``init:`` rule that sets it (with
+    ``rules``), else its op's default. Keys of ops without defaults are left out (their
+    module's ``reset_parameters`` fills them). Warns about path rules that select nothing."""
+    plan: dict[str, Any] = {}
+    for p in graph.order:
+        node = graph.nodes[p]
+        if node.implicit or not node.tensors:
+            continue
+        op = ops.REGISTRY[node.op]
+        if op.defaults is not None:
+            defaults = op.defaults(node.concrete, list(node.in_shapes))
+            for name in node.tensors:
+                plan[f"{p}.{name}" if name else p] = defaults[name]
+    if rules:
+        for rule in graph.init:
+            matched = 0
+            for p in graph.order:
+                node = graph.nodes[p]
+                if node.implicit or ops.REGISTRY[node.op].tensor or not rule.selects(node):
+                    continue  # a param node is started by its own `init`
+                for name, spec in rule.tensors.items():
+                    if name in node.tensors:
+                        plan[f"{p}.{name}"] = spec
+                        matched += 1
+            if matched == 0 and rule.paths and not _switched_off(rule, graph):
+                what = " and ".join(filter(None, [
+                    f"ops {', '.join(rule.ops)}" if rule.ops else None,
+                    f"paths {', '.join(rule.paths)}" if rule.paths else None,
+                ]))
+                warnings.warn(SpecWarning(f"init rule {rule.index + 1} ({what}) sets no tensor: it selects no node with "
+                                          f"{' or '.join(rule.tensors)}", rule.loc, f"init rule {rule.index + 1}"),
+                              stacklevel=4)
+    return plan
+
+
+def materialize(model: nn.Module, plan: dict[str, Any], device: torch.device | str | None = None) -> None:
+    """Give every meta tensor of ``model`` its memory on ``device`` (the default device when
+    None) and its start from ``plan`` (:func:`init_plan`), once, in ``state_dict`` order.
+    Tensors that already hold memory (loaded from a checkpoint) are left as they are."""
+    for path, module in model.named_modules():
+        prefix = f"{path}." if path else ""
+        stores = (module._parameters, module._buffers)
+        meta = [(store, name, t) for store in stores for name, t in store.items() if t is not None and t.is_meta]
+        if not meta:
+            continue
+        if any(prefix + name not in plan for _, name, _ in meta):
+            _reset_module(module, device, plan, prefix)
+            continue
+        for store, name, t in meta:
+            new = torch.empty(t.shape, dtype=t.dtype, device=device)
+            init_tensor(new, plan[prefix + name])
+            store[name] = nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else new
+
+
+def _reset_module(module: nn.Module, device: torch.device | str | None, plan: dict[str, Any], prefix: str) -> None:
+    """A module whose op has no defaults: its own ``reset_parameters``, then the rules that
+    set its tensors; tensors it already held (loaded) are kept."""
+    held = {name: t for store in (module._parameters, module._buffers) for name, t in store.items()
+            if t is not None and not t.is_meta}
+    module.to_empty(device=device, recurse=False)
+    reset = getattr(module, "reset_parameters", None)
+    if callable(reset):
+        reset()
+    for store in (module._parameters, module._buffers):
+        for name, t in store.items():
+            if name in held:
+                store[name] = held[name]
+            elif t is not None and prefix + name in plan:
+                init_tensor(t, plan[prefix + name])
 
 
 def _switched_off(rule: InitRule, graph: Graph) -> bool:

@@ -9,7 +9,8 @@ What it does:
 - writes two ``torch.fx`` graphs (eval: what the non-training outputs need; train:
   everything), lints them and generates their Python, wrapped in a ``forward`` that picks
   one by ``self.training``;
-- applies the spec's ``init:`` rules (:mod:`._initialize`).
+- builds it on the meta device, then fills every tensor once, from the spec's ``init:``
+  rules or the ops' defaults (:mod:`._initialize`).
 
 What it deliberately does not do: interpret the spec at run time. The forward is
 straight-line code over the modules; nothing of the spec is consulted per call.
@@ -115,15 +116,16 @@ def _build_tree(model: ArchModule, graph: Graph, plan: dict[str, int | None]) ->
     walk(graph.top)
 
 
-def lower(graph: Graph, init: bool = True, device: torch.device | str | None = None) -> ArchModule:
+def lower(graph: Graph, init: bool = True, device: torch.device | str | None = None, *,
+          materialize: bool = True) -> ArchModule:
     """Build the module for an inferred graph (see the module docstring).
 
-    ``device``: where parameters are created (``"meta"`` builds the whole module without
-    allocating any memory, for inspection and checks).
+    The module tree is built on the meta device (nothing allocated, nothing filled); then,
+    unless ``materialize`` is false, every tensor gets its memory on ``device`` (the default
+    device when None) and its start, once (:mod:`._initialize`: the spec's ``init:`` rules,
+    or without ``init`` only the ops' defaults, which are PyTorch's). ``device="meta"``
+    leaves it on the meta device, for inspection and checks.
     """
-    if device is not None:
-        with torch.device(device):
-            return lower(graph, init=init)
     plan = graph.inplace
     info = {
         "name": graph.name,
@@ -135,9 +137,14 @@ def lower(graph: Graph, init: bool = True, device: torch.device | str | None = N
         "checkpoint_keys": list(graph.checkpoint_keys),
     }
     model = make_module(_source(graph, plan), info)
-    _build_tree(model, graph, plan)
-    if init:
-        from ._initialize import apply_init
+    with torch.device("meta"):
+        _build_tree(model, graph, plan)
+    if materialize and not (device is not None and torch.device(device).type == "meta"):
+        from ._initialize import init_plan, materialize as fill
 
-        apply_init(model, graph)
+        fill(model, init_plan(graph, rules=init), device)
+    elif init:
+        from ._initialize import init_plan
+
+        init_plan(graph)  # its warnings (a path rule that selects nothing)
     return model

@@ -285,6 +285,44 @@ INIT_ARGS = {
 }
 _INIT_WORDS = {"mode": ("fan_in", "fan_out"), "nonlinearity": ("relu", "leaky_relu", "linear", "tanh", "sigmoid", "selu")}
 FLOAT32_MAX = 3.4028234663852886e38
+#: how many standard deviations from the mean a normal draw is taken to reach at most, for
+#: the static check that an initialiser's values fit float32 (float32's normal sampler
+#: cannot go beyond about 6; the margin covers any other dtype)
+NORMAL_REACH = 40.0
+_GAINS = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3, "relu": math.sqrt(2.0), "selu": 0.75}
+
+
+def fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """A weight's fan in and fan out, as ``torch.nn.init`` computes them (2+ dimensions)."""
+    field = math.prod(shape[2:])
+    return shape[1] * field, shape[0] * field
+
+
+def init_reach(spec: Any, shape: tuple[int, ...]) -> float:
+    """The largest magnitude an initialiser can give an element of a tensor of ``shape``
+    (fans need 2 or more dimensions; the caller checks that first)."""
+    if not isinstance(spec, dict):
+        return abs(float(spec))
+    fn, get = spec["fn"], spec.get
+    if fn in ("zeros", "ones"):
+        return 1.0
+    if fn == "constant":
+        return abs(get("value"))
+    if fn == "uniform":
+        a, b = get("a", 0.0), get("b", 1.0)
+        return max(abs(a), abs(b), b - a)  # torch draws a + (b - a) * u
+    if fn == "trunc_normal":
+        return max(abs(get("a", -2.0)), abs(get("b", 2.0)), abs(get("mean", 0.0)) + NORMAL_REACH * get("std", 1.0))
+    if fn == "normal":
+        return abs(get("mean", 0.0)) + NORMAL_REACH * get("std", 1.0)
+    fan_in, fan_out = fans(shape)
+    if fn.startswith("kaiming"):
+        a, nonlinearity = get("a", 0.0), get("nonlinearity", "leaky_relu")
+        gain = math.sqrt(2.0 / (1 + a * a)) if nonlinearity == "leaky_relu" else _GAINS[nonlinearity]
+        std = gain / math.sqrt(max(fan_in if get("mode", "fan_in") == "fan_in" else fan_out, 1))
+    else:
+        std = get("gain", 1.0) * math.sqrt(2.0 / max(fan_in + fan_out, 1))
+    return std * (math.sqrt(3.0) if fn.endswith("uniform") else NORMAL_REACH)
 
 
 class InitValue(_ValueType):

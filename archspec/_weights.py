@@ -167,12 +167,18 @@ def _renamed(state: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], ru
     return out
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = True) -> LoadReport:
-    """Load ``path`` into ``model`` (see the module docstring); return the report."""
-    own = model.state_dict()
-    if any(t.is_meta for t in own.values()):
-        raise WeightsError("cannot load weights into a module built on the 'meta' device (it has no memory); "
-                           "compile it on a real device, or load them later with model.to_empty(device=...)")
+def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = True,
+                 device: torch.device | str | None = None) -> LoadReport:
+    """Load ``path`` into ``model`` (see the module docstring); return the report.
+
+    On a model built on the meta device (as ``compile_spec(weights=...)`` builds it), the
+    checkpoint's tensors are put in place as they are, converted to the model's dtype and
+    to ``device`` (nothing is filled first); the tensors it does not cover stay on the meta
+    device, for the caller to initialise. On a model with memory, they are copied in."""
+    own = model.state_dict(keep_vars=True)
+    on_meta = any(t.is_meta for t in own.values())
+    if device is not None and torch.device(device).type == "meta":
+        raise WeightsError("cannot load weights onto the 'meta' device (it holds no values); give a real device")
     report = LoadReport(str(path))
     state = _renamed(read_checkpoint(path), own, getattr(model, "_archspec_info", {}).get("checkpoint_keys", []), report)
     fitting = {}
@@ -192,7 +198,27 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
         raise WeightsError(f"the weights in {path} do not fit the network (strict loading):\n"
                            + report.format(limit=5, strict=True).split("\n", 1)[1]
                            + "\n  hint: strict=False (--no-strict) loads what fits and reports the rest")
-    model.load_state_dict(fitting, strict=False)
+    if on_meta:
+        model.load_state_dict(_placed(fitting, own, device), strict=False, assign=True)
+    else:
+        model.load_state_dict(fitting, strict=False)
     if not report.complete:
         log.warning("%s", report.format())
     return report
+
+
+def _placed(state: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor],
+            device: torch.device | str | None) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors as the model will hold them: its dtypes, on ``device``,
+    each with memory of its own (two keys saved as views of one storage are not tied)."""
+    target = torch.device(device) if device is not None else torch.get_default_device()
+    seen: set[int] = set()
+    out = {}
+    for key, tensor in state.items():
+        t = tensor.detach().to(device=target, dtype=own[key].dtype)
+        storage = t.untyped_storage().data_ptr()
+        if storage in seen or t.data_ptr() != storage or t.untyped_storage().nbytes() != t.nbytes:
+            t = t.clone()
+        seen.add(t.untyped_storage().data_ptr())
+        out[key] = t
+    return out

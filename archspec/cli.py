@@ -109,14 +109,9 @@ def _spec_options(p: argparse.ArgumentParser) -> None:
 
 def _model(args: argparse.Namespace, graph):
     """The compiled module, with --weights loaded (strictly unless --no-strict)."""
-    from ._lower import lower
+    from ._compiler import build_model
 
-    model = lower(graph, init=args.weights is None or args.no_strict)
-    if args.weights:
-        from ._weights import load_weights
-
-        model.load_report = load_weights(model, args.weights, strict=not args.no_strict)
-    return model
+    return build_model(graph, weights=args.weights, strict=not args.no_strict)
 
 
 def _weights_options(p: argparse.ArgumentParser) -> None:

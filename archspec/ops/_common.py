@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .._values import Bool
 from ._registry import Inferred, Shape, ShapeError, fmt_shape, rank_name
 
-__all__ = ["need_image", "need_rank", "arg", "window", "window_out", "same_shape", "listing", "torch_dim", "InplaceValue"]
+__all__ = ["torch_default", "NORM_DEFAULTS", "need_image", "need_rank", "arg", "window", "window_out", "same_shape", "listing", "torch_dim", "InplaceValue"]
+
+
+def torch_default(fan_in: int, bias: bool) -> dict[str, Any]:
+    """PyTorch's default start of a conv or linear layer with ``fan_in`` inputs per output,
+    as ``init:`` values: the weight ``kaiming_uniform(a=sqrt(5))`` (uniform within
+    ``1/sqrt(fan_in)``), the bias uniform within ``1/sqrt(fan_in)``."""
+    out: dict[str, Any] = {"weight": {"fn": "kaiming_uniform", "a": math.sqrt(5)}}
+    if bias:
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        out["bias"] = {"fn": "uniform", "a": -bound, "b": bound}
+    return out
+
+
+#: the start of every normalisation layer's tensors, as torch's: scale 1, shift 0, running
+#: mean 0 and variance 1, no batches seen
+NORM_DEFAULTS: dict[str, Any] = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0,
+                                 "num_batches_tracked": 0}
 
 
 def need_image(shapes: list[Shape], op: str) -> tuple[int, int, int]:

@@ -121,6 +121,14 @@ class OpDef:
       the node's path (``features.1.0.layer_scale``); ``Inferred.params`` has one entry,
       named ``""``.
 
+    - ``defaults(params, in_shapes) -> {tensor name: initialiser}``: how each tensor the
+      op's module holds starts when no ``init:`` rule sets it, written as an ``init:`` value
+      (a number, or ``{fn: kaiming_uniform, a: 2.236}``) and equal to PyTorch's own
+      ``reset_parameters`` for that module, draw for draw. The compiled model builds its
+      module tree on the meta device and fills each tensor once, from the last ``init:``
+      rule that sets it or from this default. An op with tensors but no ``defaults`` is
+      filled by its module's ``reset_parameters()`` (then by the rules that set it).
+
     The tensors a node's module holds (what ``init:`` rules may set, and the ``state_dict``
     keys) are what the shape rule returns in ``Inferred.params`` and ``Inferred.buffers``.
     """
@@ -143,6 +151,7 @@ class OpDef:
     image_hint: str | None = None
     broadcast: bool = False
     tensor: bool = False
+    defaults: Callable[[Any, list[Shape]], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if (self.build is None) == (self.emit is None):

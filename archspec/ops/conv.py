@@ -10,7 +10,7 @@ import math
 from typing import Annotated, Any
 
 from .._values import Bool, Int, Size
-from ._common import arg, need_image, need_rank, window
+from ._common import arg, need_image, need_rank, torch_default, window
 from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, register
 
 
@@ -72,7 +72,14 @@ def _conv_build(p: Conv2dParams, shapes: list[Shape], inplace: bool):
                      groups=groups, bias=p.bias)
 
 
-register(OpDef("conv2d", Conv2dParams, _conv_shape, Conv2dParams.__doc__ or "", build=_conv_build, layout="image"))
+def _conv_defaults(p: Conv2dParams, shapes: list[Shape]) -> dict[str, Any]:
+    c = shapes[0][0]
+    groups = c if p.depthwise else p.groups
+    return torch_default(c // groups * p.kernel[0] * p.kernel[1], p.bias)
+
+
+register(OpDef("conv2d", Conv2dParams, _conv_shape, Conv2dParams.__doc__ or "", build=_conv_build, layout="image",
+               defaults=_conv_defaults))
 
 
 class LinearParams(OpParams):
@@ -99,4 +106,5 @@ def _linear_build(p: LinearParams, shapes: list[Shape], inplace: bool):
     return nn.Linear(shapes[0][-1], p.out, bias=p.bias)
 
 
-register(OpDef("linear", LinearParams, _linear_shape, LinearParams.__doc__ or "", build=_linear_build, last_dim=True))
+register(OpDef("linear", LinearParams, _linear_shape, LinearParams.__doc__ or "", build=_linear_build, last_dim=True,
+               defaults=lambda p, shapes: torch_default(shapes[0][-1], p.bias)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from .._values import Bool, Float, Int
-from ._common import need_image, need_rank
+from ._common import NORM_DEFAULTS, need_image, need_rank
 from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, register
 
 
@@ -20,6 +20,10 @@ class BatchNorm2dParams(OpParams):
     momentum: Annotated[Any, Float(ge=0, le=1, nullable=True)] = 0.1
     affine: Annotated[Any, Bool()] = True
     track_running_stats: Annotated[Any, Bool()] = True
+
+
+def _norm_defaults(p: Any, shapes: list[Shape]) -> dict[str, Any]:
+    return NORM_DEFAULTS
 
 
 def _bn_tensors(p: BatchNorm2dParams, c: int) -> tuple[dict, dict]:
@@ -40,7 +44,8 @@ def _bn_build(p: BatchNorm2dParams, shapes: list[Shape], inplace: bool):
     return nn.BatchNorm2d(shapes[0][0], eps=p.eps, momentum=p.momentum, affine=p.affine, track_running_stats=p.track_running_stats)
 
 
-register(OpDef("batchnorm2d", BatchNorm2dParams, _bn_shape, BatchNorm2dParams.__doc__ or "", build=_bn_build, category="norm"))
+register(OpDef("batchnorm2d", BatchNorm2dParams, _bn_shape, BatchNorm2dParams.__doc__ or "", build=_bn_build, category="norm",
+               defaults=_norm_defaults))
 
 
 class BatchNorm1dParams(BatchNorm2dParams):
@@ -61,7 +66,8 @@ def _bn1d_build(p: BatchNorm1dParams, shapes: list[Shape], inplace: bool):
 
 
 register(OpDef("batchnorm1d", BatchNorm1dParams, _bn1d_shape, BatchNorm1dParams.__doc__ or "", build=_bn1d_build,
-               category="norm"))
+               category="norm",
+               defaults=_norm_defaults))
 
 
 class LayerNormParams(OpParams):
@@ -92,7 +98,8 @@ def _ln_build(p: LayerNormParams, shapes: list[Shape], inplace: bool):
 
 
 register(OpDef("layernorm", LayerNormParams, _ln_shape, LayerNormParams.__doc__ or "", build=_ln_build, category="norm",
-               last_dim=True, image_hint="normalise an image's channels with layernorm2d, or permute it to channels-last first"))
+               last_dim=True, image_hint="normalise an image's channels with layernorm2d, or permute it to channels-last first",
+               defaults=_norm_defaults))
 
 
 class LayerNorm2dParams(LayerNormParams):
@@ -112,7 +119,8 @@ def _ln2d_build(p: LayerNorm2dParams, shapes: list[Shape], inplace: bool):
 
 
 register(OpDef("layernorm2d", LayerNorm2dParams, _ln2d_shape, LayerNorm2dParams.__doc__ or "", build=_ln2d_build,
-               category="norm", layout="image"))
+               category="norm", layout="image",
+               defaults=_norm_defaults))
 
 
 class GroupNormParams(OpParams):
@@ -138,7 +146,8 @@ def _gn_build(p: GroupNormParams, shapes: list[Shape], inplace: bool):
     return nn.GroupNorm(p.groups, shapes[0][0], eps=p.eps, affine=p.affine)
 
 
-register(OpDef("groupnorm", GroupNormParams, _gn_shape, GroupNormParams.__doc__ or "", build=_gn_build, category="norm"))
+register(OpDef("groupnorm", GroupNormParams, _gn_shape, GroupNormParams.__doc__ or "", build=_gn_build, category="norm",
+               defaults=_norm_defaults))
 
 
 class LRNParams(OpParams):

@@ -241,12 +241,10 @@ def _param_shape(p: ParamParams, shapes: list[Shape], names: list[str]) -> Infer
 def _param_build(p: ParamParams, shapes: list[Shape], inplace: bool):
     import torch
 
-    from .._initialize import init_tensor
-
-    tensor = torch.empty(tuple(p.shape))
-    init_tensor(tensor, p.init)  # its own start, as a module's constructor fills its weights
-    return torch.nn.Parameter(tensor)
+    # built on the meta device; the compiled model fills it from its `init` (its default)
+    return torch.nn.Parameter(torch.empty(tuple(p.shape)))
 
 
 register(OpDef("param", ParamParams, _param_shape, ParamParams.__doc__ or "", build=_param_build, arity=(0, 0),
-               category="param", tensor=True, layout="any"))
+               category="param", tensor=True, layout="any",
+               defaults=lambda p, shapes: {"": p.init}))
