@@ -69,6 +69,7 @@ def compile_spec(
     strict: bool = True,
     init: bool = True,
     device: Any = None,
+    optimize: str | None = None,
     limits: Limits | None = None,
     **overrides: Any,
 ) -> ArchModule:
@@ -84,9 +85,19 @@ def compile_spec(
     nodes' values, by path (a feature extractor; the rest of the module tree stays, so
     checkpoints of the whole network still load). ``weights`` loads a checkpoint
     (``strict=False``: what fits; the report is ``model.load_report``, and is logged).
+
+    ``optimize="inference"`` returns an eval-only model with batch norm folded into the
+    layer before it, eval no-ops dropped and channels-last weights where there are
+    convolutions (:mod:`archspec._optimize`); ``optimize="compiled"`` also wraps it in
+    ``torch.compile``. Weights load before folding.
     """
     graph = load_spec(path, params=params, input_shape=input_shape, outputs=outputs, limits=limits, **overrides)
-    return build_model(graph, weights=weights, strict=strict, init=init, device=device)
+    model = build_model(graph, weights=weights, strict=strict, init=init, device=device)
+    if optimize is not None:
+        from ._optimize import optimize as optimized
+
+        return optimized(model, graph, optimize)
+    return model
 
 
 def build_model(graph: Graph, *, weights: str | os.PathLike[str] | None = None, strict: bool = True, init: bool = True,

@@ -122,12 +122,15 @@ class ArchModule(nn.Module):
         src = self._archspec_code
         linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
         exec(compile(src, filename, "exec"), glb)  # noqa: S102 - our own generated code, see lower
-        cls = type(camel_case(info["name"]), (ArchModule,), {
+        members = {
             "forward": glb["forward"],
             "_forward_eval": glb["_forward_eval"],
             "_forward_train": glb["_forward_train"],
             "__module__": ArchModule.__module__,
-        })
+        }
+        if info.get("optimized"):
+            members["train"] = _inference_only
+        cls = type(camel_case(info["name"]), (ArchModule,), members)
         cls.Outputs = glb.get("_TrainOutputs")
         self.__class__ = cls
 
@@ -136,6 +139,14 @@ class ArchModule(nn.Module):
 
     def _get_name(self) -> str:
         return f"ArchModule[{self.spec_name}]"
+
+
+def _inference_only(self: nn.Module, mode: bool = True) -> nn.Module:
+    """``train()`` of a model optimised for inference: only ``train(False)``/``eval()``."""
+    if mode:
+        raise RuntimeError(f"this {self.spec_name} model is optimised for inference (batch norm folded into the layers "
+                           "before it): it has no train mode; compile the spec without optimize= to train it")
+    return nn.Module.train(self, False)
 
 
 def _rebuild(state: dict[str, Any]) -> ArchModule:

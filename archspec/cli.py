@@ -107,11 +107,13 @@ def _spec_options(p: argparse.ArgumentParser) -> None:
 # -- commands -------------------------------------------------------------------------------
 
 
-def _model(args: argparse.Namespace, graph):
-    """The compiled module, with --weights loaded (strictly unless --no-strict)."""
+def _model(args: argparse.Namespace, graph, device: str | None = None):
+    """The compiled module, with --weights loaded (strictly unless --no-strict); on the
+    meta device (built, proving the module tree can be made, but nothing allocated) when
+    ``device="meta"``."""
     from ._compiler import build_model
 
-    return build_model(graph, weights=args.weights, strict=not args.no_strict)
+    return build_model(graph, weights=args.weights, strict=not args.no_strict, device=device)
 
 
 def _weights_options(p: argparse.ArgumentParser) -> None:
@@ -125,7 +127,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.output:
         check_output(args.output)  # refused before the work, not after it
     graph = _graph(args)
-    model = _model(args, graph)
+    # the summary is the inferred graph's; weights are made only to be saved or checked
+    model = _model(args, graph, device=None if args.output or args.weights else "meta")
     print(format_summary(graph, depth=args.depth))
     if args.weights and model.load_report.complete:  # an incomplete load is reported as a warning already
         print(f"checkpoint  {model.load_report.format()}")
@@ -244,6 +247,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_output(args.output)
     graph = _graph(args)
     model = _model(args, graph)
+    if args.optimize:
+        from ._optimize import optimize
+
+        # channels-last is a layout for running here; an exported file keeps torch's default
+        # layout (torch.export's archive writer handles channels-last weights badly)
+        model = optimize(model, graph, channels_last=False)
     try:
         export_model(model, graph, args.format, args.output, writer=write_file)
     except (OSError, SpecError):
@@ -356,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported", "state_dict"])
     p.add_argument("-o", "--output", metavar="FILE", required=True)
+    p.add_argument("--optimize", action="store_true",
+                   help="optimise for inference first: batch norm folded into the layer before it, eval no-ops dropped "
+                        "(--weights load before folding)")
     _spec_options(p)
     _weights_options(p)
     p.set_defaults(run=cmd_export)

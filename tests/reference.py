@@ -86,6 +86,23 @@ def materialize(model, dtype=None, threads: int = 1):
     return model
 
 
+def assert_optimized_agrees(graph, model, x) -> None:
+    """``optimize="inference"`` (batch norm folded, channels-last, eval no-ops dropped) on
+    ``model`` (compiled from ``graph``, its weights loaded) gives, in float32, the outputs
+    of the unoptimised model within 1e-5 relative. Optimises ``model`` in place."""
+    import torch
+
+    from archspec._optimize import optimize
+
+    model, x = model.float().eval(), x.float()
+    with torch.no_grad():
+        expected = model(x)
+        fast = optimize(model, graph)
+        got = fast(x)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    assert relative_error(got, expected) < 1e-5
+
+
 def _recipe(key: str, shape: tuple):
     """One tensor of the fixture recipe (shared/reference/README.md): drawn from a generator
     seeded by the key's crc32, then shaped by the key's kind."""

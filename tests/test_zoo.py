@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from archspec import compile_spec, load_spec
+from archspec._compiler import build_model
 from archspec._summary import totals
-from reference import (NO_TORCHVISION, SPECS, deterministic_input, materialize, relative_error, torchvision_models,
+from reference import (NO_TORCHVISION, SPECS, assert_optimized_agrees, deterministic_input, materialize, relative_error, torchvision_models,
                        zoo_fixture, zoo_specs)
 
 ZOO = zoo_specs()
@@ -83,12 +84,15 @@ def test_the_macs_tolerance_is_the_published_rounding():
 @pytest.mark.parametrize("name", NAMES)
 def test_logits_match_the_reference(name):
     ref = zoo_fixture(name)
-    model = materialize(compile_spec(ZOO[name], device="meta"), threads=2).eval()
+    graph = load_spec(ZOO[name])
+    model = materialize(build_model(graph, device="meta"), threads=2).eval()
     with torch.no_grad():
         out = model(deterministic_input(ref["input_shape"][-1]))
     expected = torch.tensor(ref["logits"], dtype=torch.float64)
     assert out.dtype == torch.float64 and out.shape == expected.shape
     assert relative_error(out, expected) < 1e-9
+    # the same weights, optimised for inference, in float32 (issue 10)
+    assert_optimized_agrees(graph, model, deterministic_input(ref["input_shape"][-1]))
 
 
 # ---------------------------------------------------------------------------------------

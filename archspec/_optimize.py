@@ -1,0 +1,146 @@
+"""Optimising a compiled model for inference: ``compile_spec(path, optimize="inference")``.
+
+What it does, all decided statically from the inferred IR:
+
+- **folds batch norm** into the conv2d (or linear) before it, where the batch norm reads
+  that layer's output and nothing else does (the layer is not an output either), and the
+  batch norm uses running statistics: ``w' = w * g / sqrt(v + eps)``,
+  ``b' = (b - m) * g / sqrt(v + eps) + beta``, computed in float64. The batch norm's module
+  is removed; the layer gains a bias where it had none;
+- **drops what eval mode does not compute**: dropout, stochastic depth and identity nodes
+  (their modules are removed, their readers read their input);
+- **channels-last**: for networks with convolutions, the weights and the input are put in
+  channels-last memory order (on CPU, torch's convolutions are faster so: see
+  ``bench/compare.py``);
+- the result runs the eval graph only (``train()`` refuses), its parameters do not require
+  gradients, and what remains keeps the spec's names (``features.0.weight``...).
+
+``optimize="compiled"`` also wraps the result in ``torch.compile``.
+
+Weights load before folding: ``compile_spec(path, weights=..., optimize="inference")``
+reads a checkpoint of the unoptimised network, then folds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import ops
+from ._infer import needed
+from ._ir import INPUT, Graph
+from ._module import ArchModule
+
+__all__ = ["MODES", "fold_plan", "eval_noops", "optimize"]
+
+MODES = ("inference", "compiled")
+_FOLDS = {"batchnorm2d": "conv2d", "batchnorm1d": "linear"}
+_NOOPS = ("dropout", "stochastic_depth", "identity")
+
+
+def _readers(graph: Graph, paths: list[str]) -> dict[str, int]:
+    count = {p: 0 for p in paths}
+    for p in paths:
+        for s in graph.nodes[p].sources:
+            if s != INPUT:
+                count[s] = count.get(s, 0) + 1
+    for o in graph.outputs:
+        count[o.node] = count.get(o.node, 0) + 1
+    return count
+
+
+def fold_plan(graph: Graph) -> dict[str, str]:
+    """Batch norms of the eval graph that fold into the layer they read: {bn: layer}."""
+    paths = needed(graph, training=False)
+    readers = _readers(graph, paths)
+    plan = {}
+    for p in paths:
+        node = graph.nodes[p]
+        if node.op not in _FOLDS or not node.concrete.track_running_stats or len(node.sources) != 1:
+            continue
+        src = node.sources[0]
+        if src == INPUT or graph.nodes[src].op != _FOLDS[node.op] or readers.get(src) != 1:
+            continue
+        if node.op == "batchnorm1d" and len(graph.nodes[src].shape) != 1:
+            continue  # a linear on tokens: the batch norm's channels are not its outputs
+        plan[p] = src
+    return plan
+
+
+def eval_noops(graph: Graph) -> dict[str, str]:
+    """Nodes of the eval graph that compute nothing in eval mode: {node: its input}."""
+    return {p: graph.nodes[p].sources[0] for p in needed(graph, training=False)
+            if graph.nodes[p].op in _NOOPS and len(graph.nodes[p].sources) == 1}
+
+
+def _fold(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
+    with torch.no_grad():
+        weight = layer.weight.double()
+        scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight.double()
+        shift = -bn.running_mean.double() * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias.double()
+        bias = layer.bias.double() * scale + shift if layer.bias is not None else shift
+        layer.weight.copy_(weight * scale.reshape(-1, *[1] * (weight.dim() - 1)))
+        if layer.bias is None:
+            layer.bias = nn.Parameter(bias.to(layer.weight.dtype))
+        else:
+            layer.bias.copy_(bias)
+
+
+def _remove(model: nn.Module, path: str) -> None:
+    parent, _, name = path.rpartition(".")
+    owner = model.get_submodule(parent) if parent else model
+    delattr(owner, name)
+
+
+def optimize(model: ArchModule, graph: Graph, mode: str = "inference", channels_last: bool | None = None) -> Any:
+    """``model`` (compiled from ``graph``, its weights loaded) optimised in place for
+    inference (see the module docstring); ``mode="compiled"`` returns it wrapped in
+    ``torch.compile``. ``channels_last=None`` uses channels-last where the network has
+    convolutions."""
+    if mode not in MODES:
+        raise ValueError(f"optimize is one of {', '.join(map(repr, MODES))}, not {mode!r}")
+    if any(t.is_meta for t in model.state_dict().values()):
+        raise ValueError("cannot optimise a model built on the 'meta' device: folding needs its weights")
+    model.eval()
+    folds = fold_plan(graph)
+    for bn, layer in folds.items():
+        _fold(model.get_submodule(layer), model.get_submodule(bn))
+    skip = dict(folds)
+    for p, src in eval_noops(graph).items():
+        skip[p] = src
+    for p in list(skip):  # a chain of skipped nodes reads the first node that computes
+        while skip[p] in skip:
+            skip[p] = skip[skip[p]]
+    eval_paths = set(needed(graph, training=False))
+    for p in graph.order:  # drop the modules of what the optimised forward never calls
+        node = graph.nodes[p]
+        if ops.REGISTRY[node.op].build is not None and (p in skip or p not in eval_paths) and not ops.REGISTRY[node.op].tensor:
+            _remove(model, p)
+    for path in sorted(graph.containers, key=lambda c: -c.count(".")):  # containers left empty, innermost first
+        try:
+            block = model.get_submodule(path)
+        except AttributeError:
+            continue
+        if not block._modules and not block._parameters and not block._buffers:
+            _remove(model, path)
+    if channels_last is None:
+        channels_last = any(graph.nodes[p].op == "conv2d" for p in eval_paths) and len(graph.input_shape) == 3
+    from ._lower import inference_source
+
+    model._archspec_code = inference_source(graph, skip, channels_last)
+    model._archspec_info = {**model._archspec_info, "optimized": {"folded": len(folds), "dropped": len(skip) - len(folds),
+                                                                  "channels_last": channels_last}}
+    model._archspec_install()
+    model.requires_grad_(False)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    model.eval()
+    if mode == "compiled":
+        return torch.compile(model)
+    return model

@@ -1,0 +1,158 @@
+"""``optimize="inference"``: batch norm folded where the IR allows it, eval no-ops dropped,
+channels-last, an eval-only module that keeps the spec's names (issue 10).
+
+That the optimised outputs agree with the unoptimised model's (float32, 1e-5 relative) is
+checked on every bundled spec with a fixture, inside the logits tests of ``test_seeds.py``
+and ``test_zoo.py`` (same weights, no second build); the networks without a fixture are
+checked here.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+
+import pytest
+import torch
+
+from archspec import compile_spec, load_spec
+from archspec._compiler import build_model
+from archspec._optimize import eval_noops, fold_plan, optimize
+from archspec.cli import main
+from reference import SPECS, assert_optimized_agrees, relative_error, zoo_specs
+
+HEAD = "archspec: 1\nname: tiny\ninput: [3, 16, 16]\n"
+
+
+def randomise_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """Batch-norm statistics and affine values away from their defaults, so folding shows
+    (as the fixture recipe's: a deep network's float32 rounding grows with wilder ones)."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
+                if m.weight is not None:
+                    m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.2 + 0.9)
+                    m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.05)
+    return model
+
+
+def test_fold_plan_is_static_and_needs_a_sole_reader(write_spec):
+    graph = load_spec(write_spec(HEAD + """graph:
+  c1: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  b1: {op: batchnorm2d}
+  r: {op: relu}
+  c2: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  b2: {op: batchnorm2d}
+  sum: {op: add, from: [b2, c2]}
+  b3: {op: batchnorm2d, track_running_stats: false}
+  c3: {op: conv2d, out: 8, kernel: 1}
+  b4: {op: batchnorm2d, from: c3}
+  drop: {op: dropout, p: 0.5}
+  pool: {op: adaptive_avgpool2d, size: 1}
+  f: {op: flatten}
+  fc: {op: linear, out: 4}
+  b5: {op: batchnorm1d}
+"""))
+    # c2 has a second reader (the sum), b3 keeps no running statistics: neither folds
+    assert fold_plan(graph) == {"b1": "c1", "b4": "c3", "b5": "fc"}
+    assert eval_noops(graph) == {"drop": "b4"}
+
+
+def test_optimised_tiny_network_keeps_names_and_outputs(write_spec):
+    path = write_spec(HEAD + """graph:
+  c1: {op: conv2d, out: 8, kernel: 3, padding: 1, bias: false}
+  b1: {op: batchnorm2d}
+  r: {op: relu}
+  drop: {op: dropout, p: 0.5}
+  c2: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  b2: {op: batchnorm2d, affine: false}
+  pool: {op: adaptive_avgpool2d, size: 1}
+  f: {op: flatten}
+  fc: {op: linear, out: 4}
+""")
+    graph = load_spec(path)
+    model = randomise_norms(build_model(graph)).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        expected = model(x)
+    fast = optimize(copy.deepcopy(model), graph)
+    assert list(fast.state_dict()) == ["c1.weight", "c1.bias", "c2.weight", "c2.bias", "fc.weight", "fc.bias"]
+    assert relative_error(fast(x), expected) < 1e-6
+    assert fast.c1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not any(p.requires_grad for p in fast.parameters())
+    assert "b1" not in fast.code and "drop" not in fast.code and "channels_last" in fast.code
+    with pytest.raises(RuntimeError, match="optimised for inference"):
+        fast.train()
+    fast.eval()  # still allowed
+    # it pickles and copies as an optimised model
+    again = pickle.loads(pickle.dumps(fast))
+    assert torch.equal(again(x), fast(x))
+    with pytest.raises(RuntimeError, match="optimised for inference"):
+        again.train()
+    buffer = io.BytesIO()
+    torch.save(fast, buffer)
+    buffer.seek(0)
+    assert torch.equal(torch.load(buffer, weights_only=False)(x), fast(x))
+
+
+def test_weights_load_before_folding(tmp_path):
+    spec = zoo_specs()["resnet18"]
+    model = randomise_norms(compile_spec(spec, num_classes=10)).eval()
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    fast = compile_spec(spec, num_classes=10, weights=tmp_path / "w.pt", optimize="inference")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert relative_error(fast(x), model(x)) < 1e-5
+    assert "bn1.weight" not in fast.state_dict() and "conv1.bias" in fast.state_dict()
+    assert fast._archspec_info["optimized"] == {"folded": 20, "dropped": 0, "channels_last": True}
+
+
+def test_training_only_heads_are_dropped():
+    graph = load_spec(SPECS / "googlenet.yaml", input_shape=(3, 96, 96))
+    fast = optimize(build_model(graph), graph)
+    assert not hasattr(fast, "aux1") and fast.fc.weight.shape == (1000, 1024)
+
+
+def test_optimised_model_scripts_and_exports(tmp_path):
+    graph = load_spec(zoo_specs()["mobilenet_v3_small"], input_shape=(3, 64, 64))
+    model = randomise_norms(build_model(graph)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+    fast = optimize(model, graph)
+    scripted = torch.jit.script(fast)
+    assert relative_error(scripted(x), expected) < 1e-5
+    assert relative_error(torch.fx.symbolic_trace(fast)(x), expected) < 1e-5
+
+
+def test_export_optimize_writes_the_folded_network(tmp_path, capsys):
+    spec = zoo_specs()["squeezenet1_1"]
+    assert main(["export", str(spec), "--format", "exported", "--optimize", "--input", "3,64,64",
+                 "-o", str(tmp_path / "m.pt2")]) == 0
+    program = torch.export.load(str(tmp_path / "m.pt2")).module()
+    assert program(torch.randn(3, 3, 64, 64)).shape == (3, 1000)
+
+
+def test_compiled_mode_wraps_in_torch_compile():
+    fast = compile_spec(zoo_specs()["squeezenet1_1"], input_shape=(3, 64, 64), optimize="compiled")
+    assert isinstance(fast, torch._dynamo.eval_frame.OptimizedModule)
+    assert fast._orig_mod._archspec_info["optimized"]["channels_last"]
+
+
+def test_unknown_mode_and_meta_models_are_refused():
+    spec = zoo_specs()["squeezenet1_1"]
+    with pytest.raises(ValueError, match="optimize is one of 'inference', 'compiled'"):
+        compile_spec(spec, optimize="fast")
+    with pytest.raises(ValueError, match="meta"):
+        compile_spec(spec, device="meta", optimize="inference")
+
+
+@pytest.mark.parametrize("spec", ["alexnet-paper.yaml", "resnet/se_resnet50.yaml"])
+def test_bundled_specs_without_a_seed_fixture_agree(spec):
+    graph = load_spec(SPECS / spec, input_shape=(3, 96, 96) if "alexnet" not in spec else (3, 227, 227))
+    model = randomise_norms(build_model(graph))
+    assert_optimized_agrees(graph, model, torch.randn(2, *graph.input_shape))
