@@ -307,8 +307,9 @@ def _op_model(op: ops.OpDef, base: type[BaseModel], suffix: str) -> type[BaseMod
     namespace = {
         "__annotations__": {"op": Literal[op.name]},
         "op": Field(..., description=op.doc.split("\n\n")[0].replace("\n", " ")),
+        # built now (the op's params model defers its own build): the spec models reuse it
         "model_config": ConfigDict(extra="forbid", populate_by_name=True, validate_default=False, frozen=False,
-                                   title=f"{op.name} {suffix}"),
+                                   title=f"{op.name} {suffix}", defer_build=False),
         "__module__": __name__,
         "__doc__": op.doc,
     }
@@ -318,18 +319,62 @@ def _op_model(op: ops.OpDef, base: type[BaseModel], suffix: str) -> type[BaseMod
 _CACHE: dict[str, Any] = {}
 
 
-def spec_model() -> type[BaseModel]:
-    """The pydantic model of a whole spec, built from the op registry (and cached)."""
+def _current() -> dict[str, Any]:
+    """The cache, emptied when the op registry has changed since it was filled."""
     if _CACHE.get("version") != ops.version():
         _CACHE.clear()
-        _CACHE["spec"] = _build_models()
         _CACHE["version"] = ops.version()
-    return _CACHE["spec"]
+        _CACHE["op_nodes"], _CACHE["op_blocks"] = {}, {}
+    return _CACHE
 
 
-def _build_models() -> type[BaseModel]:
-    op_nodes = {name: _op_model(op, NodeCommon, "node") for name, op in sorted(ops.REGISTRY.items())}
-    op_blocks = {name: _op_model(op, BlockCommon, "block") for name, op in sorted(ops.REGISTRY.items())}
+def op_model(name: str, block: bool = False) -> type[BaseModel]:
+    """The model of a node (or block definition) of the op ``name`` (built once, on first use)."""
+    cache = _current()["op_blocks" if block else "op_nodes"]
+    if name not in cache:
+        cache[name] = _op_model(ops.REGISTRY[name], BlockCommon if block else NodeCommon, "block" if block else "node")
+    return cache[name]
+
+
+def spec_model(used: Any = None) -> type[BaseModel]:
+    """The pydantic model of a whole spec, built from the op registry (and cached).
+
+    With ``used`` (op names), a model whose op nodes cover at least those ops may do:
+    building the members of every op costs far more than validating a spec, and a spec
+    names a few ops. Nodes of the covered ops validate exactly as in the whole model (the
+    same member models, tags and messages); a spec naming only covered ops cannot tell
+    the difference. Without ``used``, every op is covered (the JSON Schema needs that).
+    """
+    cache = _current()
+    want = frozenset(ops.REGISTRY) if used is None else frozenset(n for n in used if n in ops.REGISTRY)
+    have = cache.get("covered")
+    if have is None or not want <= have:
+        covered = want | (have or frozenset())  # grows, so that a run over many specs builds it a few times
+        cache["spec"] = _build_models(covered)
+        cache["covered"] = covered
+    return cache["spec"]
+
+
+def _ops_named(data: Any) -> set[str]:
+    """Every string under an ``op`` key anywhere in ``data`` (the ops a spec may name)."""
+    found: set[str] = set()
+    stack = [data]
+    while stack:  # no recursion: the YAML depth limit bounds it anyway
+        item = stack.pop()
+        if isinstance(item, dict):
+            op = item.get("op")
+            if isinstance(op, str):
+                found.add(op)
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, (dict, list)))
+    return found
+
+
+def _build_models(covered: frozenset[str]) -> type[BaseModel]:
+    names = sorted(covered)
+    op_nodes = {name: op_model(name) for name in names}
+    op_blocks = {name: op_model(name, block=True) for name in names}
 
     class OpExprNode(NodeCommon, _UseArgs):
         """A node whose op is chosen by an expression (`op: $activation`); its other keys are
@@ -493,8 +538,7 @@ def _build_models() -> type[BaseModel]:
         checkpoint_keys: list[KeyRule] = Field(default_factory=list, description=(
             "rules that rename the keys of checkpoints written for another layout, tried in order on keys the model lacks"))
 
-    _CACHE["models"] = {"Node": Node, "Body": Body, "InitRule": InitRule, "Output": Output, "InitFn": InitFn,
-                        "op_nodes": op_nodes, "op_blocks": op_blocks}
+    _CACHE["models"] = {"Node": Node, "Body": Body, "InitRule": InitRule, "Output": Output, "InitFn": InitFn}
     return Spec
 
 
@@ -603,7 +647,7 @@ class _InitValue(Float):
 
 def validate(doc: Document) -> Any:
     """Validate a loaded document; raise located :class:`SpecError` s for every problem."""
-    model = spec_model()
+    model = spec_model(_ops_named(doc.data))
     try:
         return model.model_validate(doc.data)
     except ValidationError as e:
@@ -615,8 +659,7 @@ def validate(doc: Document) -> Any:
 def validate_op_node(doc: Document, raw: tuple, op: str, block: bool = False) -> Any:
     """Check the node at ``raw`` (whose ``op`` is an expression that evaluated to ``op``)
     against that op's model; raise located :class:`SpecError` s as :func:`validate` does."""
-    spec_model()
-    model = _CACHE["models"]["op_blocks" if block else "op_nodes"][op]
+    model = op_model(op, block)
     data: Any = doc.data
     for key in raw:
         data = data[key]
@@ -731,7 +774,7 @@ def _context(doc: Document, path: tuple, op: str | None = None) -> tuple[str, li
     for p in path:
         raw = raw[p] if isinstance(raw, (dict, list)) else None
     if not path:
-        return "the spec", list(spec_model().model_fields)
+        return "the spec", list(spec_model(()).model_fields)
     head = path[0]
     if head == "init":
         if len(path) == 2:

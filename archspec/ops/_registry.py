@@ -44,7 +44,9 @@ Shape = tuple[int, ...]
 class OpParams(BaseModel):
     """Base of every op's parameter model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, validate_default=True)
+    # defer_build: a model's validator is built when it first validates, so importing the
+    # registry does not build one for each of its ops (a spec uses a few of them)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, validate_default=True, defer_build=True)
 
 
 class ShapeError(Exception):
