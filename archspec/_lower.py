@@ -142,6 +142,20 @@ def _build_tree(model: ArchModule, graph: Graph, plan: dict[str, int | None]) ->
     walk(graph.top)
 
 
+def module_shell(graph: Graph) -> ArchModule:
+    """The generated forward in an ``ArchModule`` that has no children yet."""
+    info = {
+        "name": graph.name,
+        "type_name": camel_case(graph.name) + "Outputs",
+        "outputs": [(o.name, o.training_only) for o in graph.outputs],
+        "input_shape": list(graph.input_shape),
+        "taps": graph.taps,
+        "source": graph.source,
+        "checkpoint_keys": list(graph.checkpoint_keys),
+    }
+    return make_module(_source(graph, graph.inplace), info)
+
+
 def lower(graph: Graph, init: bool = True, device: torch.device | str | None = None, *,
           materialize: bool = True) -> ArchModule:
     """Build the module for an inferred graph (see the module docstring).
@@ -152,19 +166,9 @@ def lower(graph: Graph, init: bool = True, device: torch.device | str | None = N
     or without ``init`` only the ops' defaults, which are PyTorch's). ``device="meta"``
     leaves it on the meta device, for inspection and checks.
     """
-    plan = graph.inplace
-    info = {
-        "name": graph.name,
-        "type_name": camel_case(graph.name) + "Outputs",
-        "outputs": [(o.name, o.training_only) for o in graph.outputs],
-        "input_shape": list(graph.input_shape),
-        "taps": graph.taps,
-        "source": graph.source,
-        "checkpoint_keys": list(graph.checkpoint_keys),
-    }
-    model = make_module(_source(graph, plan), info)
+    model = module_shell(graph)
     with torch.device("meta"):
-        _build_tree(model, graph, plan)
+        _build_tree(model, graph, graph.inplace)
     if materialize and not (device is not None and torch.device(device).type == "meta"):
         from ._initialize import init_plan, materialize as fill
 
