@@ -327,10 +327,11 @@ class Inference:
         if unbatched:
             param = g.nodes[unbatched[0]]
             notes = [(param.loc, f"'{param.display}' is a learnable tensor of shape {fmt_shape(param.shape)}")]
-            if not op.broadcast:
-                takers = ", ".join(sorted(o.name for o in ops.REGISTRY.values() if o.broadcast))
+            if not (op.broadcast or op.expands):
+                takers = ", ".join(sorted(o.name for o in ops.REGISTRY.values() if o.broadcast or o.expands))
                 raise SpecShapeError(f"{node.op} cannot read the learnable tensor '{param.display}': it has no batch dimension",
-                                     node.loc, node=node.display, expected=f"an op that broadcasts it over the batch ({takers})",
+                                     node.loc, node=node.display,
+                                     expected=f"an op that broadcasts or expands it over the batch ({takers})",
                                      notes=notes + site_notes(node.sites),
                                      hint="a param reads no input, and the node written after it reads it unless its 'from' "
                                           "names what it should read")
@@ -378,10 +379,18 @@ class Inference:
                 producer = self.g.nodes[s]
                 notes.append((producer.loc, f"'{producer.display}' makes {fmt_shape(producer.shape)}"))
         shapes = ", ".join(fmt_shape(s) for s in node.in_shapes)
-        if not e.inputs:
+        if not e.inputs and node.in_shapes:
             notes.append((None, f"its input is {shapes}, for a network input of {fmt_shape(self.g.input_shape)}"))
         notes.extend(site_notes(node.sites))
-        return SpecShapeError(e.message, loc or node.loc, node=node.display, expected=e.expected, hint=e.hint, notes=notes)
+        hint = e.hint
+        learned = [node.sources[i] for i in e.inputs if not self.batched(node.sources[i])]
+        if learned and ops.REGISTRY[node.op].broadcast:  # the residual-sum hint would mislead
+            param = self.g.nodes[learned[0]]
+            others = {fmt_shape(self.shape_of(s)) for s in node.sources if self.batched(s)}
+            hint = (f"'{param.display}' is a learnable tensor, sized by its own 'shape' ({fmt_shape(param.shape)} per "
+                    f"sample); it must broadcast against {' and '.join(sorted(others))} (a position embedding has one row "
+                    "per token)")
+        return SpecShapeError(e.message, loc or node.loc, node=node.display, expected=e.expected, hint=hint, notes=notes)
 
     def run(self) -> Graph:
         g = self.g
@@ -496,7 +505,7 @@ class Inference:
                             **where, expected="arguments whose values float32 can hold")
         for p in g.order:
             node = g.nodes[p]
-            if ops.REGISTRY[node.op].tensor and init_reach(node.concrete.init, node.shape) > FLOAT32_MAX:
+            if ops.REGISTRY[node.op].tensor and init_reach(node.concrete.init, node.tensors[""]) > FLOAT32_MAX:
                 raise SpecSchemaError(f"'init' makes '{node.display}' hold values beyond float32 (inf or nan)",
                                       node.loc, node=node.display, expected="arguments whose values float32 can hold")
 

@@ -294,6 +294,18 @@ class Resolver:
                 error.notes.append((loc, f"'{name}' is {value}, set here"))
         return error
 
+    def spec_input(self) -> tuple[int, ...]:
+        """The spec's ``input``, its expressions evaluated with the spec's parameters
+        (``[3, $image_size, $image_size]``)."""
+        shape = []
+        for i, item in enumerate(self.spec.input):
+            value = self.value(item, self.params, ("input", i), "input", structural=True)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= self.limits.max_int:
+                raise SpecSchemaError(f"the input's dimension {i} is {shown(value)}, from '{item}'", self.loc(("input", i)),
+                                      node="input", expected=f"a positive integer up to {self.limits.max_int:.0e}")
+            shape.append(value)
+        return tuple(shape)
+
     # -- the walk --------------------------------------------------------------------------
 
     def run(self) -> Graph:
@@ -941,8 +953,8 @@ def resolve(doc: Document, spec: Any, overrides: Mapping[str, Any] | None = None
         raise SpecSchemaError(f"input_shape is {shown(list(input_shape) if isinstance(input_shape, tuple) else input_shape)}",
                               None, expected=f"1 to 4 positive integers up to {limits.max_int:.0e}: (channels, height, width), "
                                        "(tokens, features) or (features,)")
-    shape = tuple(input_shape) if input_shape is not None else tuple(spec.input)
-    resolver = Resolver(doc, spec, params, shape, limits)
+    resolver = Resolver(doc, spec, params, (), limits)
+    resolver.input_shape = tuple(input_shape) if input_shape is not None else resolver.spec_input()
     resolver.taps = outputs
     resolver.overridden = {str(name).partition(".")[0] for name in overrides or {}}
     return resolver.run()

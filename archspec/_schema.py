@@ -129,12 +129,17 @@ class _Version(_Literal):
 
 
 class _InputShape(Text):
-    expected = "a shape of 1 to 4 positive integers: [channels, height, width], [tokens, features] or [features]"
-    json = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 4}
+    """The input shape: 1 to 4 entries, each a positive integer or an expression of the
+    spec's parameters (``[3, $image_size, $image_size]``), evaluated by *resolve*."""
+
+    expected = ("a shape of 1 to 4 positive integers (or expressions of the parameters): [channels, height, width], "
+                "[tokens, features] or [features]")
+    json = {"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": 1}, EXPRESSION_SCHEMA]},
+            "minItems": 1, "maxItems": 4}
 
     def check(self, value: Any) -> Any:
         if (isinstance(value, list) and 1 <= len(value) <= 4
-                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+                and all((isinstance(v, int) and not isinstance(v, bool) and v > 0) or is_expression(v) for v in value)):
             return tuple(value)
         raise self.fail(value)
 

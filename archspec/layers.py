@@ -2,7 +2,9 @@
 
 - :class:`LayerNorm2d`: layer normalisation over the channels of an N x C x H x W batch
   at every position (ConvNeXt's), with ``torch.nn.LayerNorm``'s weights and keys;
-- :class:`StochasticDepth`: drops a residual branch per sample (or per batch) in training.
+- :class:`StochasticDepth`: drops a residual branch per sample (or per batch) in training;
+- :class:`SelfAttention`: ``torch.nn.MultiheadAttention`` (its keys, its initialisation)
+  attending a batch of token sequences to itself, called with one tensor.
 
 They are ordinary modules: picklable, TorchScript-able and traceable by ``torch.fx``.
 """
@@ -13,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["LayerNorm2d", "StochasticDepth"]
+__all__ = ["LayerNorm2d", "StochasticDepth", "SelfAttention", "self_attention"]
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -55,3 +57,34 @@ class StochasticDepth(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, mode={self.mode}"
+
+
+def self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor | None,
+                   out_proj_weight: torch.Tensor, out_proj_bias: torch.Tensor | None, num_heads: int, dropout: float,
+                   training: bool) -> torch.Tensor:
+    """Multi-head self-attention of a batch-first ``B x N x D`` batch: torch's own
+    ``multi_head_attention_forward`` (which ``nn.MultiheadAttention`` runs), without the
+    attention weights. A leaf for ``torch.fx`` (wrapped below), so a traced model shows
+    one call, as it shows one call of ``nn.MultiheadAttention``."""
+    tokens_first = x.transpose(0, 1)
+    out, _ = F.multi_head_attention_forward(
+        tokens_first, tokens_first, tokens_first, x.shape[-1], num_heads, in_proj_weight, in_proj_bias, None, None,
+        False, dropout, out_proj_weight, out_proj_bias, training=training, need_weights=False)
+    return out.transpose(0, 1)
+
+
+torch.fx.wrap("self_attention")
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """``nn.MultiheadAttention(dim, heads, batch_first=True)`` called as ``attn(x)`` on a
+    ``B x N x D`` batch: every token attends to every token of its sequence; the output
+    has the input's shape. Same keys (``in_proj_weight``, ``in_proj_bias``,
+    ``out_proj.weight``, ``out_proj.bias``) and checkpoints as the torch module."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__(dim, heads, dropout=dropout, bias=bias, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self_attention(x, self.in_proj_weight, self.in_proj_bias, self.out_proj.weight, self.out_proj.bias,
+                              self.num_heads, self.dropout, self.training)

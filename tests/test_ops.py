@@ -147,7 +147,8 @@ def test_every_op_builds_a_module_that_makes_the_inferred_shape(write_spec):
         "split": (image, "{op: split, sizes: [1, 3], part: 1}"), "channel_shuffle": (image, "{op: channel_shuffle, groups: 2}"),
         "stochastic_depth": (image, "{op: stochastic_depth, p: 0.5}"), "concat": (image, "{op: concat, from: [input, input]}"),
         "add": (image, "{op: add, from: [input, p]}"), "mul": (image, "{op: mul, from: [p, input]}"),
-        "param": (image, "{op: mul, from: [p, input]}"),
+        "param": (image, "{op: mul, from: [p, input]}"), "attention": (tokens, "{op: attention, heads: 2}"),
+        "select": (tokens, "{op: select, at: 0}"),
     }
     for name in ops.names():
         shape, node = settings.get(name, (image, f"{{op: {name}}}"))

@@ -118,6 +118,8 @@ class OpDef:
       hint to flatten or permute it);
     - ``broadcast``: the op combines its inputs element-wise with broadcasting, so it
       may read learnable tensors (``param`` nodes), which have no batch dimension;
+    - ``expands``: the op reads learnable tensors by expanding them over the batch (a
+      ``concat`` of a class token and the image's tokens);
     - ``tensor``: the op *is* a learnable tensor: ``build`` returns an ``nn.Parameter``
       held by the enclosing container under the node's name, so its ``state_dict`` key is
       the node's path (``features.1.0.layer_scale``); ``Inferred.params`` has one entry,
@@ -152,6 +154,7 @@ class OpDef:
     last_dim: bool = False
     image_hint: str | None = None
     broadcast: bool = False
+    expands: bool = False
     tensor: bool = False
     defaults: Callable[[Any, list[Shape]], dict[str, Any]] | None = None
 

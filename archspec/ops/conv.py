@@ -17,7 +17,9 @@ from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, register
 class Conv2dParams(OpParams):
     """2-D convolution. ``in_channels`` is inferred; ``groups`` splits channels into groups,
     ``depthwise: true`` sets one group per input channel (and ``out`` defaults to the input
-    channels), so a separable convolution is a depthwise conv followed by a 1x1 conv."""
+    channels), so a separable convolution is a depthwise conv followed by a 1x1 conv.
+    ``exact: true`` refuses an input the windows do not tile exactly (torch leaves the
+    remainder unused): a patch embedding whose patch size must divide the image."""
 
     out: Annotated[Any, Int(ge=1, nullable=True)] = None
     kernel: Annotated[Any, Size()]
@@ -27,6 +29,7 @@ class Conv2dParams(OpParams):
     groups: Annotated[Any, Int(ge=1)] = 1
     depthwise: Annotated[Any, Bool()] = False
     bias: Annotated[Any, Bool()] = True
+    exact: Annotated[Any, Bool()] = False
 
 
 def _conv_shape(p: Conv2dParams, shapes: list[Shape], names: list[str]) -> Inferred:
@@ -55,6 +58,16 @@ def _conv_shape(p: Conv2dParams, shapes: list[Shape], names: list[str]) -> Infer
     else:
         pad = (0, 0) if p.padding == "valid" else p.padding
         oh, ow = window("conv2d", h, w, kernel, stride, pad, dilation, False)
+        if p.exact:
+            for axis, size, k, s, pd, d, o in (("height", h, kernel[0], stride[0], pad[0], dilation[0], oh),
+                                               ("width", w, kernel[1], stride[1], pad[1], dilation[1], ow)):
+                left = size + 2 * pd - ((o - 1) * s + d * (k - 1) + 1)
+                if left:
+                    raise ShapeError(
+                        f"the windows (kernel {k}, stride {s}) do not tile the input {axis} {size}: {o} windows cover "
+                        f"{size + 2 * pd - left}, leaving {left} unused (exact: true)", param="kernel",
+                        expected=f"an input {axis} that is a multiple of the stride, such as {size - left} or "
+                                 f"{size - left + s}" if k == s and not pd else "windows that tile the input exactly")
     per_out = (c // groups) * kernel[0] * kernel[1]
     params = {"weight": (out, c // groups, *kernel)}
     if p.bias:

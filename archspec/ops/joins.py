@@ -8,7 +8,8 @@ joins, and a spec can use them directly with ``from: [a, b]``.
 ``add`` and ``mul`` broadcast as numpy does, checked statically: shapes are aligned from
 the last dimension, and each pair of sizes must be equal or one of them 1, so a ``C x 1 x
 1`` gate scales a ``C x H x W`` image (squeeze-and-excitation). They also accept learnable
-tensors (``param`` nodes), which have no batch dimension.
+tensors (``param`` nodes), which have no batch dimension; ``concat`` expands them over
+the batch.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, 
 
 
 class ConcatParams(OpParams):
-    """Concatenate the inputs along ``dim`` (1: channels, counted with the batch as 0)."""
+    """Concatenate the inputs along ``dim`` (1: channels, counted with the batch as 0). A
+    learnable tensor (``param``) among them is expanded over the batch first, so ViT
+    prepends its class token with ``{op: concat, from: [class_token, tokens], dim: 1}``."""
 
     dim: Annotated[Any, Int(ge=1)] = 1
 
@@ -51,11 +54,16 @@ def _concat_emit(graph, p: ConcatParams, args: list, name: str, inplace: bool, s
 
     if len(args) == 1:
         return args[0]
+    learned = [a.op == "get_attr" for a in args]  # a param node: no batch dimension of its own
+    if any(learned):
+        batch = graph.create_node("call_method", "size", (args[learned.index(False)], 0), name=name + "_batch")
+        args = [graph.create_node("call_method", "expand", (a, batch, *shape)) if own else a
+                for a, own, shape in zip(args, learned, shapes)]
     return graph.create_node("call_function", torch.cat, (list(args), p.dim), name=name)
 
 
 register(OpDef("concat", ConcatParams, _concat_shape, ConcatParams.__doc__ or "", emit=_concat_emit, arity=(1, None),
-               category="join"))
+               category="join", expands=True))
 
 
 def broadcast(shapes: list[Shape]) -> Shape | None:

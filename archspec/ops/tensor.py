@@ -1,5 +1,5 @@
 """Tensor plumbing: ``flatten``, ``identity``, ``permute``, ``reshape``, ``chunk``,
-``split``, ``channel_shuffle``, and ``param`` (a learnable tensor as a node).
+``split``, ``select``, ``channel_shuffle``, and ``param`` (a learnable tensor as a node).
 
 Except for ``param`` and ``channel_shuffle`` they have no module and move no data: *lower*
 writes them into the generated forward (``x.permute(0, 2, 3, 1)``,
@@ -13,7 +13,7 @@ import math
 import operator
 from typing import Annotated, Any
 
-from .._values import Int, IntList, InitValue
+from .._values import Bool, Int, IntList, InitValue
 from ._common import need_rank, same_shape, torch_dim
 from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, register
 
@@ -193,6 +193,32 @@ register(OpDef("split", SplitParams, _split_shape, SplitParams.__doc__ or "", em
                multi_view=True, category="reshape"))
 
 
+class SelectParams(OpParams):
+    """Keep entry ``at`` of dimension ``dim`` and drop that dimension, as
+    ``x.select(dim, at)``: ViT's class token is ``{op: select, dim: 1, at: 0}``
+    (``x[:, 0]``: the first token of each sample). A negative ``at`` counts from the end."""
+
+    dim: Annotated[Any, Int()] = 1
+    at: Annotated[Any, Int()]
+
+
+def _select_shape(p: SelectParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    shape = need_rank(shapes, "select", 2)
+    axis = torch_dim(p.dim, len(shape), "select")
+    if not -shape[axis] <= p.at < shape[axis]:
+        raise ShapeError(f"index {p.at} is outside dimension {p.dim}, of size {shape[axis]} ({fmt_shape(shape)} per sample)",
+                         param="at", expected=f"an index from 0 to {shape[axis] - 1} (or -{shape[axis]} to -1)")
+    return Inferred(shape[:axis] + shape[axis + 1:])
+
+
+def _select_emit(graph, p: SelectParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
+    return graph.create_node("call_method", "select", (args[0], p.dim, p.at), name=name)
+
+
+register(OpDef("select", SelectParams, _select_shape, SelectParams.__doc__ or "", emit=_select_emit, alias=True,
+               category="reshape", layout="any"))
+
+
 class ChannelShuffleParams(OpParams):
     """Interleave the channels of ``groups`` groups (ShuffleNet): channel ``g * n + i``
     moves to ``i * groups + g``, as ``torch.nn.ChannelShuffle``."""
@@ -222,11 +248,16 @@ class ParamParams(OpParams):
     """A learnable tensor of ``shape`` (no batch dimension), started by ``init`` (a number,
     or an initialiser such as ``{fn: trunc_normal, std: 0.02}``; default 0). It reads no
     input; ``mul`` and ``add`` broadcast it over the batch (ConvNeXt's layer scale,
-    ``shape: [C, 1, 1]``). Its ``state_dict`` key is the node's path itself, held by the
-    enclosing block (``features.1.0.layer_scale``), as a ``torch.nn.Parameter`` attribute."""
+    ``shape: [C, 1, 1]``), ``concat`` expands it over the batch (ViT's class token). Its
+    ``state_dict`` key is the node's path itself, held by the enclosing block
+    (``features.1.0.layer_scale``), as a ``torch.nn.Parameter`` attribute.
+    ``batch: true`` makes the first entry of ``shape`` (which must be 1) the batch's: the
+    tensor is stored as a batch of one, as torchvision stores ViT's class token
+    (``shape: [1, 1, 768]``, one 1 x 768 token per sample) and position embedding."""
 
     shape: Annotated[Any, IntList(ge=1)]
     init: Annotated[Any, InitValue()] = 0.0
+    batch: Annotated[Any, Bool()] = False
 
 
 def _param_shape(p: ParamParams, shapes: list[Shape], names: list[str]) -> Inferred:
@@ -235,7 +266,11 @@ def _param_shape(p: ParamParams, shapes: list[Shape], names: list[str]) -> Infer
     if fn.startswith(("kaiming", "xavier")) and len(shape) < 2:
         raise ShapeError(f"{fn} needs a tensor of 2 or more dimensions (it computes fans), but the shape is {fmt_shape(shape)}",
                          param="init", expected="normal, trunc_normal, uniform or a constant for a vector")
-    return Inferred(shape, params={"": shape})
+    if p.batch and (len(shape) < 2 or shape[0] != 1):
+        raise ShapeError(f"with 'batch: true' the first entry of the shape is the batch's and must be 1, but the shape is "
+                         f"{fmt_shape(shape)}", param="shape",
+                         expected=f"[1, ...]: such as {[1, *shape]} (one {fmt_shape(shape)} per sample)")
+    return Inferred(shape[1:] if p.batch else shape, params={"": shape})
 
 
 def _param_build(p: ParamParams, shapes: list[Shape], inplace: bool):
