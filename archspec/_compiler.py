@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import Loc, SpecLimitError
 from ._infer import infer
-from ._ir import Graph
+from ._ir import Graph, is_meta
 from ._limits import DEFAULT_LIMITS, Limits
 from ._load import display_path, load_document
 from ._resolve import resolve
@@ -118,6 +118,6 @@ def build_model(graph: Graph, *, weights: str | os.PathLike[str] | None = None, 
     from ._weights import load_weights
 
     model.load_report = load_weights(model, weights, strict=strict, device=device)
-    if not (device is not None and str(device) == "meta"):
+    if not is_meta(device):
         materialize(model, init_plan(graph, rules=init and not strict), device)
     return model

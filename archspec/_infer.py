@@ -531,14 +531,7 @@ class Inference:
 
     def mark_usage(self) -> None:
         g = self.g
-        consumers: dict[str, int] = {p: 0 for p in g.order}
-        for p in g.order:
-            for s in g.nodes[p].sources:
-                if s != INPUT:
-                    consumers[s] += 1
-        for o in g.outputs:
-            if o.node != INPUT:
-                consumers[o.node] += 1
+        consumers = readers(g, g.order)
         for p in g.order:
             node = g.nodes[p]
             if consumers[p] == 0 and not node.implicit:
@@ -571,6 +564,19 @@ def _stable_topo(paths: list[str], deps: dict[str, list[str]]) -> list[str]:
             if indegree[u] == 0:
                 heapq.heappush(heap, (position[u], u))
     return out
+
+
+def readers(graph: Graph, paths: list[str]) -> dict[str, int]:
+    """How many of the nodes ``paths`` and of the graph's outputs read each node."""
+    count = {p: 0 for p in paths}
+    for p in paths:
+        for s in graph.nodes[p].sources:
+            if s != INPUT:
+                count[s] = count.get(s, 0) + 1
+    for o in graph.outputs:
+        if o.node != INPUT:
+            count[o.node] = count.get(o.node, 0) + 1
+    return count
 
 
 def needed(graph: Graph, training: bool) -> list[str]:

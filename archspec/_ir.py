@@ -27,10 +27,16 @@ from typing import Any
 from ._errors import Loc
 from ._expr import Expr
 
-__all__ = ["Deferred", "Lazy", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "UseSite", "site_notes"]
+__all__ = ["Deferred", "Lazy", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "UseSite", "site_notes", "is_meta"]
 
 #: the reference to the network's (or a body's) input
 INPUT = "input"
+
+
+def is_meta(device: object) -> bool:
+    """Whether ``device`` (a string, a ``torch.device`` or None) is the meta device, which
+    holds shapes but no values; without importing torch."""
+    return device is not None and str(device).partition(":")[0] == "meta"
 
 
 @dataclass(frozen=True)

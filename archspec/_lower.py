@@ -26,7 +26,7 @@ from torch import fx, nn
 from . import ops
 from ._errors import camel_case
 from ._infer import needed
-from ._ir import INPUT, Graph, Node
+from ._ir import INPUT, Graph, Node, is_meta
 from ._module import ArchModule, Block, make_module
 
 __all__ = ["lower"]
@@ -169,7 +169,7 @@ def lower(graph: Graph, init: bool = True, device: torch.device | str | None = N
     model = module_shell(graph)
     with torch.device("meta"):
         _build_tree(model, graph, graph.inplace)
-    if materialize and not (device is not None and torch.device(device).type == "meta"):
+    if materialize and not is_meta(device):
         from ._initialize import init_plan, materialize as fill
 
         fill(model, init_plan(graph, rules=init), device)

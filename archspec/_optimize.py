@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from . import ops
-from ._infer import needed
+from ._infer import needed, readers
 from ._ir import INPUT, Graph
 from ._module import ArchModule
 
@@ -40,28 +40,17 @@ _FOLDS = {"batchnorm2d": "conv2d", "batchnorm1d": "linear"}
 _NOOPS = ("dropout", "stochastic_depth", "identity")
 
 
-def _readers(graph: Graph, paths: list[str]) -> dict[str, int]:
-    count = {p: 0 for p in paths}
-    for p in paths:
-        for s in graph.nodes[p].sources:
-            if s != INPUT:
-                count[s] = count.get(s, 0) + 1
-    for o in graph.outputs:
-        count[o.node] = count.get(o.node, 0) + 1
-    return count
-
-
 def fold_plan(graph: Graph) -> dict[str, str]:
     """Batch norms of the eval graph that fold into the layer they read: {bn: layer}."""
     paths = needed(graph, training=False)
-    readers = _readers(graph, paths)
+    count = readers(graph, paths)
     plan = {}
     for p in paths:
         node = graph.nodes[p]
         if node.op not in _FOLDS or not node.concrete.track_running_stats or len(node.sources) != 1:
             continue
         src = node.sources[0]
-        if src == INPUT or graph.nodes[src].op != _FOLDS[node.op] or readers.get(src) != 1:
+        if src == INPUT or graph.nodes[src].op != _FOLDS[node.op] or count.get(src) != 1:
             continue
         if node.op == "batchnorm1d" and len(graph.nodes[src].shape) != 1:
             continue  # a linear on tokens: the batch norm's channels are not its outputs

@@ -35,6 +35,7 @@ from torch import nn
 
 from ._errors import WeightsError
 from ._files import FileProblem, open_regular, shown
+from ._ir import is_meta
 
 __all__ = ["LoadReport", "WeightsError", "load_weights", "read_checkpoint"]
 
@@ -177,7 +178,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
     device, for the caller to initialise. On a model with memory, they are copied in."""
     own = model.state_dict(keep_vars=True)
     on_meta = any(t.is_meta for t in own.values())
-    if device is not None and torch.device(device).type == "meta":
+    if is_meta(device):
         raise WeightsError("cannot load weights onto the 'meta' device (it holds no values); give a real device")
     report = LoadReport(str(path))
     state = _renamed(read_checkpoint(path), own, getattr(model, "_archspec_info", {}).get("checkpoint_keys", []), report)

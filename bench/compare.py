@@ -115,12 +115,18 @@ SEEDS = [
 ]
 
 
+#: bundled variants that no library builds (nothing to compare with)
+NO_REFERENCE = {"vit_cifar"}
+
+
 def zoo_networks() -> list[Network]:
     """torchvision's classification zoo: every spec in a family folder, its file name the
     torchvision model name (SE-ResNet-50 is timm's ``seresnet50``)."""
     out = []
     for path in sorted(SPECS.glob("*/*.yaml")):
         rel = str(path.relative_to(SPECS))
+        if path.stem in NO_REFERENCE:
+            continue
         if path.stem == "se_resnet50":
             out.append(Network(path.stem, "timm", lambda timm: timm.create_model("seresnet50"), path=rel))
         else:

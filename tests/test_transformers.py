@@ -16,7 +16,7 @@ import torch
 from archspec import compile_spec, load_spec
 from archspec._errors import SpecError
 from archspec._summary import totals
-from reference import NO_TORCHVISION, SPECS, torchvision_models
+from reference import NO_TORCHVISION, SPECS, assert_optimized_agrees, torchvision_models
 
 VIT = SPECS / "vit"
 
@@ -119,8 +119,11 @@ def test_the_cifar_variant_extends_vit_b_16_in_a_few_lines():
     assert graph.nodes["encoder.pos_embedding"].shape == (8 * 8 + 1, 384)
     assert totals(graph).params == 12_470_026
     model = compile_spec(path).eval()
+    torch.nn.init.normal_(model.heads.head.weight, std=0.02)  # 0 from the spec: every output would be 0
+    x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+        assert model(x).shape == (2, 10)
+    assert_optimized_agrees(graph, model, x)  # optimize="inference", as on every bundled spec
 
 
 def test_the_image_size_sets_the_input_and_the_position_embedding():
