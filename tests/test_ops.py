@@ -148,7 +148,8 @@ def test_every_op_builds_a_module_that_makes_the_inferred_shape(write_spec):
         "stochastic_depth": (image, "{op: stochastic_depth, p: 0.5}"), "concat": (image, "{op: concat, from: [input, input]}"),
         "add": (image, "{op: add, from: [input, p]}"), "mul": (image, "{op: mul, from: [p, input]}"),
         "param": (image, "{op: mul, from: [p, input]}"), "attention": (tokens, "{op: attention, heads: 2}"),
-        "select": (tokens, "{op: select, at: 0}"),
+        "select": (tokens, "{op: select, at: 0}"), "unflatten": (tokens, "{op: unflatten, dim: 1, sizes: [2, 3]}"),
+        "roll": (image, "{op: roll, shifts: [1, -2], dims: [2, 3]}"),
     }
     for name in ops.names():
         shape, node = settings.get(name, (image, f"{{op: {name}}}"))

@@ -162,6 +162,23 @@ graph:
     assert torch.equal(scripted(x), model(x))
 
 
+def test_unflatten_and_roll_turn_tokens_into_a_shifted_grid(tmp_path):
+    path = write(tmp_path, """
+archspec: 1
+name: grid
+input: [196, 8]
+graph:
+  grid: {op: unflatten, dim: 1, sizes: [14, -1]}
+  shifted: {op: roll, shifts: [-3, -3], dims: [1, 2]}
+""")
+    graph = load_spec(path)
+    assert graph.nodes["grid"].shape == (14, 14, 8) and graph.nodes["shifted"].shape == (14, 14, 8)
+    model = compile_spec(path)
+    x = torch.randn(2, 196, 8)
+    assert torch.equal(model(x), torch.roll(x.unflatten(1, (14, 14)), (-3, -3), (1, 2)))
+    assert torch.equal(torch.jit.script(model)(x), model(x))
+
+
 def test_attention_is_torchs_multihead_attention(tmp_path):
     path = write(tmp_path, """
 archspec: 1
@@ -190,6 +207,9 @@ graph:
     ("input: [16, 64]\ngraph:\n  p: {op: param, shape: [2, 64]}\n  s: {op: linear, from: p, out: 3}",
      "linear cannot read the learnable tensor 'p'"),
     ("input: [16, 64]\ngraph:\n  s: {op: select, dim: 2, at: -65}", "index -65 is outside dimension 2, of size 64"),
+    ("input: [196, 8]\ngraph:\n  s: {op: unflatten, dim: 1, sizes: [15, -1]}",
+     "cannot unflatten dimension 1 of 196x8 (196) into [15, -1]"),
+    ("input: [14, 14, 8]\ngraph:\n  s: {op: roll, shifts: [3, 3], dims: [1, 4]}", "roll: dimension 4 does not exist"),
     ("input: [3, 30, 30]\ngraph:\n  c: {op: conv2d, out: 8, kernel: 4, stride: 4, exact: true}",
      "do not tile the input height 30: 7 windows cover 28, leaving 2 unused"),
     ("input: [3, $size, $size]\nparams: {size: 0}\ngraph:\n  c: {op: conv2d, out: 8, kernel: 1}",

@@ -1,5 +1,6 @@
-"""Tensor plumbing: ``flatten``, ``identity``, ``permute``, ``reshape``, ``chunk``,
-``split``, ``select``, ``channel_shuffle``, and ``param`` (a learnable tensor as a node).
+"""Tensor plumbing: ``flatten``, ``unflatten``, ``identity``, ``permute``, ``reshape``,
+``chunk``, ``split``, ``select``, ``roll``, ``channel_shuffle``, and ``param`` (a learnable
+tensor as a node).
 
 Except for ``param`` and ``channel_shuffle`` they have no module and move no data: *lower*
 writes them into the generated forward (``x.permute(0, 2, 3, 1)``,
@@ -191,6 +192,67 @@ def _split_emit(graph, p: SplitParams, args: list, name: str, inplace: bool, sha
 
 register(OpDef("split", SplitParams, _split_shape, SplitParams.__doc__ or "", emit=_split_emit, alias=True,
                multi_view=True, category="reshape"))
+
+
+class UnflattenParams(OpParams):
+    """Split dimension ``dim`` into ``sizes`` (their product must be its size; one may be
+    -1), as ``torch.nn.Unflatten(dim, sizes)``: ``{op: unflatten, dim: 1, sizes: [14, 14]}``
+    turns 196 tokens of a 14 x 14 grid back into rows and columns."""
+
+    dim: Annotated[Any, Int()]
+    sizes: Annotated[Any, IntList(ge=-1)]
+
+
+def _unflatten_shape(p: UnflattenParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    shape = need_rank(shapes, "unflatten", 1)
+    axis = torch_dim(p.dim, len(shape), "unflatten")
+    sizes = list(p.sizes)
+    size = shape[axis]
+    if sizes.count(-1) > 1 or 0 in sizes:
+        raise ShapeError(f"'sizes' {sizes} has {'a 0' if 0 in sizes else 'more than one -1'}", param="sizes",
+                         expected="positive sizes, at most one -1 (inferred)")
+    known = math.prod(d for d in sizes if d != -1)
+    if -1 in sizes and size % known == 0:
+        sizes[sizes.index(-1)] = size // known
+    if math.prod(sizes) != size or -1 in sizes:
+        raise ShapeError(f"cannot unflatten dimension {p.dim} of {fmt_shape(shape)} ({size}) into {list(p.sizes)}", param="sizes",
+                         expected=f"sizes whose product is {size}")
+    return Inferred(shape[:axis] + tuple(sizes) + shape[axis + 1:])
+
+
+def _unflatten_emit(graph, p: UnflattenParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
+    return graph.create_node("call_method", "unflatten", (args[0], p.dim, list(p.sizes)), name=name)
+
+
+register(OpDef("unflatten", UnflattenParams, _unflatten_shape, UnflattenParams.__doc__ or "", emit=_unflatten_emit,
+               alias=True, category="reshape", layout="any"))
+
+
+class RollParams(OpParams):
+    """Shift the entries of ``dims`` cyclically by ``shifts`` (one per dimension), as
+    ``torch.roll(x, shifts, dims)``: Swin's shifted windows on a channels-last image are
+    ``{op: roll, shifts: [-3, -3], dims: [1, 2]}``. The shape is unchanged."""
+
+    shifts: Annotated[Any, IntList(least=1)]
+    dims: Annotated[Any, IntList(least=1)]
+
+
+def _roll_shape(p: RollParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    shape = need_rank(shapes, "roll", 1)
+    if len(p.shifts) != len(p.dims):
+        raise ShapeError(f"{len(p.shifts)} shifts for {len(p.dims)} dims", param="shifts", expected="one shift per dimension")
+    for d in p.dims:
+        torch_dim(d, len(shape), "roll", "dims")
+    return Inferred(shape)
+
+
+def _roll_emit(graph, p: RollParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
+    import torch
+
+    return graph.create_node("call_function", torch.roll, (args[0], list(p.shifts), list(p.dims)), name=name)
+
+
+register(OpDef("roll", RollParams, _roll_shape, RollParams.__doc__ or "", emit=_roll_emit, category="reshape"))
 
 
 class SelectParams(OpParams):
