@@ -27,8 +27,7 @@ _PERMUTE = "Swin works on channels-last images: permute the image first ({op: pe
 def _need_channels_last(shapes: list[Shape], op: str) -> tuple[int, int, int]:
     shape = shapes[0]
     if len(shape) != 3:
-        hint = ("window attention needs the rows and columns of an image: reshape tokens back to H x W x C "
-                "({op: reshape, shape: [H, W, C]})" if len(shape) == 2 else
+        hint = ("reshape the tokens back into rows and columns first ({op: reshape, shape: [H, W, C]})" if len(shape) == 2 else
                 "flat features have no rows and columns; move this node before 'flatten' or the pooling")
         raise ShapeError(f"{op} needs a channels-last image (height x width x channels), but its input is {rank_name(shape)}",
                          expected="an H x W x C input", hint=hint)
