@@ -25,7 +25,7 @@ from reference import (NO_TORCHVISION, SPECS, assert_optimized_agrees, determini
 ZOO = zoo_specs()
 NAMES = sorted(ZOO)
 
-#: the issue's table: every CNN of torchvision's classification zoo, by family
+#: the issue's table: every CNN of torchvision's classification zoo, and its Swin Transformers, by family
 FAMILIES = {
     "resnet": ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
                "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"],
