@@ -486,9 +486,9 @@ class Inference:
         float32 cannot hold (nothing is scanned after filling)."""
         g = self.g
         for rule in g.init:
-            for name, spec in rule.tensors.items():
+            for tensor, spec in rule.tensors.items():
                 fn = spec.get("fn", "") if isinstance(spec, dict) else ""
-                for p in g.order:
+                for p, name in ((p, t) for p in g.order for t in rule.targets(g.nodes[p], tensor)):  # weight: also qkv.weight
                     node = g.nodes[p]
                     shape = node.tensors.get(name)
                     if shape is None or not rule.selects(node) or ops.REGISTRY[node.op].tensor:

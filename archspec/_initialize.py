@@ -8,12 +8,16 @@
   (``ops: [conv2d, linear]``) and/or by dotted path with shell wildcards
   (``paths: ["AuxLogits.fc"]``, ``"features.*.conv"``), and sets their ``weight`` and/or
   ``bias``: a number sets a constant, ``{fn: ..., ...}`` calls the ``torch.nn.init``
-  function of that name with those arguments. Rules apply in order, so a later, narrower
+  function of that name with those arguments (a node whose module holds linear layers of
+  its own, ``window_attention``'s ``qkv``, ``proj`` and ``cpb_mlp``, has their weights and
+  biases set by ``weight`` and ``bias``). Rules apply in order, so a later, narrower
   rule overrides an earlier, broader one (only the last one is drawn);
 - otherwise from the op's default (:attr:`archspec.ops.OpDef.defaults`), which is
   PyTorch's own start for that module, draw for draw: a network without ``init:`` rules
   gets, for the same ``torch.manual_seed``, the very weights its modules' constructors
-  would make; a ``param`` node starts from its own ``init``.
+  would make; a ``param`` node starts from its own ``init``. A default may also be a
+  callable that fills the tensor it is given, for tensors computed from the op's settings
+  (Swin's relative position index and coordinates table: :class:`archspec.ops.window.Computed`).
 
 A rule with ``paths`` that selects nothing is reported as a :class:`SpecWarning` (it is
 usually a typo in a path); a rule by ``ops`` alone may select nothing (a family's base spec
@@ -38,8 +42,13 @@ __all__ = ["init_plan", "init_tensor", "materialize"]
 
 
 def init_tensor(tensor: torch.Tensor, spec: Any) -> None:
-    """Fill ``tensor`` in place from an initialiser: a constant or ``{fn: ..., args}``."""
+    """Fill ``tensor`` in place from an initialiser: a constant or ``{fn: ..., args}``, or,
+    as an op's default only, a callable that fills the tensor it is given (a start computed
+    from the op's settings, not drawn: Swin's relative position index)."""
     with torch.no_grad():
+        if callable(spec):
+            spec(tensor)
+            return
         if not isinstance(spec, dict):
             tensor.fill_(spec)
             return
@@ -90,8 +99,8 @@ def init_plan(graph: Graph, rules: bool = True) -> dict[str, Any]:
                 if node.implicit or ops.REGISTRY[node.op].tensor or not rule.selects(node):
                     continue  # a param node is started by its own `init`
                 for name, spec in rule.tensors.items():
-                    if name in node.tensors:
-                        plan[f"{p}.{name}"] = spec
+                    for target in rule.targets(node, name):
+                        plan[f"{p}.{target}"] = spec
                         matched += 1
             if matched == 0 and rule.paths and not _switched_off(rule, graph):
                 what = " and ".join(filter(None, [

@@ -158,6 +158,12 @@ class InitRule:
             return False
         return self.paths is None or any(fnmatch.fnmatchcase(node.display, pattern) for pattern in self.paths)
 
+    def targets(self, node: Node, name: str) -> list[str]:
+        """The tensors of ``node`` that the rule's ``weight`` or ``bias`` (``name``) sets: its
+        own, and those of the linear layers its module holds (``window_attention``'s
+        ``qkv.weight``, ``cpb_mlp.0.weight``, ...)."""
+        return [t for t in node.tensors if t == name or t.endswith("." + name)]
+
 
 @dataclass
 class Graph:

@@ -64,19 +64,33 @@ def zoo_fixture(name: str) -> dict:
     return json.loads((ZOO_FIXTURES / f"{name}.json").read_text())
 
 
-def materialize(model, dtype=None, threads: int = 1):
+def materialize(model, dtype=None, threads: int = 1, graph=None):
     """Give a module built on the meta device the fixture recipe's weights, allocating each
     tensor once (no default initialisation first): float64 unless ``dtype`` says otherwise.
-    Each tensor has its own generator, so ``threads`` can draw them side by side."""
+    Each tensor has its own generator, so ``threads`` can draw them side by side.
+
+    Integer tensors stay as the model makes them (the recipe): with ``graph`` (the model's),
+    from their op's default, which computes Swin's ``relative_position_index`` and leaves
+    ``num_batches_tracked`` 0; without it, 0."""
     import torch
     from concurrent.futures import ThreadPoolExecutor
 
     template = model.state_dict()
+    made = {}
+    if graph is not None:
+        from archspec._initialize import init_plan
+
+        made = init_plan(graph, rules=False)
 
     def one(item):
         key, tensor = item
-        if not tensor.is_floating_point():  # integer buffers (num_batches_tracked) stay zero
-            return key, torch.zeros(tuple(tensor.shape), dtype=tensor.dtype)
+        if not tensor.is_floating_point():
+            value = torch.zeros(tuple(tensor.shape), dtype=tensor.dtype)
+            if key in made:
+                from archspec._initialize import init_tensor
+
+                init_tensor(value, made[key])
+            return key, value
         value = _recipe(key, tuple(tensor.shape))
         return key, value if dtype is None else value.to(dtype)
 

@@ -150,10 +150,15 @@ def test_every_op_builds_a_module_that_makes_the_inferred_shape(write_spec):
         "param": (image, "{op: mul, from: [p, input]}"), "attention": (tokens, "{op: attention, heads: 2}"),
         "select": (tokens, "{op: select, at: 0}"), "unflatten": (tokens, "{op: unflatten, dim: 1, sizes: [2, 3]}"),
         "roll": (image, "{op: roll, shifts: [1, -2], dims: [2, 3]}"),
+        # channels-last ops read the image permuted to H x W x C first (a `q` node before them)
+        "window_attention": (image, "{op: window_attention, heads: 2, window: 4, shift: 2}"),
+        "patch_merge": ([4, 5, 6], "{op: patch_merge}"),
     }
+    last = {"window_attention", "patch_merge"}
     for name in ops.names():
         shape, node = settings.get(name, (image, f"{{op: {name}}}"))
-        path = write_spec(f"archspec: 1\nname: t\ninput: {shape}\ngraph:\n  p: {{op: param, shape: [4, 1, 1]}}\n"
+        before = "  q: {op: permute, dims: [0, 2, 3, 1]}\n" if name in last else ""
+        path = write_spec(f"archspec: 1\nname: t\ninput: {shape}\ngraph:\n  p: {{op: param, shape: [4, 1, 1]}}\n{before}"
                           f"  n: {node}\n")
         text = path.read_text()
         if "from: [" not in node or "p" not in node:

@@ -26,7 +26,7 @@ from reference import (NO_TORCHVISION, SPECS, assert_optimized_agrees, determini
 ZOO = zoo_specs()
 NAMES = sorted(ZOO)
 
-#: the issue's table: every CNN of torchvision's classification zoo, by family
+#: the issue's table: every CNN of torchvision's classification zoo, and its Swin Transformers, by family
 FAMILIES = {
     "resnet": ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
                "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"],
@@ -40,6 +40,7 @@ FAMILIES = {
               + ["regnet_y_128gf"],
     "convnext": ["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"],
     "vit": ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"],
+    "swin": ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"],
 }
 #: bundled examples beyond torchvision's zoo, each with a fixture measured from its reference
 EXAMPLES = {"se_resnet50": "timm's seresnet50"}
@@ -49,7 +50,7 @@ VARIANTS = {"vit_cifar": "ViT for 32x32 CIFAR images, extending vit_b_16"}
 
 def test_the_zoo_is_complete():
     expected = sorted(n for names in FAMILIES.values() for n in names)
-    assert len(expected) == 66
+    assert len(expected) == 72
     assert NAMES == sorted(expected + list(EXAMPLES))
     for family, names in FAMILIES.items():
         assert {ZOO[n].parent.name for n in names} == {family}  # one folder per family
@@ -98,16 +99,16 @@ def test_the_macs_tolerance_is_the_published_rounding():
 FLOAT32_CHAOTIC = ("efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l")
 
 
-#: float64 logits at 224x224 that take 10 s to a minute each on 2 cores (vit_h_14 holds
-#: 5 GB of float64 weights): run with -m slow
-SLOW_LOGITS = ("vit_l_16", "vit_l_32", "vit_h_14")
+#: float64 logits at 224x224 (256 for Swin V2) that take 10 s to a minute each on 2 cores
+#: (vit_h_14 holds 5 GB of float64 weights): run with -m slow
+SLOW_LOGITS = ("vit_l_16", "vit_l_32", "vit_h_14", "swin_b", "swin_v2_b")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_LOGITS else n for n in NAMES])
 def test_logits_match_the_reference(name):
     ref = zoo_fixture(name)
     graph = load_spec(ZOO[name])
-    model = materialize(build_model(graph, device="meta"), threads=2).eval()
+    model = materialize(build_model(graph, device="meta"), threads=2, graph=graph).eval()
     with torch.no_grad():
         out = model(deterministic_input(ref["input_shape"][-1]))
     expected = torch.tensor(ref["logits"], dtype=torch.float64)
@@ -155,6 +156,49 @@ def test_convnext_stochastic_depth_follows_torchvision_schedule():
                 expected[f"features.{2 * s + 1}.{i}.stochastic_depth"] = prob * k / (n - 1.0)
                 k += 1
         assert rates == expected
+
+
+def test_swin_stochastic_depth_and_shifts_follow_torchvision():
+    # torchvision: block k of n drops rows with p = prob * k / (n - 1), one module used for
+    # both residual branches (here two nodes with the same rate); every second block of a
+    # stage shifts its windows by half a window
+    for name, depths, prob, window in (("swin_t", [2, 2, 6, 2], 0.2, 7), ("swin_v2_b", [2, 2, 18, 2], 0.5, 8)):
+        graph = load_spec(ZOO[name])
+        rates = {graph.nodes[p].display: graph.nodes[p].concrete.p for p in graph.order if graph.nodes[p].op == "stochastic_depth"}
+        shifts = {graph.nodes[p].display: graph.nodes[p].concrete.shift for p in graph.order if graph.nodes[p].op == "window_attention"}
+        n = sum(depths)
+        expected, expected_shifts = {}, {}
+        k = 0
+        for s, count in enumerate(depths):
+            for i in range(count):
+                block = f"features.{2 * s + 1}.{i}"
+                expected[f"{block}.stochastic_depth"] = expected[f"{block}.stochastic_depth2"] = prob * k / (n - 1.0)
+                expected_shifts[f"{block}.attn"] = (0, 0) if i % 2 == 0 else (window // 2, window // 2)
+                k += 1
+        assert rates == expected and shifts == expected_shifts
+
+
+@pytest.mark.parametrize("v2", [False, True], ids=["v1", "v2"])
+def test_swin_train_mode_equals_torchvision(v2):
+    """A small Swin (width 16) against torchvision's SwinTransformer of the same settings:
+    the same seed drops the same rows (two stochastic depth draws per block, in order)."""
+    models = torchvision_models()
+    if models is None:
+        pytest.skip(NO_TORCHVISION)
+    tv = models.swin_transformer
+    settings = dict(embed_dim=16, depths=[2, 2, 2, 2], stochastic_depth_prob=0.5, num_classes=10)
+    extra = dict(block=tv.SwinTransformerBlockV2, downsample_layer=tv.PatchMergingV2) if v2 else {}
+    ref = tv.SwinTransformer(patch_size=[4, 4], num_heads=[1, 2, 4, 8], window_size=[8, 8] if v2 else [7, 7], **settings,
+                             **extra).double()
+    ours = compile_spec(ZOO["swin_v2_t" if v2 else "swin_t"], heads=[1, 2, 4, 8], **settings).double()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(4, 3, 64, 64, dtype=torch.float64)  # maps 16, 8, 4, 2: padded windows, shifts dropped at the end
+    for mode in ("train", "eval"):
+        getattr(ref, mode)(), getattr(ours, mode)()
+        torch.manual_seed(3)
+        expected = ref(x)
+        torch.manual_seed(3)
+        assert torch.allclose(ours(x), expected, rtol=1e-12, atol=1e-12), mode
 
 
 @pytest.mark.parametrize("name,p", [
@@ -244,7 +288,7 @@ def test_regnet_stages_are_computed_from_the_design_space():
 REPRESENTATIVES = {
     "resnet": "resnext50_32x4d", "vgg": "vgg11_bn", "squeezenet": "squeezenet1_1", "mobilenet": "mobilenet_v3_small",
     "mnasnet": "mnasnet0_5", "shufflenet": "shufflenet_v2_x0_5", "efficientnet": "efficientnet_v2_s",
-    "regnet": "regnet_y_400mf", "convnext": "convnext_tiny",
+    "regnet": "regnet_y_400mf", "convnext": "convnext_tiny", "swin": "swin_t",
 }
 
 
@@ -305,6 +349,8 @@ INITS = {
     "efficientnet": (KAIMING_FAN_OUT, lambda fi, fo, o: 1 / math.sqrt(o) / math.sqrt(3), (True, True)),
     "regnet": (KAIMING_FAN_OUT, lambda fi, fo, o: 0.01, (False, True)),
     "convnext": (lambda fi, fo, o: 0.02, lambda fi, fo, o: 0.02, (True, True)),  # trunc_normal(std 0.02) cut at +-2: a normal in effect
+    # every Linear, the attention's qkv and proj included, trunc_normal(std 0.02) and bias 0; the patch embedding's default
+    "swin": (DEFAULT_UNIFORM, lambda fi, fo, o: 0.02, (False, True)),
 }
 
 
@@ -333,3 +379,10 @@ def test_default_initialisation_is_the_reference(family, representative):
     if family == "convnext":
         scales = [p for n, p in model.named_parameters() if n.endswith("layer_scale")]
         assert len(scales) == 18 and all(p.eq(1e-6).all() and p.shape[1:] == (1, 1) for p in scales)
+    if family == "swin":  # the bias tables as the attention module makes them; the index computed
+        from archspec.layers import WindowAttention, relative_position_index
+
+        attns = [m for m in model.modules() if isinstance(m, WindowAttention)]
+        assert len(attns) == 12
+        assert all(torch.equal(m.relative_position_index, relative_position_index([7, 7])) for m in attns)
+        assert all(_std_close(m.relative_position_bias_table, 0.02) for m in attns[-4:])  # 169 x 12 or 24 values

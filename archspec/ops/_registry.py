@@ -13,7 +13,8 @@ and ``register`` the entry. The built-in ops are grouped by kind, one file each:
 ``conv.py`` (conv2d, linear), ``norm.py`` (batch, layer, group and local response norms),
 ``act.py`` (activations), ``pool.py`` (pooling and means), ``drop.py`` (dropout,
 stochastic depth), ``tensor.py`` (flatten, permute, reshape, chunk, channel shuffle,
-learnable tensors) and ``joins.py`` (concat, add, mul).
+learnable tensors), ``joins.py`` (concat, add, mul) and ``window.py`` (Swin's window
+attention and patch merging).
 
 Shapes are per sample, without the batch dimension: ``(C, H, W)`` for images,
 ``(N, D)`` for token sequences, ``(F,)`` for flat features. A learnable tensor (the
@@ -128,7 +129,9 @@ class OpDef:
     - ``defaults(params, in_shapes) -> {tensor name: initialiser}``: how each tensor the
       op's module holds starts when no ``init:`` rule sets it, written as an ``init:`` value
       (a number, or ``{fn: kaiming_uniform, a: 2.236}``) and equal to PyTorch's own
-      ``reset_parameters`` for that module, draw for draw. The compiled model builds its
+      ``reset_parameters`` for that module, draw for draw; a tensor computed from the op's
+      settings rather than drawn (``window_attention``'s relative position index) has a
+      callable that fills the tensor it is given (:class:`archspec.ops.window.Computed`). The compiled model builds its
       module tree on the meta device and fills each tensor once, from the last ``init:``
       rule that sets it or from this default. An op with tensors but no ``defaults`` is
       filled by its module's ``reset_parameters()`` (then by the rules that set it).
