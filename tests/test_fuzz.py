@@ -94,7 +94,7 @@ def mutated(draw):
     return name, text
 
 
-@fuzz(200)
+@fuzz(120)
 @given(case=mutated())
 def test_mutated_bundled_specs(case, tmp_path_factory):
     name, text = case
@@ -192,7 +192,7 @@ def small_specs(draw):
     }
 
 
-@fuzz(450)
+@fuzz(250)
 @given(spec=small_specs())
 def test_random_networks_agree_with_torch(spec, tmp_path_factory):
     path = tmp_path_factory.mktemp("net") / "random.yaml"

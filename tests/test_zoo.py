@@ -99,9 +99,11 @@ def test_the_macs_tolerance_is_the_published_rounding():
 FLOAT32_CHAOTIC = ("efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l")
 
 
-#: float64 logits at 224x224 (256 for Swin V2) that take 10 s to a minute each on 2 cores
-#: (vit_h_14 holds 5 GB of float64 weights): run with -m slow
-SLOW_LOGITS = ("vit_l_16", "vit_l_32", "vit_h_14", "swin_b", "swin_v2_b")
+#: float64 logits that take 10 s to a minute each on 2 cores, run with -m slow: the
+#: transformers' fixtures are at 224x224 (256 for Swin V2), so each family's smallest
+#: model (vit_b_32, swin_t, swin_v2_t) stands for the rest by default; regnet_y_128gf's
+#: 644 M float64 weights alone take 5 GB and most of its time
+SLOW_LOGITS = ("vit_b_16", "vit_l_16", "vit_l_32", "vit_h_14", "swin_s", "swin_b", "swin_v2_s", "swin_v2_b", "regnet_y_128gf")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_LOGITS else n for n in NAMES])
