@@ -361,9 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export the compiled network for deployment",
                        description="Compile SPEC and export it (eval mode): torchscript (torch.jit.script, .pt), "
                                    "onnx (needs the 'onnx' extra: pip install -e .[onnx]), exported (torch.export, .pt2) "
-                                   "or state_dict (torch.save of the weights).")
+                                   "state_dict (torch.save of the weights) or safetensors (the weights as a .safetensors "
+                                   "file, needs the 'safetensors' extra).")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported", "state_dict"])
+    p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported", "state_dict", "safetensors"])
     p.add_argument("-o", "--output", metavar="FILE", required=True)
     p.add_argument("--optimize", action="store_true",
                    help="optimise for inference first: batch norm folded into the layer before it, eval no-ops dropped "
