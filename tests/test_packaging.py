@@ -202,6 +202,8 @@ def installed(tmp_path_factory) -> Path:
         shutil.copy2(ROOT / name, source / name)
     for folder in ("archspec", "specs"):
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # the build backend, as pip wheel or python -m build call it, from this environment: no network
+    # (setuptools>=70.1 comes with the 'test' extra; Python 3.12's venvs have no setuptools of their own)
     _check([sys.executable, "-c", "import sys; from setuptools import build_meta; build_meta.build_wheel(sys.argv[1])",
             str(tmp / "dist")], cwd=source)
     wheel = next((tmp / "dist").glob("archspec-*.whl"))
