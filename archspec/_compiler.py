@@ -35,6 +35,14 @@ def load_spec(
 ) -> Graph:
     """Load, validate, resolve and infer a spec: the IR :class:`Graph`, with shapes and costs.
 
+    ``path`` is a spec file (``"specs/resnet/resnet50.yaml"``, a ``Path``) or the name of a
+    bundled spec (``"resnet50"``, ``"resnet/resnet50"``, ``"archspec:resnet50"``), found
+    wherever archspec is installed. A string is a name when it is ``archspec:NAME``, or
+    when nothing exists at that path and it has no ``.yaml``/``.yml`` suffix (and, if it
+    has a ``/``, is a bundled name); a ``Path`` is always a file. An unknown name is a
+    :class:`SpecReferenceError` that lists the nearest bundled names; a missing file is one
+    that says so. ``archspec list`` lists the bundled specs.
+
     ``params`` and keyword arguments override the spec's ``params`` (``num_classes=10``);
     ``input_shape`` (``(C, H, W)``) replaces the spec's ``input``; ``outputs`` (node or
     block paths) replaces the spec's outputs with those nodes' values. Raises a
@@ -75,7 +83,11 @@ def compile_spec(
 ) -> ArchModule:
     """Compile a spec into a ``torch.nn.Module`` (an :class:`ArchModule`).
 
-    ``compile_spec("specs/googlenet.yaml", num_classes=10, aux_logits=False)`` overrides
+    ``path`` is a spec file or a bundled spec's name, as for :func:`load_spec`:
+    ``compile_spec("densenet121")`` builds the bundled DenseNet-121 wherever archspec is
+    installed, ``compile_spec("specs/densenet121.yaml")`` the file.
+
+    ``compile_spec("googlenet", num_classes=10, aux_logits=False)`` overrides
     spec parameters; ``input_shape`` sets the input the shapes are inferred for (the
     module then expects that size wherever the network's layers depend on it);
     ``init=False`` skips the spec's ``init:`` rules (PyTorch's defaults remain);
