@@ -46,7 +46,7 @@ from torch import nn
 
 from ._infer import needed
 from ._ir import Graph
-from ._module import ArchModule
+from ._module import ArchModule, pruned
 
 __all__ = ["FORMATS", "MissingExtraError", "export_model"]
 
@@ -108,23 +108,8 @@ def export_model(model: ArchModule, graph: Graph, fmt: str, path: str, writer: W
 def _eval_graph(model: ArchModule, graph: Graph) -> ArchModule:
     """A view of ``model`` (same weights, no copies) with only the eval graph's modules,
     in eval mode, whose forward is the generated eval forward."""
-    keep = set(needed(graph, training=False))
-    inside = {k[:i] for k in keep for i, c in enumerate(k) if c == "."}  # containers on the way
-
-    def prune(module: nn.Module, prefix: str) -> dict[str, nn.Module]:
-        children: dict[str, nn.Module] = {}
-        for name, child in module._modules.items():
-            path = prefix + name
-            if path in keep:
-                children[name] = child
-            elif path in inside:
-                shell = copy.copy(child)  # a container: a new object, the same weights below
-                shell._modules = prune(child, path + ".")
-                children[name] = shell
-        return children
-
     view = copy.copy(model)  # a fresh instance of the generated class (see ArchModule.__reduce__)
-    view._modules = prune(model, "")
+    view._modules = pruned(model, set(needed(graph, training=False)))
     cls = type(view)
     view.__class__ = type(cls.__name__, (cls,), {"forward": cls._forward_eval, "__module__": cls.__module__})
     return view.eval()

@@ -191,9 +191,10 @@ def _renamed(state: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], ru
     return out
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = True,
+def load_weights(model: nn.Module, path: str | os.PathLike[str] | Mapping[str, torch.Tensor], strict: bool = True,
                  device: torch.device | str | None = None) -> LoadReport:
-    """Load ``path`` into ``model`` (see the module docstring); return the report.
+    """Load ``path`` (a checkpoint file, or a ``state_dict`` itself) into ``model`` (see
+    the module docstring); return the report.
 
     On a model built on the meta device (as ``compile_spec(weights=...)`` builds it), the
     checkpoint's tensors are put in place as they are, converted to the model's dtype and
@@ -203,8 +204,11 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
     on_meta = any(t.is_meta for t in own.values())
     if is_meta(device):
         raise WeightsError("cannot load weights onto the 'meta' device (it holds no values); give a real device")
-    report = LoadReport(str(path))
-    state = _renamed(read_checkpoint(path), own, getattr(model, "_archspec_info", {}).get("checkpoint_keys", []), report)
+    if isinstance(path, Mapping):  # a state_dict in memory (another model's, for a variant)
+        report, checkpoint = LoadReport("a state_dict"), dict(path)
+    else:
+        report, checkpoint = LoadReport(str(path)), read_checkpoint(path)
+    state = _renamed(checkpoint, own, getattr(model, "_archspec_info", {}).get("checkpoint_keys", []), report)
     fitting = {}
     for key, tensor in state.items():
         if key not in own:
