@@ -294,7 +294,7 @@ def cmd_ops(args: argparse.Namespace) -> int:
             f"{op.arity[0]} or more inputs" if op.arity[1] is None else f"{op.arity[0]} to {op.arity[1]} inputs")
         print(f"{name} ({op.category}, {inputs})")
         if op.origin:
-            print(f"  a user op, {op.origin}")
+            print(f"  a user op {op.origin}")
         print("  " + " ".join(op.doc.replace("``", "").split()))
         for field, info in op.params.model_fields.items():
             kind = next((str(m.expected) for m in info.metadata if hasattr(m, "expected")), "a value")

@@ -186,7 +186,7 @@ def test_the_schema_and_the_ops_command_show_user_ops(capsys):
     assert set(node["required"]) == {"op", "out"} and "in_channels" not in node["properties"]
     assert main(["ops", "mixer"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("mixer (user, one input)\n  a user op, registered from Python: test_user_ops.Mixer\n")
+    assert out.startswith("mixer (user, one input)\n  a user op registered from Python: test_user_ops.Mixer\n")
     assert "  out: an integer (required)\n" in out and "  from the input: in_channels\n" in out
     assert "not settable from a spec (their types have no spec form): act" in out
     assert main(["ops"]) == 0 and re.search(r"^star_relu +user +s \* relu\(x\)", capsys.readouterr().out, re.M)
@@ -276,7 +276,7 @@ def test_a_packages_ops_load_when_a_spec_first_names_one(tmp_path, monkeypatch, 
     assert "fake_archspec_mish" not in sys.modules  # built-in ops only: nothing loaded
     graph = load_spec(write_spec("archspec: 1\nname: s\ninput: [4]\ngraph: {a: {op: mish2}}\n"))
     assert graph.nodes["a"].shape == (4,) and "fake_archspec_mish" in sys.modules
-    assert ops.get("mish2").origin == "package fake-archspec-mish 1.0 (entry point 'mish2')"
+    assert ops.get("mish2").origin == "from package fake-archspec-mish 1.0 (entry point 'mish2')"
     x = torch.randn(2, 4)
     assert torch.allclose(compile_spec(write_spec("archspec: 1\nname: s\ninput: [4]\ngraph: {a: {op: mish2}}\n"))(x),
                           nn.functional.mish(x))

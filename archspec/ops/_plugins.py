@@ -75,7 +75,7 @@ def _load(ep: Any) -> None:
     if key in _LOADED:
         return
     where = f"the {GROUP} entry point '{ep.name} = {ep.value}' of package '{dist}'"
-    token = _ORIGIN.set(f"package {dist} {version} (entry point '{ep.name}')".replace("  ", " "))
+    token = _ORIGIN.set(f"from package {dist} {version} (entry point '{ep.name}')".replace("  ", " "))
     try:
         target = ep.load()
         if callable(target) and not isinstance(target, (type, types.ModuleType)):
