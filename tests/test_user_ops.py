@@ -155,6 +155,23 @@ def test_shape_rules_and_macs_given_or_found_by_the_meta_run(write_spec):
 
     archspec.register_op("blur_pool", lambda k: nn.AvgPool2d(k), params={"k": (int, 2)}, shape=pool_shape,
                          macs=lambda i, o, p: o[0] * o[1] * o[2] * p.k * p.k, doc="Average pooling by k.")
+
+    class ScaleParams(ops.OpParams):
+        """Multiplies by a constant."""
+
+        by: Annotated[object, ops.Float(gt=0)] = 2.0
+
+    class Scale(nn.Module):
+        def __init__(self, by, in_shape):
+            super().__init__()
+            self.by, self.in_shape = by, in_shape
+
+        def forward(self, x):
+            assert x.shape[1:] == self.in_shape
+            return x * self.by
+
+    archspec.register_op("scale", Scale, params=ScaleParams, shape="same")
+    assert ops.get("scale").doc == "Multiplies by a constant."
     spec = textwrap.dedent("""\
         archspec: 1
         name: shapes
@@ -162,11 +179,15 @@ def test_shape_rules_and_macs_given_or_found_by_the_meta_run(write_spec):
         graph:
           down: {op: space_to_depth, downscale_factor: 2}
           blur: {op: blur_pool}
+          scale: {op: scale, by: 0.5}
         """)
     graph = load_spec(write_spec(spec))
     assert graph.nodes["down"].shape == (12, 4, 4) and graph.nodes["blur"].shape == (12, 2, 2)
-    assert graph.nodes["blur"].macs == 12 * 2 * 2 * 4
-    assert compile_spec(write_spec(spec))(torch.randn(1, 3, 8, 8)).shape == (1, 12, 2, 2)
+    assert graph.nodes["blur"].macs == 12 * 2 * 2 * 4 and graph.nodes["scale"].shape == (12, 2, 2)
+    x = torch.randn(1, 3, 8, 8)
+    assert torch.equal(compile_spec(write_spec(spec))(x), nn.functional.avg_pool2d(nn.functional.pixel_unshuffle(x, 2), 2) * 0.5)
+    with pytest.raises(SpecSchemaError, match="'by': found 0 .expected a number > 0."):
+        load_spec(write_spec(spec.replace("by: 0.5", "by: 0")))
     with pytest.raises(SpecShapeError) as info:  # the shape rule's error, at the value it names
         load_spec(write_spec(spec.replace("{op: blur_pool}", "{op: blur_pool, k: 3}")))
     e = info.value
@@ -175,6 +196,14 @@ def test_shape_rules_and_macs_given_or_found_by_the_meta_run(write_spec):
         load_spec(write_spec(spec.replace("downscale_factor: 2", "downscale_factor: 3")))
     assert info.value.node == "down" and info.value.loc.line == 5
     assert "space_to_depth fails on its input, an image 3x8x8: RuntimeError" in info.value.message
+    archspec.register_op("gn", nn.GroupNorm)  # num_channels from the input; device and dtype left alone
+    assert load_spec(write_spec(spec.replace("{op: blur_pool}", "{op: gn, num_groups: 4}"))).nodes["blur"].tensors == {
+        "weight": (12,), "bias": (12,)}
+    with pytest.raises(SpecShapeError) as info:  # the constructor refuses: located at the node, with its arguments
+        load_spec(write_spec(spec.replace("{op: blur_pool}", "{op: gn, num_groups: 5}")))
+    assert info.value.node == "blur" and re.fullmatch(
+        r"gn cannot be built with num_groups=5, eps=1e-05, .*num_channels=12: ValueError: num_channels .*divisible.*",
+        info.value.message)
     with pytest.raises(SpecSchemaError, match="missing key 'downscale_factor' for a space_to_depth node"):
         load_spec(write_spec(spec.replace("{op: space_to_depth, downscale_factor: 2}", "{op: space_to_depth}")))
 
@@ -213,6 +242,8 @@ def test_registration_mistakes_are_refused_when_registering(write_spec):
         archspec.register_op("bad", lambda k: nn.Identity(), params={"k": (int, "x")})
     with pytest.raises(TypeError, match="takes no keyword argument 'k'"):
         archspec.register_op("bad", nn.ReLU, params={"k": int})
+    with pytest.raises(TypeError, match="needs the op's name first"):
+        archspec.register_op(StarReLU)
 
     class Stray(nn.Module):
         def __init__(self):
@@ -227,13 +258,13 @@ def test_registration_mistakes_are_refused_when_registering(write_spec):
         load_spec(write_spec("archspec: 1\nname: s\ninput: [4]\ngraph: {s: {op: stray}}\n"))
 
 
-def test_unregistering_invalidates_the_schema(write_spec):
+def test_unregistering_invalidates_the_cached_models(write_spec):
     archspec.register_op("star_relu", StarReLU)
-    assert "StarReluNode" in json_schema()["$defs"]
+    spec = write_spec("archspec: 1\nname: s\ninput: [4]\ngraph: {a: {op: star_relu}}\n")
+    assert load_spec(spec).nodes["a"].n_params == 2  # the spec models now cover star_relu
     archspec.unregister_op("star_relu")
-    assert "StarReluNode" not in json_schema()["$defs"]
     with pytest.raises(SpecSchemaError, match="unknown op 'star_relu'"):
-        load_spec(write_spec("archspec: 1\nname: s\ninput: [4]\ngraph: {a: {op: star_relu}}\n"))
+        load_spec(spec)
     with pytest.raises(ValueError, match="built-in"):
         archspec.unregister_op("relu")
 

@@ -108,6 +108,8 @@ def register_op(name: str, module: Callable[..., Any] | None = None, *, params: 
     and returns the class unchanged. Otherwise returns the registry entry (:class:`OpDef`).
     See :mod:`archspec.ops._user` for what is read from ``module`` and the options.
     """
+    if not isinstance(name, str):  # @register_op on a class, without the name
+        raise TypeError(f"register_op needs the op's name first: @archspec.register_op(\"name\"), not {name!r}")
     if module is None:
         def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
             register_op(name, factory, params=params, shape=shape, macs=macs, doc=doc, category=category, replace=replace)
@@ -380,7 +382,8 @@ class UserOp:
             except ShapeError:
                 raise
             except Exception as e:
-                raise ShapeError(f"{self.name} cannot be built with these settings: {_first_line(e)}") from None
+                settings = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no arguments"
+                raise ShapeError(f"{self.name} cannot be built with {settings}: {_first_line(e)}") from None
             on_meta = False
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"op '{self.name}': {self.qualname}(...) returned {type(module).__name__}, not a torch.nn.Module")
