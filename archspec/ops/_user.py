@@ -41,7 +41,8 @@ What archspec reads from the factory, and how:
   (not a parameter or buffer) is refused: archspec could not place it;
 - **output shape**: by default the module is run on a meta tensor of the input's shape
   (a batch of two), which gives the output shape exactly and, with torch's FLOP counter,
-  the MACs of its convolutions and matrix products. ``shape="same"`` says the output has
+  the MACs of its convolutions and matrix products (the first such run in a process
+  loads torch's meta kernels, a second or two). ``shape="same"`` says the output has
   the input's shape without running it; ``shape=fn`` computes it: ``fn(in_shape, p)``
   returns the output shape per sample, where ``p`` holds the parameters as attributes,
   and may raise :class:`ShapeError` (``param="k"`` points the error at that value).
