@@ -6,7 +6,6 @@ points, as it found them."""
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import textwrap
@@ -305,7 +304,8 @@ def test_a_packages_ops_load_when_a_spec_first_names_one(tmp_path, monkeypatch, 
     monkeypatch.syspath_prepend(str(site))
     load_spec(write_spec("archspec: 1\nname: s\ninput: [4]\ngraph: {a: {op: relu}}\n"))
     assert "fake_archspec_mish" not in sys.modules  # built-in ops only: nothing loaded
-    graph = load_spec(write_spec("archspec: 1\nname: s\ninput: [4]\ngraph: {a: {op: mish2}}\n"))
+    # named by an expression: looked for when it is evaluated
+    graph = load_spec(write_spec("archspec: 1\nname: s\ninput: [4]\nparams: {act: mish2}\ngraph: {a: {op: $act}}\n"))
     assert graph.nodes["a"].shape == (4,) and "fake_archspec_mish" in sys.modules
     assert ops.get("mish2").origin == "from package fake-archspec-mish 1.0 (entry point 'mish2')"
     x = torch.randn(2, 4)
