@@ -110,6 +110,29 @@ def test_a_module_class_is_an_op_with_static_tensors_and_its_own_starting_values
     assert not model.act.scale.is_meta and model.act.scale.requires_grad
 
 
+class Rates(nn.Module):
+    """Reads tensor values in its constructor, which the meta device cannot."""
+
+    def __init__(self, in_features: int, depth: int = 3):
+        super().__init__()
+        self.rates = [r.item() for r in torch.linspace(0, 0.1, depth)]
+        self.fc = nn.Linear(in_features, 2 * in_features)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def test_a_constructor_that_needs_real_tensors_is_built_on_the_cpu_without_drawing(write_spec):
+    archspec.register_op("rates", Rates)
+    path = write_spec("archspec: 1\nname: s\ninput: [8]\ngraph: {a: {op: rates}}\n")
+    torch.manual_seed(0)
+    graph = load_spec(path)
+    assert graph.nodes["a"].tensors == {"fc.weight": (16, 8), "fc.bias": (16,)} and graph.nodes["a"].macs == 128
+    model = compile_spec(path)  # infer and the meta module tree draw nothing: the seed reaches the filling
+    torch.manual_seed(0)
+    assert torch.equal(model.a.fc.weight, Rates(8).fc.weight)
+
+
 def test_in_place_ops_leave_a_user_ops_output_alone(write_spec):
     _register_both()
     graph = load_spec(write_spec(SPEC))

@@ -378,8 +378,7 @@ class UserOp:
             raise
         except Exception:  # perhaps it reads tensor values, which meta tensors lack: build it for real
             try:
-                with torch.device("cpu"):
-                    module = self.factory(**kwargs)
+                module = self._on_cpu(kwargs)
             except ShapeError:
                 raise
             except Exception as e:
@@ -389,6 +388,14 @@ class UserOp:
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"op '{self.name}': {self.qualname}(...) returned {type(module).__name__}, not a torch.nn.Module")
         return module, on_meta
+
+    def _on_cpu(self, kwargs: dict[str, Any]) -> Any:
+        """The module built for real on the CPU, leaving the random number generator as it
+        was (its draws are made when the model is filled, in order)."""
+        import torch
+
+        with torch.random.fork_rng(devices=[]), torch.device("cpu"):
+            return self.factory(**kwargs)
 
     def _refuse_stray_tensors(self, module: Any) -> None:
         import torch
@@ -452,11 +459,7 @@ class UserOp:
         kwargs = self.arguments(p, tuple(shapes[0]))
         if config.on_meta:
             return self.factory(**kwargs)
-        import torch
-
-        with torch.device("cpu"):
-            module = self.factory(**kwargs)
-        return module.to("meta")
+        return self._on_cpu(kwargs).to("meta")
 
     def defaults(self, p: Any, shapes: list[Shape]) -> dict[str, Any]:
         """Each tensor's start: copied from the module built for real, once per node."""
