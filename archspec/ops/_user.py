@@ -117,8 +117,8 @@ def register_op(name: str, module: Callable[..., Any] | None = None, *, params: 
             return factory
 
         return decorate
+    _check_name(name, _qualname(module), replace)
     user = UserOp(name, module, params=params, shape=shape, macs=macs)
-    _check_name(name, user, replace)
     if category not in CATEGORIES:
         raise ValueError(f"op '{name}': category must be one of {', '.join(CATEGORIES)}, not {category!r}")
     text = inspect.cleandoc(doc or user.params.__doc__ or inspect.getdoc(module) or f"A user op ({user.qualname}).")
@@ -137,7 +137,11 @@ def unregister_op(name: str) -> None:
     unregister(name)
 
 
-def _check_name(name: Any, user: UserOp, replace: bool) -> None:
+def _qualname(factory: Any) -> str:
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
+def _check_name(name: Any, qualname: str, replace: bool) -> None:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"op name {name!r}: use letters, digits and '_', starting with a letter")
     existing = REGISTRY.get(name)
@@ -146,7 +150,7 @@ def _check_name(name: Any, user: UserOp, replace: bool) -> None:
     if existing.origin is None:
         raise ValueError(f"'{name}' is a built-in op: a user op needs a name of its own")
     before = getattr(existing.infer, "__self__", None)
-    if not replace and not (isinstance(before, UserOp) and before.qualname == user.qualname):
+    if not replace and not (isinstance(before, UserOp) and before.qualname == qualname):
         raise ValueError(f"op '{name}' is already registered ({existing.origin}); pass replace=True to replace it")
 
 
@@ -202,8 +206,8 @@ def _signature(factory: Any, name: str, qualname: str) -> tuple[inspect.Signatur
     target = factory.__init__ if isinstance(factory, type) else factory
     try:
         hints = typing.get_type_hints(target, include_extras=True)
-    except Exception as e:  # an annotation that names something undefined
-        raise TypeError(f"op '{name}': cannot read the annotations of {qualname}: {type(e).__name__}: {e}") from None
+    except Exception:  # an annotation naming something undefined: the parameters' own (strings) are read
+        hints = {}
     return sig, hints
 
 
@@ -240,7 +244,7 @@ class UserOp:
             raise TypeError(f"op '{name}': macs must be None or a function (in_shape, out_shape, p) -> int")
         self.name = name
         self.factory = factory
-        self.qualname = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+        self.qualname = _qualname(factory)
         self.shape = shape
         self.macs = macs
         self.inputs: list[str] = []  # constructor arguments filled from the input shape
@@ -271,11 +275,14 @@ class UserOp:
                         raise TypeError(f"op '{name}': {self.qualname} takes '{pname}' by position only; archspec passes "
                                         "parameters by keyword")
                     continue
-                vt = _value_type(hints.get(pname, p.annotation), p.default)
+                annotation = hints.get(pname, p.annotation)
+                vt = _value_type(annotation, p.default)
                 if vt is None:
                     if p.default is _EMPTY:
-                        raise TypeError(f"op '{name}': parameter '{pname}' of {self.qualname} has no spec form (annotate it "
-                                        f"{_SUPPORTED}) and no default")
+                        what = (f"its annotation {annotation!r} names something undefined" if isinstance(annotation, str)
+                                else "it has no spec form")
+                        raise TypeError(f"op '{name}': parameter '{pname}' of {self.qualname} has no default and {what} "
+                                        f"(annotate it {_SUPPORTED})")
                     self.fixed.append(pname)
                     continue
                 _check_default(name, pname, vt, p.default)
@@ -304,7 +311,8 @@ class UserOp:
             if pname in FROM_INPUT or pname == "inplace":
                 raise TypeError(f"op '{name}': '{pname}' is filled from the input, or fixed, by archspec: it cannot be a "
                                 "parameter")
-            if sig is not None and not open_kwargs and (pname not in arguments or arguments[pname].kind is inspect.Parameter.POSITIONAL_ONLY):
+            keyword = pname in arguments and arguments[pname].kind is not inspect.Parameter.POSITIONAL_ONLY
+            if sig is not None and not open_kwargs and not keyword:
                 raise TypeError(f"op '{name}': {self.qualname} takes no keyword argument '{pname}'")
         if sig is not None:
             given = set(names) | set(self.inputs) | {"inplace"}
