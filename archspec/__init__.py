@@ -1,8 +1,12 @@
 """archspec: declarative architecture specs compiled to PyTorch modules.
 
 >>> from archspec import compile_spec
->>> model = compile_spec("specs/densenet121.yaml")            # doctest: +SKIP
->>> small = compile_spec("specs/googlenet.yaml", num_classes=10, aux_logits=False)  # doctest: +SKIP
+>>> model = compile_spec("densenet121")                       # doctest: +SKIP
+>>> small = compile_spec("googlenet", num_classes=10, aux_logits=False)  # doctest: +SKIP
+>>> mine = compile_spec("my_densenet.yaml")                  # doctest: +SKIP
+
+A bundled spec is named by its file stem (``densenet121``); a file by its path. A spec
+file may extend a bundled one by name: ``extends: archspec:densenet121``.
 
 The pipeline (one private module per stage): ``_load`` (YAML with positions) ->
 ``_schema`` (pydantic validation) -> ``_resolve`` (templates, repeats, expressions ->

@@ -35,6 +35,14 @@ def load_spec(
 ) -> Graph:
     """Load, validate, resolve and infer a spec: the IR :class:`Graph`, with shapes and costs.
 
+    ``path`` is a spec file (``"specs/resnet/resnet50.yaml"``, a ``Path``) or the name of a
+    bundled spec (``"resnet50"``, ``"resnet/resnet50"``, ``"archspec:resnet50"``), found
+    wherever archspec is installed. A string is a name when it is ``archspec:NAME``, or
+    when nothing exists at that path and it has no ``.yaml``/``.yml`` suffix (and, if it
+    has a ``/``, is a bundled name); a ``Path`` is always a file. An unknown name is a
+    :class:`SpecReferenceError` that lists the nearest bundled names; a missing file is one
+    that says so. ``archspec list`` lists the bundled specs.
+
     ``params`` and keyword arguments override the spec's ``params`` (``num_classes=10``);
     ``input_shape`` (``(C, H, W)``) replaces the spec's ``input``; ``outputs`` (node or
     block paths) replaces the spec's outputs with those nodes' values. Raises a
@@ -70,12 +78,18 @@ def compile_spec(
     init: bool = True,
     device: Any = None,
     optimize: str | None = None,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
     limits: Limits | None = None,
     **overrides: Any,
 ) -> ArchModule:
     """Compile a spec into a ``torch.nn.Module`` (an :class:`ArchModule`).
 
-    ``compile_spec("specs/googlenet.yaml", num_classes=10, aux_logits=False)`` overrides
+    ``path`` is a spec file or a bundled spec's name, as for :func:`load_spec`:
+    ``compile_spec("densenet121")`` builds the bundled DenseNet-121 wherever archspec is
+    installed, ``compile_spec("specs/densenet121.yaml")`` the file.
+
+    ``compile_spec("googlenet", num_classes=10, aux_logits=False)`` overrides
     spec parameters; ``input_shape`` sets the input the shapes are inferred for (the
     module then expects that size wherever the network's layers depend on it);
     ``init=False`` skips the spec's ``init:`` rules (PyTorch's defaults remain);
@@ -90,13 +104,51 @@ def compile_spec(
     layer before it, eval no-ops dropped and channels-last weights where there are
     convolutions (:mod:`archspec._optimize`); ``optimize="compiled"`` also wraps it in
     ``torch.compile``. Weights load before folding.
+
+    ``features_only=True`` returns a backbone, as timm's: its forward returns the list of
+    the feature maps at each stride (``out_indices``: which of them, by position), found
+    statically (:mod:`archspec._features`), and ``model.feature_info`` says their channels,
+    reductions and module names; the modules after them are dropped once ``weights``
+    (of the whole network) are loaded.
+
+    Every compiled model has ``model.num_features`` (what its classifier reads) and
+    ``model.variant(num_classes=10)`` (the same spec with other parameters, carrying over
+    every weight that still fits).
     """
+    if features_only:
+        return _backbone(path, params, input_shape, outputs, weights, strict, init, device, optimize, out_indices, limits,
+                         overrides)
+    if out_indices is not None:
+        raise TypeError("out_indices= selects feature maps: it needs features_only=True")
     graph = load_spec(path, params=params, input_shape=input_shape, outputs=outputs, limits=limits, **overrides)
     model = build_model(graph, weights=weights, strict=strict, init=init, device=device)
+    model._archspec_info["recipe"] = (path, {**(params or {}), **overrides}, input_shape, limits)
     if optimize is not None:
         from ._optimize import optimize as optimized
 
         return optimized(model, graph, optimize)
+    return model
+
+
+def _backbone(path, params, input_shape, outputs, weights, strict, init, device, optimize, out_indices, limits,
+              overrides) -> ArchModule:
+    """``compile_spec(..., features_only=True)``: the feature maps' network."""
+    from ._features import FeatureInfo, feature_maps, select
+    from ._infer import needed
+    from ._module import pruned
+
+    if outputs is not None or optimize is not None:
+        raise TypeError("features_only=True chooses the outputs itself and is not optimised: drop outputs= and optimize=")
+    base = load_spec(path, params=params, input_shape=input_shape, limits=limits, **overrides)
+    features = select(feature_maps(base), out_indices, base.name)
+    graph = load_spec(path, params=params, input_shape=input_shape, limits=limits,
+                      outputs=[f.module for f in features], **overrides)
+    graph.tap_list = True
+    from ._lower import module_shell  # noqa: F401  (torch is needed from here on)
+
+    model = build_model(graph, weights=weights, strict=strict, init=init, device=device)
+    model._modules = pruned(model, set(needed(graph, training=True)))  # the weights are in: drop the head
+    model.feature_info = FeatureInfo(features)
     return model
 
 

@@ -14,6 +14,9 @@ What it does:
   saved with ``torch.export.save`` (``torch.export.load(path).module()`` runs it);
 - ``state_dict``: ``torch.save(model.state_dict())``, *every* weight (training heads
   included), so that it loads strictly into ``compile_spec`` of the same spec;
+- ``safetensors``: the same weights as a ``.safetensors`` file (the ``safetensors``
+  extra): plain tensors and a JSON header, no pickle, readable by any framework; it loads
+  into ``compile_spec(..., weights=...)`` like a ``.pth``;
 - converts first and writes afterwards, through ``writer(path, fn)`` (``fn`` writes the
   content into the binary file object the writer gives it; the command line's writer,
   :func:`archspec._files.write_file`, writes a temporary file renamed into place), so a
@@ -43,11 +46,11 @@ from torch import nn
 
 from ._infer import needed
 from ._ir import Graph
-from ._module import ArchModule
+from ._module import ArchModule, pruned
 
 __all__ = ["FORMATS", "MissingExtraError", "export_model"]
 
-FORMATS = ("torchscript", "onnx", "exported", "state_dict")
+FORMATS = ("torchscript", "onnx", "exported", "state_dict", "safetensors")
 
 #: the ONNX opset: the lowest the torch.export-based exporter translates to without
 #: version conversion; every op of the registry (LRN, pools with ceil_mode and
@@ -79,6 +82,14 @@ def export_model(model: ArchModule, graph: Graph, fmt: str, path: str, writer: W
         state = model.state_dict()
         writer(path, lambda f: torch.save(state, f))
         return
+    if fmt == "safetensors":
+        _require_safetensors("writing")
+        from safetensors.torch import save
+
+        # one contiguous tensor per key, on the CPU (safetensors stores plain buffers)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        writer(path, lambda f: f.write(save(tensors, metadata={"format": "pt", "archspec": graph.name})))
+        return
     if fmt == "onnx":
         _require("onnx", "onnxscript")
     modes = [(m, m.training) for m in model.modules()]
@@ -97,23 +108,8 @@ def export_model(model: ArchModule, graph: Graph, fmt: str, path: str, writer: W
 def _eval_graph(model: ArchModule, graph: Graph) -> ArchModule:
     """A view of ``model`` (same weights, no copies) with only the eval graph's modules,
     in eval mode, whose forward is the generated eval forward."""
-    keep = set(needed(graph, training=False))
-    inside = {k[:i] for k in keep for i, c in enumerate(k) if c == "."}  # containers on the way
-
-    def prune(module: nn.Module, prefix: str) -> dict[str, nn.Module]:
-        children: dict[str, nn.Module] = {}
-        for name, child in module._modules.items():
-            path = prefix + name
-            if path in keep:
-                children[name] = child
-            elif path in inside:
-                shell = copy.copy(child)  # a container: a new object, the same weights below
-                shell._modules = prune(child, path + ".")
-                children[name] = shell
-        return children
-
     view = copy.copy(model)  # a fresh instance of the generated class (see ArchModule.__reduce__)
-    view._modules = prune(model, "")
+    view._modules = pruned(model, set(needed(graph, training=False)))
     cls = type(view)
     view.__class__ = type(cls.__name__, (cls,), {"forward": cls._forward_eval, "__module__": cls.__module__})
     return view.eval()
@@ -156,6 +152,15 @@ def _onnx(view: ArchModule, example: torch.Tensor, graph: Graph) -> Callable[[Bi
 
 
 _CONVERT = {"torchscript": _torchscript, "exported": _exported, "onnx": _onnx}
+
+
+def _require_safetensors(what: str) -> None:
+    """The ``safetensors`` package, or a :class:`MissingExtraError` naming the extra."""
+    try:
+        import safetensors.torch  # noqa: F401
+    except ImportError:
+        raise MissingExtraError(f"{what} .safetensors files needs the 'safetensors' package; install the 'safetensors' "
+                                "extra: pip install -e \".[safetensors]\" (or pip install safetensors)") from None
 
 
 def _require(*packages: str) -> None:

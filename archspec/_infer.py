@@ -304,8 +304,19 @@ class Inference:
         node.concrete = concrete
         node.shape = result.shape
         node.batched = not op.tensor
+        # the layout, as its first input from the network has it (a learnable tensor first, as
+        # in ConvNeXt's mul of its layer scale and the block, says nothing about it); a
+        # permute [0, 2, 3, 1] of an image makes it channels-last, [0, 3, 1, 2] turns it back
+        batched = [s for s in sources if self.batched(s)]
+        rank3 = len(result.shape) == 3 and bool(batched)
+        node.image = node.channels_last = False
         if op.layout == "same":
-            node.image = bool(sources) and self.is_image(sources[0]) and len(result.shape) == 3
+            node.image = rank3 and self.is_image(batched[0])
+            node.channels_last = rank3 and self.is_channels_last(batched[0])
+        elif node.op == "permute" and rank3:
+            dims = list(concrete.dims)
+            node.channels_last = dims == [0, 2, 3, 1] and self.is_image(batched[0])
+            node.image = dims == [0, 3, 1, 2] and self.is_channels_last(batched[0])
         else:
             node.image = op.layout == "image"
         node.tensors = {**result.params, **result.buffers}
@@ -315,6 +326,9 @@ class Inference:
         if source == INPUT:
             return len(self.g.input_shape) == 3
         return self.g.nodes[source].image
+
+    def is_channels_last(self, source: str) -> bool:
+        return source != INPUT and self.g.nodes[source].channels_last
 
     def batched(self, source: str) -> bool:
         return source == INPUT or self.g.nodes[source].batched
@@ -415,7 +429,8 @@ class Inference:
             if path in self.disabled_containers or not self.container_enabled(path):
                 c.enabled = False
                 continue
-            c.shape = self.shape_of(self.live(path))
+            c.value = self.live(path)
+            c.shape = self.shape_of(c.value)
         self.resolve_outputs()
         self.check_limits()
         self.check_init()

@@ -97,6 +97,7 @@ class Node:
     tensors: dict[str, tuple[int, ...]] = field(default_factory=dict)  # the module's state: name -> shape ("" for a param node)
     batched: bool = True  # False for a learnable tensor (a param node), which has no batch dimension
     image: bool = False  # the output is a C x H x W image (not channels-last, not tokens)
+    channels_last: bool = False  # the output is an image permuted to H x W x C
     n_params: int = 0
     n_buffers: int = 0
     macs: int = 0
@@ -128,6 +129,7 @@ class Container:
     # filled in by infer
     enabled: bool = True
     shape: tuple[int, ...] | None = None
+    value: str | None = None  # the node whose output is the container's (or "input")
 
     @property
     def name(self) -> str:
@@ -184,6 +186,7 @@ class Graph:
     alias_locs: dict[str, Loc] = field(default_factory=dict)  # where each switched-off node is written
     off_joins: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # switched-off add/mul: (op, all inputs)
     taps: bool = False  # outputs were asked for by path: the network returns a dict of them
+    tap_list: bool = False  # ... or a list of them, in order (a features_only backbone)
     checkpoint_keys: list[tuple[str, str]] = field(default_factory=list)  # (regex, replacement) for foreign checkpoints
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:

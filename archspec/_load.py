@@ -34,6 +34,8 @@ from typing import Any
 import yaml
 from yaml import events as ev
 
+from . import _bundled as bundled
+from ._bundled import spec_path
 from ._errors import Loc, SpecLimitError, SpecReferenceError, SpecSyntaxError
 from ._files import FileProblem, open_regular, shown as short_name, why
 from ._limits import DEFAULT_LIMITS, Limits
@@ -611,10 +613,14 @@ def read_spec_text(path: str | os.PathLike[str], limits: Limits, loc: Loc | None
 
 
 def load_document(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Document:
-    """Load ``path`` and, through ``extends:``, every base it builds on, merged."""
+    """Load ``path`` and, through ``extends:``, every base it builds on, merged.
+
+    ``path`` may also name a bundled spec (``"densenet121"``, ``"archspec:densenet121"``):
+    see :mod:`archspec._bundled` for how a name is told from a path."""
     if not os.fspath(path):  # Path("") would be the current folder
-        raise SpecReferenceError("the spec path is empty", None, expected="a spec file such as specs/googlenet.yaml")
-    return _load_chain(Path(path), limits, [], None)
+        raise SpecReferenceError("the spec path is empty", None,
+                                 expected="a spec file such as specs/googlenet.yaml, or a bundled spec's name such as googlenet")
+    return _load_chain(spec_path(path), limits, [], None)
 
 
 def _real(path: Path) -> Path:
@@ -641,13 +647,18 @@ def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) 
     ext_loc = doc.locs.value(("extends",))
     if not isinstance(base_name, str) or not base_name:
         raise SpecReferenceError(
-            f"'extends' must name a spec file, found {base_name!r}", ext_loc, expected="a path relative to this file, such as 'densenet121.yaml'"
+            f"'extends' must name a spec file, found {base_name!r}", ext_loc,
+            expected="a path relative to this file, such as 'densenet121.yaml', or a bundled spec, such as 'archspec:densenet121'"
         )
-    base_path = path.parent / base_name
-    if base_path.suffix.lower() not in (".yaml", ".yml"):
-        raise SpecReferenceError(f"'extends' names '{short_name(base_name)}', which is not a spec file", ext_loc,
-                                 expected="a .yaml or .yml file, relative to this file")
-    _check_base(base_name, base_path, path, shown, ext_loc)
+    if base_name.startswith(bundled.PREFIX):  # a bundled spec, by name, wherever archspec is installed
+        base_path = bundled.find(base_name[len(bundled.PREFIX):], ext_loc, prefixed=True)
+    else:
+        base_path = path.parent / base_name
+        if base_path.suffix.lower() not in bundled.SUFFIXES:
+            raise SpecReferenceError(f"'extends' names '{short_name(base_name)}', which is not a spec file", ext_loc,
+                                     expected="a .yaml or .yml file, relative to this file, or 'archspec:' and a bundled spec's name",
+                                     hint=bundled.bundled_hint(base_name))
+        _check_base(base_name, base_path, path, shown, ext_loc)
     base = _load_chain(base_path, limits, chain + [real], ext_loc)
     child = dict(doc.data)
     del child["extends"]
@@ -681,7 +692,7 @@ def _check_base(base_name: str, base_path: Path, path: Path, shown: str, ext_loc
         f"'extends' names '{name}', but there is no such file next to {shown}",
         ext_loc,
         expected="a spec file path relative to the extending file",
-        hint=f"did you mean '{siblings[close[0]]}'?" if close else None,
+        hint=f"did you mean '{siblings[close[0]]}'?" if close else bundled.bundled_hint(base_name),
     )
 
 

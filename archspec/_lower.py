@@ -25,6 +25,7 @@ from torch import fx, nn
 
 from . import ops
 from ._errors import camel_case
+from ._features import classifier
 from ._infer import needed
 from ._ir import INPUT, Graph, Node, is_meta
 from ._module import ArchModule, Block, make_module
@@ -60,7 +61,9 @@ def _graph(graph: Graph, paths: list[str], training: bool, plan: dict[str, int |
                 args = [args[slot]] + args[:slot] + args[slot + 1:]
                 shapes = [shapes[slot]] + shapes[:slot] + shapes[slot + 1:]
             values[p] = op.emit(g, node.concrete, args, _fx_name(node), slot is not None, shapes)
-    if graph.taps:
+    if graph.tap_list:
+        g.output([values[o.node] for o in graph.outputs])
+    elif graph.taps:
         g.output({o.name: values[o.node] for o in graph.outputs})
     else:
         outs = [values[o.node] for o in graph.outputs if training or not o.training_only]
@@ -152,6 +155,7 @@ def module_shell(graph: Graph) -> ArchModule:
         "taps": graph.taps,
         "source": graph.source,
         "checkpoint_keys": list(graph.checkpoint_keys),
+        "classifier": classifier(graph),
     }
     return make_module(_source(graph, graph.inplace), info)
 

@@ -18,6 +18,7 @@ rebuilds the class, so ``torch.save(model)`` and ``copy.deepcopy`` work.
 from __future__ import annotations
 
 import collections
+import copy
 import functools
 import itertools
 import linecache
@@ -92,7 +93,7 @@ class ArchModule(nn.Module):
     ``model.output_names`` the outputs (eval mode returns those not ``training_only``).
     """
 
-    __jit_unused_properties__ = ["code", "spec_name", "output_names"]
+    __jit_unused_properties__ = ["code", "spec_name", "output_names", "num_features"]
 
     # (attributes `_archspec_code` and `_archspec_info` are set by make_module; they are not
     # annotated here because TorchScript would try to type them)
@@ -108,6 +109,33 @@ class ArchModule(nn.Module):
     @property
     def output_names(self) -> list[str]:
         return [name for name, _ in self._archspec_info["outputs"]]
+
+    @property
+    def num_features(self) -> int | None:
+        """What the classifier reads (the features of the last ``linear`` or ``conv2d`` of
+        the eval graph): ResNet-50's 2048; None for a network without one."""
+        found = self._archspec_info.get("classifier")
+        return found[1] if found else None
+
+    def get_classifier(self) -> nn.Module | None:
+        """The classifier layer (see :attr:`num_features`), or None."""
+        found = self._archspec_info.get("classifier")
+        return self.get_submodule(found[0]) if found else None
+
+    def variant(self, **overrides: Any) -> ArchModule:
+        """The same spec compiled with other parameters (``num_classes=10``), every weight
+        of this model that still fits (same key, same shape) carried over, the rest
+        initialised as the spec says; ``load_report`` on the result says which is which."""
+        recipe = self._archspec_info.get("recipe")
+        if recipe is None:
+            raise RuntimeError("this model does not know the spec it was compiled from (compile it with compile_spec)")
+        from ._compiler import compile_spec
+
+        path, params, input_shape, limits = recipe
+        like = next((p for p in self.parameters()), None)
+        model = compile_spec(path, params={**params, **overrides}, input_shape=input_shape, limits=limits,
+                             weights=self.state_dict(), strict=False, device=like.device if like is not None else None)
+        return model.to(like.dtype) if like is not None and like.is_floating_point() else model
 
     def _archspec_install(self) -> None:
         """Compile the generated source into a class of this instance's own."""
@@ -139,6 +167,26 @@ class ArchModule(nn.Module):
 
     def _get_name(self) -> str:
         return f"ArchModule[{self.spec_name}]"
+
+
+def pruned(model: nn.Module, keep: set[str]) -> dict[str, nn.Module]:
+    """``model``'s children with only the modules at the paths ``keep`` and the containers
+    on the way to them (as new objects holding the same modules: ``model`` is unchanged)."""
+    inside = {k[:i] for k in keep for i, c in enumerate(k) if c == "."}
+
+    def prune(module: nn.Module, prefix: str) -> dict[str, nn.Module]:
+        children: dict[str, nn.Module] = {}
+        for name, child in module._modules.items():
+            path = prefix + name
+            if path in keep:
+                children[name] = child
+            elif path in inside:
+                shell = copy.copy(child)  # a container: a new object, the same weights below
+                shell._modules = prune(child, path + ".")
+                children[name] = shell
+        return children
+
+    return prune(model, "")
 
 
 def _inference_only(self: nn.Module, mode: bool = True) -> nn.Module:

@@ -1,9 +1,11 @@
 """Loading a checkpoint into a compiled spec, strictly or as far as it fits.
 
 A checkpoint is a ``state_dict`` saved with ``torch.save``, or a dictionary holding one
-under ``state_dict`` or ``model`` (the usual training-checkpoint layouts); a ``module.``
-prefix left by ``DataParallel`` is removed. Files are read with
-``torch.load(weights_only=True)``, so a checkpoint cannot run code.
+under ``state_dict`` or ``model`` (the usual training-checkpoint layouts), or a
+``.safetensors`` file (the ``safetensors`` extra; told by its header, whatever its name); a
+``module.`` prefix left by ``DataParallel`` is removed. Files are read with
+``torch.load(weights_only=True)`` or safetensors' own reader, so a checkpoint cannot run
+code.
 
 Keys the model lacks are renamed by the spec's ``checkpoint_keys`` rules first (the first
 rule whose regular expression matches, applied with ``re.sub``), so a spec can read
@@ -97,12 +99,15 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     except FileProblem as e:
         raise WeightsError(str(e)) from None
     with f:
-        head = f.read(4)
+        head = f.read(9)
         f.seek(0)
-        try:
-            data = torch.load(f, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
-            raise _unreadable(path, e, head) from None
+        if _is_safetensors(head):
+            data = _read_safetensors(f, path)
+        else:
+            try:
+                data = torch.load(f, map_location="cpu", weights_only=True)
+            except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
+                raise _unreadable(path, e, head[:4]) from None
     if isinstance(data, nn.Module):  # pragma: no cover - weights_only refuses modules
         data = data.state_dict()
     if isinstance(data, Mapping):
@@ -121,6 +126,24 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def _is_safetensors(head: bytes) -> bool:
+    """A safetensors file starts with its JSON header's length (8 bytes, little-endian)
+    and the header's ``{``; a torch checkpoint is a zip (``PK``) or a pickle (``\\x80``)."""
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < 100_000_000
+
+
+def _read_safetensors(f, path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors.torch import load
+    except ImportError:
+        raise WeightsError(f"'{shown(path)}' is a .safetensors file; reading it needs the 'safetensors' package: install "
+                           "the 'safetensors' extra (pip install -e \".[safetensors]\", or pip install safetensors)") from None
+    try:
+        return load(f.read())
+    except Exception as e:  # a truncated or corrupt file
+        raise WeightsError(f"'{shown(path)}' is not a readable .safetensors file: {str(e).strip() or type(e).__name__}") from None
 
 
 def _unreadable(path: str | os.PathLike[str], e: Exception, head: bytes) -> WeightsError:
@@ -168,9 +191,10 @@ def _renamed(state: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], ru
     return out
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = True,
+def load_weights(model: nn.Module, path: str | os.PathLike[str] | Mapping[str, torch.Tensor], strict: bool = True,
                  device: torch.device | str | None = None) -> LoadReport:
-    """Load ``path`` into ``model`` (see the module docstring); return the report.
+    """Load ``path`` (a checkpoint file, or a ``state_dict`` itself) into ``model`` (see
+    the module docstring); return the report.
 
     On a model built on the meta device (as ``compile_spec(weights=...)`` builds it), the
     checkpoint's tensors are put in place as they are, converted to the model's dtype and
@@ -180,8 +204,11 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
     on_meta = any(t.is_meta for t in own.values())
     if is_meta(device):
         raise WeightsError("cannot load weights onto the 'meta' device (it holds no values); give a real device")
-    report = LoadReport(str(path))
-    state = _renamed(read_checkpoint(path), own, getattr(model, "_archspec_info", {}).get("checkpoint_keys", []), report)
+    if isinstance(path, Mapping):  # a state_dict in memory (another model's, for a variant)
+        report, checkpoint = LoadReport("a state_dict"), dict(path)
+    else:
+        report, checkpoint = LoadReport(str(path)), read_checkpoint(path)
+    state = _renamed(checkpoint, own, getattr(model, "_archspec_info", {}).get("checkpoint_keys", []), report)
     fitting = {}
     for key, tensor in state.items():
         if key not in own:

@@ -1,5 +1,9 @@
 """The ``archspec`` command line: a thin layer over the library.
 
+A SPEC is a spec file (``specs/googlenet.yaml``) or the name of a bundled spec
+(``googlenet``, ``resnet/resnet50``, ``archspec:googlenet``): see :mod:`archspec._bundled`
+for how a name is told from a path.
+
 Every command that reads a spec accepts ``--set KEY=VALUE`` (the value is read as YAML:
 ``--set num_classes=10``, ``--set block_config=[6,12,32,32]``, ``--set block_config.2=36``),
 ``--input C,H,W`` and ``--limit NAME=VALUE``. A mistake in a spec is printed the way a
@@ -180,21 +184,26 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def bundled_specs() -> Path | None:
-    """The specs folder of a source checkout (or editable install), if there is one."""
-    folder = Path(__file__).resolve().parent.parent / "specs"
-    return folder if folder.is_dir() else None
-
-
 def cmd_list(args: argparse.Namespace) -> int:
+    from . import _bundled
     from ._summary import format_count, totals
 
-    folder = Path(args.dir) if args.dir else bundled_specs()
-    if folder is None or not folder.is_dir():
-        raise UsageError(f"no such folder: {args.dir}" if args.dir else "no bundled specs folder here; give a folder: archspec list DIR")
-    # family folders too (specs/resnet/resnet50.yaml), shown relative to the folder
-    paths = sorted((p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml")),
-                   key=lambda p: (len(p.relative_to(folder).parts) > 1, str(p.relative_to(folder))))
+    if args.dir:
+        folder = Path(args.dir)
+        if not folder.is_dir():
+            raise UsageError(f"no such folder: {args.dir}")
+        # family folders too (specs/resnet/resnet50.yaml), shown relative to the folder
+        paths = sorted((p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml")),
+                       key=lambda p: (len(p.relative_to(folder).parts) > 1, str(p.relative_to(folder))))
+        shown = {p: str(p.relative_to(folder)) for p in paths}
+    else:  # the bundled specs, by the names that build them: densenet121, resnet/resnet50
+        folder = _bundled.folder()
+        if folder is None:
+            raise UsageError("the bundled specs are not installed with this archspec (its 'specs' folder is missing); "
+                             "give a folder: archspec list DIR")
+        named = _bundled.names(folder)
+        paths = list(named.values())
+        shown = {p: name for name, p in named.items()}
     if not paths:
         print(f"no specs (*.yaml) in {folder}")
         return 0
@@ -209,10 +218,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             headline = first.headline()  # 'file:line:col: error: ...', or 'error: ...' when it has no place
             what = headline.split(": error: ", 1)[1] if ": error: " in headline else headline.removeprefix("error: ")
             text = f"invalid: {what}"
-            rows.append((str(path.relative_to(folder)), text if len(text) <= 60 else text[:59] + "…", "", "", ""))
+            rows.append((shown[path], text if len(text) <= 60 else text[:59] + "…", "", "", ""))
             continue
         t = totals(graph)
-        rows.append((str(path.relative_to(folder)), graph.description or graph.name, f"{t.params:,}", format_count(t.macs).strip(),
+        rows.append((shown[path], graph.description or graph.name, f"{t.params:,}", format_count(t.macs).strip(),
                      fmt_shape(graph.input_shape)))
     header = ("spec", "description", "parameters", "MACs", "input")
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(5)]
@@ -317,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="compile a spec and print its summary table",
                        description="Compile SPEC and print every node with its output shape, parameters and MACs, "
                                    "and the totals.")
-    p.add_argument("spec", metavar="SPEC", help="a spec file, e.g. specs/googlenet.yaml")
+    p.add_argument("spec", metavar="SPEC", help="a spec file, e.g. specs/googlenet.yaml, or a bundled spec's name, e.g. googlenet")
     _spec_options(p)
     p.add_argument("--depth", type=_positive, default=None, metavar="N", help="show N levels of the module tree (default: all)")
     p.add_argument("-o", "--output", metavar="FILE", help="save the compiled module with torch.save")
@@ -344,8 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_ops)
 
     p = sub.add_parser("list", help="list the specs of a folder",
-                       description="List the specs (*.yaml) of DIR (default: the bundled specs) with their description, "
-                                   "parameters, MACs and input size.")
+                       description="List the specs (*.yaml) of DIR with their description, parameters, MACs and input "
+                                   "size; without DIR, the bundled specs, by the names that build them "
+                                   "(archspec build resnet/resnet50, or resnet50).")
     p.add_argument("dir", nargs="?", metavar="DIR")
     _spec_options(p)
     p.set_defaults(run=cmd_list)
@@ -373,9 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export the compiled network for deployment",
                        description="Compile SPEC and export it (eval mode): torchscript (torch.jit.script, .pt), "
                                    "onnx (needs the 'onnx' extra: pip install -e .[onnx]), exported (torch.export, .pt2) "
-                                   "or state_dict (torch.save of the weights).")
+                                   "state_dict (torch.save of the weights) or safetensors (the weights as a .safetensors "
+                                   "file, needs the 'safetensors' extra).")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported", "state_dict"])
+    p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported", "state_dict", "safetensors"])
     p.add_argument("-o", "--output", metavar="FILE", required=True)
     p.add_argument("--optimize", action="store_true",
                    help="optimise for inference first: batch norm folded into the layer before it, eval no-ops dropped "

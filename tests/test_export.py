@@ -26,7 +26,7 @@ from reference import SPECS
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 
-FORMATS = ["torchscript", "onnx", "exported", "state_dict"]
+FORMATS = ["torchscript", "onnx", "exported", "state_dict", "safetensors"]
 ONNX_SKIP = "the 'onnx' extra is not installed (pip install -e \".[onnx]\")"
 
 #: every op of the registry, two eval outputs and a training-only head
@@ -81,9 +81,12 @@ def file_for(folder, fmt: str):
 
 
 def needs_onnx(fmt: str) -> None:
+    """Skip a format whose optional extra is not installed (CI installs both)."""
     if fmt == "onnx":
         for name in ("onnx", "onnxscript", "onnxruntime"):
             pytest.importorskip(name, reason=ONNX_SKIP)
+    if fmt == "safetensors":
+        pytest.importorskip("safetensors", reason="the 'safetensors' extra is not installed (pip install -e \".[safetensors]\")")
 
 
 def lively(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -113,6 +116,8 @@ def load(fmt: str, path, spec, params, shape):
         module = compile_spec(spec, params=params, input_shape=shape, init=False)
         module.load_state_dict(torch.load(path, weights_only=True))
         module.eval()
+    elif fmt == "safetensors":  # as a user loads it: compile_spec's weights=
+        module = compile_spec(spec, params=params, input_shape=shape, weights=path).eval()
     else:
         import onnxruntime
 
@@ -150,6 +155,10 @@ def weights(fmt: str, path) -> dict[str, torch.Tensor]:
         return dict(torch.export.load(str(path)).state_dict)
     if fmt == "state_dict":
         return torch.load(path, weights_only=True)
+    if fmt == "safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
     import onnx
     from onnx.numpy_helper import to_array
 
@@ -171,7 +180,7 @@ def test_export_model(network, fmt, tmp_path):
     check_outputs(model, load(fmt, path, spec, params, shape), shape)
 
     names = set(weights(fmt, path))
-    if fmt == "state_dict":
+    if fmt in ("state_dict", "safetensors"):
         assert names == set(model.state_dict())  # every weight: loads strictly into compile_spec
     elif aux:
         assert names and not any(n.startswith(aux) for n in names)  # the eval graph only

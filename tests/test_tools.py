@@ -125,16 +125,6 @@ def test_schema_accepts_variants_with_partial_nodes_and_removals():
 # -- list --------------------------------------------------------------------------------
 
 
-def test_list_bundled_specs(capsys):
-    status, out, _ = run(capsys, "list")
-    assert status == 0
-    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
-    assert sorted(rows) == sorted(str(p.relative_to(SPECS)) for p in SPECS.rglob("*.yaml"))
-    assert "resnet/resnet50.yaml" in rows and "25,557,032" in rows["resnet/resnet50.yaml"]
-    assert "13,004,888" in rows["googlenet.yaml"] and "1.498 G" in rows["googlenet.yaml"]
-    assert "GoogLeNet / Inception v1" in rows["googlenet.yaml"]
-
-
 def test_list_a_folder_with_a_broken_spec(tmp_path, capsys):
     (tmp_path / "ok.yaml").write_text("archspec: 1\nname: ok\ndescription: a tiny net\ninput: [3, 8, 8]\ngraph:\n  c: {op: conv2d, out: 2, kernel: 3}\n")
     (tmp_path / "bad.yaml").write_text("archspec: 1\nname: bad\ninput: [3, 8, 8]\ngraph:\n  c: {op: conv, out: 2}\n")
