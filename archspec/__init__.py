@@ -12,6 +12,9 @@ The pipeline (one private module per stage): ``_load`` (YAML with positions) ->
 ``_schema`` (pydantic validation) -> ``_resolve`` (templates, repeats, expressions ->
 IR) -> ``_infer`` (static shapes and costs) -> ``_lower`` (module tree and generated
 forward). ``load_spec`` stops before ``lower`` and needs no torch.
+
+``register_op`` adds an op from Python (an ``nn.Module`` class, usually as a decorator);
+installed packages provide ops through the entry-point group ``archspec.ops``.
 """
 
 from ._compiler import compile_spec, load_spec
@@ -30,6 +33,7 @@ from ._errors import (
 )
 from ._ir import Container, Graph, Node, Output
 from ._limits import Limits
+from .ops import PluginError, register_op, unregister_op
 
 __version__ = "0.1.0"
 
@@ -40,6 +44,7 @@ __all__ = [
     "Loc",
     "Node",
     "Output",
+    "PluginError",
     "SpecError",
     "SpecErrors",
     "SpecExpressionError",
@@ -53,4 +58,6 @@ __all__ = [
     "__version__",
     "compile_spec",
     "load_spec",
+    "register_op",
+    "unregister_op",
 ]

@@ -84,13 +84,16 @@ def init_plan(graph: Graph, rules: bool = True) -> dict[str, Any]:
     plan: dict[str, Any] = {}
     for p in graph.order:
         node = graph.nodes[p]
-        if node.implicit or not node.tensors:
+        if node.implicit:
             continue
         op = ops.REGISTRY[node.op]
-        if op.defaults is not None:
+        if op.defaults is not None and (node.tensors or op.origin is not None):
             defaults = op.defaults(node.concrete, list(node.in_shapes))
             for name in node.tensors:
                 plan[f"{p}.{name}" if name else p] = defaults[name]
+            if op.origin is not None:  # a user op's module may hold buffers outside its state_dict
+                for name, start in defaults.items():
+                    plan.setdefault(f"{p}.{name}", start)
     if rules:
         for rule in graph.init:
             matched = 0

@@ -55,6 +55,8 @@ def _overwritable(graph: Graph, source: str, readers: dict[str, list[str]], read
         if op.alias or (op.category == "join" and len(node.sources) == 1):  # a join of one input is that input
             current, previous = node.sources[0], current
             continue
+        if op.saves_output and op.origin is not None:
+            return f"'{node.display}' is a user op ({node.op}), whose output archspec never overwrites"
         if op.saves_output:
             return f"autograd needs the output of '{node.display}' ({node.op})"
         return None

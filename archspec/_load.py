@@ -702,7 +702,8 @@ def merge(base: dict, base_locs: Locations, child: dict, child_locs: Locations) 
     The rules, applied recursively: mappings merge key by key, in the base's order, a key
     the variant adds standing where the variant writes it among the base's keys (before
     the next base key it names, or after the last; at the end otherwise); lists and
-    scalars replace; a ``null`` value removes the key from the base
+    scalars replace (but ``requires:`` lists add up: the base's packages, then the
+    variant's others); a ``null`` value removes the key from the base
     (naming a key the base does not have is an error: it is a typo); a node that changes
     its kind (``op``, ``use``, ``seq``, ...) or names another op or block replaces the base
     node whole instead of merging into it.
@@ -750,7 +751,9 @@ def _merge(base: Any, child: Any, path: PathT, out: Locations, child_locs: Locat
                 result.pop(key, None)
                 out.drop_subtree(sub)
                 continue
-            if key in base:
+            if sub == ("requires",) and isinstance(base[key] if key in base else None, list) and isinstance(value, list):
+                result[key] = _union(base[key], value, out, child_locs)
+            elif key in base:
                 result[key] = _merge(base[key], value, sub, out, child_locs)
             else:
                 result[key] = value
@@ -768,6 +771,17 @@ def _merge(base: Any, child: Any, path: PathT, out: Locations, child_locs: Locat
     if key_loc is not None and out.own_key(path) is None:
         out.set_key(path, key_loc)
     return child
+
+
+def _union(base: list, child: list, out: Locations, child_locs: Locations) -> list:
+    """``requires:`` of a variant and its base: the base's packages, then the variant's
+    others (a variant uses its base's ops too), each item located in its own file."""
+    result = list(base)
+    for i, item in enumerate(child):
+        if item not in result:
+            out.copy_subtree(child_locs, ("requires", i), ("requires", len(result)))
+            result.append(item)
+    return result
 
 
 def _ordered(result: dict, base: dict, child: dict) -> dict:

@@ -638,6 +638,8 @@ class Resolver:
         if not is_expression(model.op):
             return model
         name = self.value(model.op, env, raw + ("op",), path, structural=True)
+        if isinstance(name, str) and name not in ops.REGISTRY:
+            ops.ensure_ops([name])  # an op of an installed package, loaded on first use
         if not isinstance(name, str) or name not in ops.REGISTRY:
             hint = did_you_mean(name, ops.names()) if isinstance(name, str) else None
             if isinstance(name, str) and name in self.spec.blocks:

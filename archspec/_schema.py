@@ -15,6 +15,7 @@ The language, in short (see the README for the reference)::
     name: googlenet
     description: ...
     extends: base.yaml           # optional: merge this file over a base spec
+    requires: [archspec-mish]    # optional: packages whose ops it uses
     input: [3, 224, 224]
     params: {num_classes: 1000}  # spec parameters (overridable)
     blocks: {name: {params: {...}, <node>}}   # parameterised templates
@@ -42,7 +43,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 from . import ops
-from ._errors import SpecError, SpecSchemaError, camel_case, did_you_mean, name_list, raise_collected
+from ._errors import SpecError, SpecReferenceError, SpecSchemaError, camel_case, did_you_mean, name_list, raise_collected
 from ._load import NODE_KIND_KEYS, Document
 from ._expr import is_expression
 from ._values import EXPRESSION_SCHEMA, INIT_ARGS, Bool, Float, Int, Text, shown
@@ -195,6 +196,18 @@ class _ParamDecl(Text):
         return value
 
 
+class _Requirement(Text):
+    """A ``requires:`` item: a distribution name, optionally with a minimum release."""
+
+    expected = "a package name, optionally with a minimum version: 'archspec-mish' or 'archspec-mish>=1.2'"
+    json = {"type": "string", "pattern": r"^\s*[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?\s*(>=\s*[0-9]+(\.[0-9]+)*)?\s*$"}
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or ops.parse_requirement(value) is None:
+            raise self.fail(value)
+        return value
+
+
 class _OpExpression(Text):
     """``op:`` given by an expression (``$activation``): any op, chosen when it is evaluated."""
 
@@ -261,9 +274,13 @@ def _invalid_node_error(value: Any) -> PydanticCustomError:
     op = value.get("op")
     if not isinstance(op, str):
         return PydanticCustomError("archspec_node", "'op' must name an op, found {found}", {"found": shown(op)})
-    hint = did_you_mean(op, ops.names())
+    hint = did_you_mean(op, ops.names()) or _NOT_INSTALLED
     return PydanticCustomError("archspec_unknown_op", "unknown op '{op}' (expected {known}){hint}",
                                {"op": op, "known": ops.known(), "hint": f"; {hint}" if hint else ""})
+
+
+_NOT_INSTALLED = ("an op from a package needs that package installed; name it under 'requires:' so that a missing one "
+                  "is reported as such")
 
 
 def _node_tag(value: Any) -> str:
@@ -361,8 +378,14 @@ def spec_model(used: Any = None) -> type[BaseModel]:
 
 
 def _ops_named(data: Any) -> set[str]:
-    """Every string under an ``op`` key anywhere in ``data`` (the ops a spec may name)."""
+    """Every string under an ``op`` key anywhere in ``data`` (the ops a spec may name), and
+    the ops its init rules name."""
     found: set[str] = set()
+    rules = data.get("init") if isinstance(data, dict) else None
+    for rule in rules if isinstance(rules, list) else ():
+        names = rule.get("ops") if isinstance(rule, dict) else None
+        if isinstance(names, list):
+            found.update(n for n in names if isinstance(n, str))
     stack = [data]
     while stack:  # no recursion: the YAML depth limit bounds it anyway
         item = stack.pop()
@@ -531,6 +554,9 @@ def _build_models(covered: frozenset[str]) -> type[BaseModel]:
         name: Annotated[Any, Text(_spec_name)] = Field(description="the network's name: letters, digits, '_', '-', '.'")
         description: Annotated[Any, Text()] = Field(None, description="one line: what the network is")
         extends: Annotated[Any, Text()] = Field(None, description="a base spec this one is merged over (a path relative to this file)")
+        requires: list[Annotated[Any, _Requirement()]] = Field(
+            default_factory=list, description="the packages whose ops this spec uses (names as pip installs them, "
+                                              "optionally with '>=' a version)")
         input: Annotated[Any, _InputShape()] = Field(description="the input shape per sample: [channels, height, width] (or "
                                                                   "[tokens, features], [features])")
         params: dict[str, Annotated[Any, _Plain()]] = Field(default_factory=dict, description="the spec's parameters and their defaults")
@@ -651,14 +677,59 @@ class _InitValue(Float):
 
 
 def validate(doc: Document) -> Any:
-    """Validate a loaded document; raise located :class:`SpecError` s for every problem."""
-    model = spec_model(_ops_named(doc.data))
+    """Validate a loaded document; raise located :class:`SpecError` s for every problem.
+
+    First the packages of ``requires:`` are looked up (metadata only), and ops the spec
+    names that are not registered are looked for among the installed packages' entry
+    points (:func:`archspec.ops.ensure_ops`): a spec of built-in ops loads none."""
+    missing, installed = _requirements(doc)
+    named = _ops_named(doc.data)
+    unknown = sorted(n for n in named if n not in ops.REGISTRY and not is_expression(n))
+    if unknown:
+        ops.ensure_ops(unknown, installed)
+    model = spec_model(named)
     try:
-        return model.model_validate(doc.data)
+        spec = model.model_validate(doc.data)
+        errors: list[SpecError] = []
     except ValidationError as e:
         errors = _translate(e, doc)
+    if missing:
+        packages = " ".join(dist for _, dist in missing)
+        for err in errors:
+            if err.message.startswith("unknown op"):
+                named_too = f"; or {err.hint}" if err.hint and err.hint.startswith("did you mean") else ""
+                err.hint = (f"it may come from a package this spec requires that is not installed: pip install {packages}"
+                            + named_too)
+        errors = [err for err, _ in missing] + errors
+    if not errors:
+        return spec
     errors.sort(key=lambda err: (err.loc.file, err.loc.line, err.loc.col) if err.loc else ("", 0, 0))
     raise_collected(errors, MAX_ERRORS)
+
+
+def _requirements(doc: Document) -> tuple[list[tuple[SpecError, str]], list[str]]:
+    """The packages of ``requires:`` that are missing (an error at each, with the name) and
+    those installed. Reads their metadata only: nothing is imported. Items that are not
+    package names are left to the schema."""
+    data = doc.data.get("requires") if isinstance(doc.data, dict) else None
+    missing: list[tuple[SpecError, str]] = []
+    installed: list[str] = []
+    for i, item in enumerate(data if isinstance(data, list) else []):
+        parsed = ops.parse_requirement(item) if isinstance(item, str) else None
+        if parsed is None:
+            continue
+        dist, least = parsed
+        version = ops.installed_version(dist)
+        loc = doc.locs.value(("requires", i))
+        if version is None:
+            missing.append((SpecReferenceError(f"this spec needs the package '{dist}', which is not installed", loc,
+                                               hint=f"install it: pip install {dist}"), dist))
+        elif least is not None and not ops.version_at_least(version, least):
+            missing.append((SpecReferenceError(f"this spec needs {dist}>={least}, but {dist} {version} is installed", loc,
+                                               hint=f"upgrade it: pip install -U '{dist}>={least}'"), f"'{dist}>={least}'"))
+        else:
+            installed.append(dist)
+    return missing, installed
 
 
 def validate_op_node(doc: Document, raw: tuple, op: str, block: bool = False) -> Any:
@@ -892,7 +963,10 @@ def _expected_container(path: tuple) -> str:
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema (Draft 2020-12) of the spec language."""
+    """The JSON Schema (Draft 2020-12) of the spec language: the built-in ops, those
+    registered from Python and those of every installed package (their entry points are
+    loaded)."""
+    ops.load_plugins()
     schema = spec_model().model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     # A variant (a file with `extends`) is merged over its base before it is checked, so on

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from ._expr import is_expression
 
-__all__ = ["Int", "Float", "Bool", "Size", "Text", "Choice", "IntList", "InitValue", "INIT_ARGS", "FLOAT32_MAX", "EXPRESSION_SCHEMA", "shown"]
+__all__ = ["Int", "Float", "Bool", "Size", "Text", "Str", "Choice", "IntList", "InitValue", "INIT_ARGS", "FLOAT32_MAX", "EXPRESSION_SCHEMA", "shown"]
 
 EXPRESSION_SCHEMA = {
     "type": "string",
@@ -223,6 +223,23 @@ class Text(_ValueType):
 
     def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> dict:
         return dict(self.json)
+
+
+class Str(_ValueType):
+    """A string, or an expression giving one (a user op's ``str`` parameter); null too where
+    ``nullable``. A literal starting with ``$`` is written ``$$``."""
+
+    def __init__(self, nullable: bool = False) -> None:
+        self.nullable = nullable
+        self.expected = "a string" + (" or null" if nullable else "")
+        self.json = {"type": ["string", "null"]} if nullable else {"type": "string"}
+
+    def check(self, value: Any) -> str | None:
+        if value is None and self.nullable:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(value)
+        return value
 
 
 class Choice(_ValueType):

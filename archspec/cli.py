@@ -11,7 +11,8 @@ compiler prints it (file:line:column, the source line, a caret, a hint) and the 
 exits with status 2, without a Python traceback (``--debug`` shows it).
 
 Exit status: 0 success, 1 a failure that is not the spec's (a file that cannot be
-written, say), 2 a mistake in a spec or in the command line.
+written, an installed package whose ops fail to load), 2 a mistake in a spec or in the
+command line.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ._diagnostics import render, render_warning
 from ._errors import SpecError, SpecWarning, WeightsError
 from ._files import check_output, write_file
 from ._limits import DEFAULT_LIMITS, Limits
+from .ops._plugins import PluginError
 from .ops._registry import fmt_shape
 
 __all__ = ["main"]
@@ -280,7 +282,9 @@ def cmd_ops(args: argparse.Namespace) -> int:
     from . import ops
     from ._errors import did_you_mean
     from ._values import shown
+    from .ops._user import UserOp
 
+    ops.load_plugins()  # the ops of every installed package too
     if not args.names:
         rows = [(name, ops.REGISTRY[name].category, ops.summary(name)) for name in ops.names()]
         width = max(len(r[0]) for r in rows)
@@ -298,11 +302,19 @@ def cmd_ops(args: argparse.Namespace) -> int:
         inputs = {(0, 0): "no input", (1, 1): "one input"}.get(op.arity) or (
             f"{op.arity[0]} or more inputs" if op.arity[1] is None else f"{op.arity[0]} to {op.arity[1]} inputs")
         print(f"{name} ({op.category}, {inputs})")
+        if op.origin:
+            print(f"  a user op {op.origin}")
         print("  " + " ".join(op.doc.replace("``", "").split()))
         for field, info in op.params.model_fields.items():
             kind = next((str(m.expected) for m in info.metadata if hasattr(m, "expected")), "a value")
             default = "required" if info.is_required() else f"default {shown(info.default)}"
             print(f"  {field}: {kind} ({default})")
+        user = getattr(op.infer, "__self__", None)
+        if isinstance(user, UserOp):
+            if user.inputs:
+                print(f"  from the input: {', '.join(user.inputs)}")
+            if user.fixed:
+                print(f"  not settable from a spec (their types have no spec form): {', '.join(user.fixed)}")
     return 0
 
 
@@ -410,14 +422,14 @@ def _run(args: argparse.Namespace) -> tuple[int, str | None]:
     except BrokenPipeError:  # `archspec build x.yaml | head`
         sys.stderr.close()
         return 0, None
-    except (SpecError, UsageError, WeightsError, OSError) as e:
+    except (SpecError, UsageError, WeightsError, PluginError, OSError) as e:
         if args.debug:  # the traceback, then the same message and exit status as without --debug
             traceback.print_exc()
         if isinstance(e, SpecError):
             return 2, render(e)
         if isinstance(e, UsageError):
             return 2, f"archspec: error: {e}"
-        if isinstance(e, WeightsError):
+        if isinstance(e, (WeightsError, PluginError)):
             return 1, f"archspec: error: {e}"
         return 1, f"archspec: error: {e.strerror or e}: {e.filename or ''}".rstrip(": ")
 

@@ -36,8 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch  # noqa: F401  (named in the string annotations below)
     from torch import fx  # noqa: F401
 
-__all__ = ["OpParams", "OpDef", "Inferred", "ShapeError", "Shape", "register", "get", "names", "version", "REGISTRY", "fmt_shape",
-           "rank_name", "overview", "summary", "known"]
+__all__ = ["OpParams", "OpDef", "Inferred", "ShapeError", "Shape", "register", "unregister", "get", "names", "version", "REGISTRY",
+           "fmt_shape", "rank_name", "overview", "summary", "known"]
 
 Shape = tuple[int, ...]
 
@@ -134,7 +134,12 @@ class OpDef:
       callable that fills the tensor it is given (:class:`archspec.ops.window.Computed`). The compiled model builds its
       module tree on the meta device and fills each tensor once, from the last ``init:``
       rule that sets it or from this default. An op with tensors but no ``defaults`` is
-      filled by its module's ``reset_parameters()`` (then by the rules that set it).
+      filled by its module's ``reset_parameters()`` (then by the rules that set it). A user
+      op's default also names its module's tensors outside the ``state_dict``
+      (non-persistent buffers), which are filled the same way.
+    - ``origin``: where a user op comes from (``None`` for the built-in ops): the Python
+      module that registered it, or the package and entry point that provided it
+      (:mod:`archspec.ops._user`); shown by ``archspec ops NAME``.
 
     The tensors a node's module holds (what ``init:`` rules may set, and the ``state_dict``
     keys) are what the shape rule returns in ``Inferred.params`` and ``Inferred.buffers``.
@@ -160,6 +165,7 @@ class OpDef:
     expands: bool = False
     tensor: bool = False
     defaults: Callable[[Any, list[Shape]], dict[str, Any]] | None = None
+    origin: str | None = None
 
     def __post_init__(self) -> None:
         if (self.build is None) == (self.emit is None):
@@ -179,8 +185,16 @@ def register(op: OpDef) -> OpDef:
     return op
 
 
+def unregister(name: str) -> OpDef | None:
+    """Remove an op from the spec language (the one removed, or ``None``)."""
+    op = REGISTRY.pop(name, None)
+    if op is not None:
+        _VERSION[0] += 1
+    return op
+
+
 def version() -> int:
-    """Changes whenever an op is registered (the schema is rebuilt from the registry then)."""
+    """Changes whenever an op is registered or removed (the schema is rebuilt from the registry then)."""
     return _VERSION[0]
 
 
@@ -193,7 +207,8 @@ def names() -> list[str]:
 
 
 _KINDS = {"layer": "layers", "norm": "normalisation", "activation": "activations", "pool": "pooling",
-          "dropout": "regularisation", "reshape": "tensor plumbing", "param": "learnable tensors", "join": "joins"}
+          "dropout": "regularisation", "reshape": "tensor plumbing", "param": "learnable tensors", "join": "joins",
+          "user": "user ops"}
 
 
 def summary(name: str) -> str:
