@@ -117,6 +117,21 @@ def assert_optimized_agrees(graph, model, x) -> None:
     assert relative_error(got, expected) < 1e-5
 
 
+def assert_modes_equal(ref, ours, x, seed: int) -> None:
+    """``ours`` (a compiled spec) loads ``ref``'s weights strictly and, from the same seed,
+    gives ``ref``'s outputs in train mode (the same dropout and stochastic depth draws) and
+    in eval mode, within 1e-12."""
+    import torch
+
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    for mode in ("train", "eval"):
+        getattr(ref, mode)(), getattr(ours, mode)()
+        torch.manual_seed(seed)
+        expected = ref(x)
+        torch.manual_seed(seed)
+        assert torch.allclose(ours(x), expected, rtol=1e-12, atol=1e-12), mode
+
+
 def _recipe(key: str, shape: tuple):
     """One tensor of the fixture recipe (shared/reference/README.md): drawn from a generator
     seeded by the key's crc32, then shaped by the key's kind."""

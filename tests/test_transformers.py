@@ -16,7 +16,7 @@ import torch
 from archspec import compile_spec, load_spec
 from archspec._errors import SpecError
 from archspec._summary import totals
-from reference import NO_TORCHVISION, SPECS, assert_optimized_agrees, torchvision_models
+from reference import NO_TORCHVISION, SPECS, assert_modes_equal, assert_optimized_agrees, torchvision_models
 
 VIT = SPECS / "vit"
 
@@ -98,15 +98,8 @@ def test_vit_train_mode_equals_torchvision():
     ref = models.vision_transformer.VisionTransformer(num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, **sizes).double()
     torch.nn.init.normal_(ref.heads.head.weight, std=0.02)  # torchvision starts it at 0: the outputs would all be 0
     ours = compile_spec(VIT / "vit_b_16.yaml", layers=2, heads=4, hidden=64, mlp=128, **sizes).double()
-    ours.load_state_dict(ref.state_dict(), strict=True)
     x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
-    for mode in ("train", "eval"):
-        getattr(ref, mode)(), getattr(ours, mode)()
-        torch.manual_seed(5)
-        expected = ref(x)
-        torch.manual_seed(5)
-        got = ours(x)
-        assert torch.allclose(got, expected, rtol=1e-12, atol=1e-12), mode
+    assert_modes_equal(ref, ours, x, seed=5)
     assert not torch.equal(ours.train()(x), ours.eval()(x))  # dropout acted
 
 

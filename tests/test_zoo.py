@@ -20,7 +20,7 @@ import torch
 from archspec import compile_spec, load_spec
 from archspec._compiler import build_model
 from archspec._summary import totals
-from reference import (NO_TORCHVISION, SPECS, assert_optimized_agrees, deterministic_input, materialize, relative_error, torchvision_models,
+from reference import (NO_TORCHVISION, SPECS, assert_modes_equal, assert_optimized_agrees, deterministic_input, materialize, relative_error, torchvision_models,
                        zoo_fixture, zoo_specs)
 
 ZOO = zoo_specs()
@@ -193,14 +193,8 @@ def test_swin_train_mode_equals_torchvision(v2):
     ref = tv.SwinTransformer(patch_size=[4, 4], num_heads=[1, 2, 4, 8], window_size=[8, 8] if v2 else [7, 7], **settings,
                              **extra).double()
     ours = compile_spec(ZOO["swin_v2_t" if v2 else "swin_t"], heads=[1, 2, 4, 8], **settings).double()
-    ours.load_state_dict(ref.state_dict(), strict=True)
     x = torch.randn(4, 3, 64, 64, dtype=torch.float64)  # maps 16, 8, 4, 2: padded windows, shifts dropped at the end
-    for mode in ("train", "eval"):
-        getattr(ref, mode)(), getattr(ours, mode)()
-        torch.manual_seed(3)
-        expected = ref(x)
-        torch.manual_seed(3)
-        assert torch.allclose(ours(x), expected, rtol=1e-12, atol=1e-12), mode
+    assert_modes_equal(ref, ours, x, seed=3)
 
 
 @pytest.mark.parametrize("name,p", [
@@ -242,14 +236,7 @@ def test_train_mode_equals_torchvision(name):
         pytest.skip(NO_TORCHVISION)
     ref = getattr(models, name)().double()
     ours = compile_spec(ZOO[name]).double()
-    ours.load_state_dict(ref.state_dict(), strict=True)
-    x = torch.randn(4, 3, 64, 64, dtype=torch.float64)
-    for mode in ("train", "eval"):
-        getattr(ref, mode)(), getattr(ours, mode)()
-        torch.manual_seed(3)
-        expected = ref(x)
-        torch.manual_seed(3)
-        assert torch.allclose(ours(x), expected, rtol=1e-12, atol=1e-12), mode
+    assert_modes_equal(ref, ours, torch.randn(4, 3, 64, 64, dtype=torch.float64), seed=3)
 
 
 # ---------------------------------------------------------------------------------------
