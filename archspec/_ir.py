@@ -144,6 +144,7 @@ class Output:
     loc: Loc | None
     node: str | None = None  # the producing node path, filled by infer
     implicit: bool = False  # the default output (the graph's last node): it falls back as readers do
+    loss_weight: float | None = None  # its weight in model.loss(); None: 1 for the first output, else 0
 
 
 @dataclass

@@ -151,6 +151,9 @@ def module_shell(graph: Graph) -> ArchModule:
         "name": graph.name,
         "type_name": camel_case(graph.name) + "Outputs",
         "outputs": [(o.name, o.training_only) for o in graph.outputs],
+        # each output's weight in model.loss(): the main (first) output 1 unless the spec says
+        "loss_weights": {o.name: (o.loss_weight if o.loss_weight is not None else float(i == 0))
+                         for i, o in enumerate(graph.outputs)},
         "input_shape": list(graph.input_shape),
         "taps": graph.taps,
         "source": graph.source,

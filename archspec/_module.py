@@ -93,7 +93,7 @@ class ArchModule(nn.Module):
     ``model.output_names`` the outputs (eval mode returns those not ``training_only``).
     """
 
-    __jit_unused_properties__ = ["code", "spec_name", "output_names", "num_features"]
+    __jit_unused_properties__ = ["code", "spec_name", "output_names", "num_features", "loss_weights"]
 
     # (attributes `_archspec_code` and `_archspec_info` are set by make_module; they are not
     # annotated here because TorchScript would try to type them)
@@ -121,6 +121,33 @@ class ArchModule(nn.Module):
         """The classifier layer (see :attr:`num_features`), or None."""
         found = self._archspec_info.get("classifier")
         return self.get_submodule(found[0]) if found else None
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        """Each output's weight in :meth:`loss`: the spec's ``loss_weight``, else 1 for the
+        first (main) output and 0 for the others."""
+        return dict(self._archspec_info.get("loss_weights", {}))
+
+    def loss(self, outputs: Any, target: Any, criterion: Any) -> torch.Tensor:
+        """The training loss over every output this forward returned, each weighted as the
+        spec says: ``sum(w * criterion(out, target))`` (GoogLeNet: ``loss(logits) + 0.3 *
+        loss(aux2) + 0.3 * loss(aux1)`` in train mode, the logits' loss alone in eval
+        mode). One training loop then serves every spec, with auxiliary heads or without."""
+        weights = self._archspec_info.get("loss_weights", {})
+        if isinstance(outputs, torch.Tensor):  # one output returned: the main one
+            return criterion(outputs, target)
+        if isinstance(outputs, dict):
+            raise TypeError("loss() takes what the spec's forward returns; a model compiled with outputs= returns "
+                            "the values of nodes, which have no loss weights")
+        total: torch.Tensor | None = None
+        for name, out in zip(outputs._fields, outputs):
+            w = weights.get(name, 0.0)
+            if w:
+                term = criterion(out, target) * w
+                total = term if total is None else total + term
+        if total is None:
+            raise ValueError("no output of this forward has a loss weight above 0")
+        return total
 
     def variant(self, **overrides: Any) -> ArchModule:
         """The same spec compiled with other parameters (``num_classes=10``), every weight

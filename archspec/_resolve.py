@@ -860,10 +860,17 @@ class Resolver:
             if not name.isidentifier() or not name.isascii() or keyword.iskeyword(name) or name.startswith("_"):
                 raise SpecSchemaError(f"invalid output name '{name}'", self.key_loc(raw), node=f"output {name}",
                                       expected="an ASCII Python identifier not starting with '_' (it becomes a named-tuple field)")
+            weight = None
             if isinstance(decl, str):
                 ref, training_only, ref_raw = decl, False, raw
             else:
                 ref, training_only, ref_raw = decl.node, decl.training_only, raw + ("node",)
+                if decl.loss_weight is not None:
+                    weight = self.value(decl.loss_weight, self.params, raw + ("loss_weight",), f"output {name}", structural=True)
+                    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+                        raise SpecSchemaError(f"'loss_weight' is {shown(weight)}", self.loc(raw + ("loss_weight",)),
+                                              node=f"output {name}", expected="a number >= 0")
+                    weight = float(weight)
                 if is_expression(training_only):
                     training_only = self.value(training_only, self.params, raw + ("training_only",), f"output {name}", structural=True)
                     if not isinstance(training_only, bool):
@@ -878,7 +885,7 @@ class Resolver:
                     expected="a node or block path such as " + ", ".join(candidates[-3:]),
                     hint=did_you_mean(ref, candidates),
                 )
-            out.append(Output(name, ref, bool(training_only), self.loc(ref_raw)))
+            out.append(Output(name, ref, bool(training_only), self.loc(ref_raw), loss_weight=weight))
         if not out:
             what = "'outputs' is empty" if not declared else "every output is switched off"
             raise SpecSchemaError(what, self.loc(("outputs",)), expected="at least one output",

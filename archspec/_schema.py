@@ -478,6 +478,8 @@ def _build_models(covered: frozenset[str]) -> type[BaseModel]:
 
         node: Annotated[Any, Text()] = Field(description="the node (or block) whose value this output is, by dotted path")
         training_only: Annotated[Any, Bool()] = Field(False, description="computed and returned only in train() mode")
+        loss_weight: Annotated[Any, Float(ge=0)] = Field(
+            None, description="the weight of this output's loss in model.loss() (default 1 for the main output, 0 otherwise)")
 
     class InitFn(_Model):
         """An initialiser: `fn` and its arguments (those of the torch.nn.init function of that name)."""
@@ -859,7 +861,7 @@ def _context(doc: Document, path: tuple, op: str | None = None) -> tuple[str, li
             return f"the initialiser '{raw['fn']}'", ["fn", *_INIT_ARGS[raw["fn"]]]
         return "an initialiser", ["fn", "mean", "std", "a", "b", "value", "gain", "mode", "nonlinearity"]
     if head == "outputs":
-        return "an output", ["node", "training_only"]
+        return "an output", ["node", "training_only", "loss_weight"]
     if head == "checkpoint_keys":
         return "a checkpoint_keys rule", ["match", "replace"]
     is_block = head == "blocks" and len(path) == 2
