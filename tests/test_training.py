@@ -51,3 +51,52 @@ outputs:
     with pytest.raises(SpecError, match=r"'loss_weight': found -1 \(expected a number >= 0\)") as info:
         load_spec(spec)
     assert info.value.loc.line == 11
+
+
+# ---------------------------------------------------------------------------------------
+# mixed precision: one representative of each family, at a small size
+
+#: (spec, overrides); under -m slow the four whose weights or inputs make them slow here
+#: (VGG's and AlexNet's classifiers hold 100 M and 55 M weights)
+BF16 = [
+    ("resnet18", dict(input_shape=(3, 32, 32))),
+    ("densenet121", dict(input_shape=(3, 32, 32), block_config=[1, 1, 1, 1])),
+    ("googlenet", dict(input_shape=(3, 64, 64))),  # with its auxiliary heads and their loss weights
+    pytest.param("inception_v3", dict(input_shape=(3, 96, 96), aux_logits=False), marks=pytest.mark.slow),
+    pytest.param("xception", dict(input_shape=(3, 71, 71)), marks=pytest.mark.slow),
+    pytest.param("alexnet", dict(input_shape=(3, 64, 64)), marks=pytest.mark.slow),
+    pytest.param("vgg11_bn", dict(input_shape=(3, 32, 32)), marks=pytest.mark.slow),
+    ("squeezenet1_1", dict(input_shape=(3, 64, 64))),
+    ("mobilenet_v3_small", dict(input_shape=(3, 32, 32))),
+    ("mnasnet0_5", dict(input_shape=(3, 32, 32))),
+    ("shufflenet_v2_x0_5", dict(input_shape=(3, 32, 32))),
+    ("efficientnet_b0", dict(input_shape=(3, 32, 32))),
+    ("regnet_y_400mf", dict(input_shape=(3, 32, 32))),
+    ("convnext_tiny", dict(input_shape=(3, 32, 32), stages=[[32, 1], [64, 1], [128, 1], [256, 1]])),
+    ("vit_b_16", dict(image_size=32, patch_size=8, layers=2, heads=2, hidden=64, mlp=128)),
+    ("swin_t", dict(embed_dim=16, depths=[1, 1, 1, 1], heads=[1, 1, 1, 1])),
+    ("swin_v2_t", dict(embed_dim=16, depths=[1, 1, 1, 1], heads=[1, 1, 1, 1])),
+]
+
+
+@pytest.mark.parametrize("name,overrides", BF16, ids=lambda v: v if isinstance(v, str) else "small")
+def test_a_bfloat16_autocast_training_step_and_eval(name, overrides):
+    """A training step under torch.autocast(bfloat16) gives a finite loss and finite
+    gradients; eval under autocast agrees with float32 within 5 % of the logits' scale
+    (measured: 0.4 % to 2.3 %, Inception v3 the largest)."""
+    torch.manual_seed(0)
+    model = compile_spec(name, **overrides)
+    head = model.get_classifier()
+    if not head.weight.abs().sum():  # ViT starts its head at 0
+        nn.init.normal_(head.weight, std=0.02)
+    x, y = torch.randn(4, *model._archspec_info["input_shape"]), torch.randint(0, 1000, (4,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.train().loss(model(x), y, nn.CrossEntropyLoss())
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    with torch.no_grad():
+        full = model.eval()(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    assert low.dtype == torch.bfloat16
+    assert float((low.float() - full).abs().max() / full.abs().max()) < 0.05
