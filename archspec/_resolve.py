@@ -23,6 +23,7 @@ or touch torch.
 from __future__ import annotations
 
 import keyword
+import warnings
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from ._errors import (
     SpecLimitError,
     SpecReferenceError,
     SpecSchemaError,
+    SpecWarning,
     did_you_mean,
     name_list,
     raise_collected,
@@ -966,4 +968,38 @@ def resolve(doc: Document, spec: Any, overrides: Mapping[str, Any] | None = None
     resolver.input_shape = tuple(input_shape) if input_shape is not None else resolver.spec_input()
     resolver.taps = outputs
     resolver.overridden = {str(name).partition(".")[0] for name in overrides or {}}
-    return resolver.run()
+    graph = resolver.run()
+    _warn_unused_params(doc, params, limits)
+    return graph
+
+
+def _warn_unused_params(doc: Document, params: Mapping[str, Any], limits: Limits) -> None:
+    """A spec parameter that no expression of the spec (or of its bases) names is usually a
+    misspelt one, such as a variant's ``patch_sise: 8`` that leaves ``patch_size`` as it
+    was: warn, with the nearest name that is used."""
+    used: set[str] = set()
+    stack: list[Any] = [doc.data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if isinstance(key, str) and "{" in key:  # a name template: "encoder_layer_{i}"
+                    try:
+                        used.update(n for part in parse_name_template(key, None, limits) if isinstance(part, Expr)
+                                    for n in part.names)
+                    except SpecError:
+                        pass
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and is_expression(item):
+            try:
+                used.update(parse_value(item, None, limits).names)
+            except SpecError:
+                pass  # reported where the value is evaluated
+    for name in params:
+        if name not in used:
+            hint = did_you_mean(name, sorted(used & set(params)))
+            warnings.warn(SpecWarning(f"the parameter '{name}' is never used: no expression names it"
+                                      + (f"; {hint}" if hint else ""),
+                                      doc.locs.key(("params", name)), f"params.{name}"), stacklevel=4)

@@ -277,3 +277,22 @@ def test_expression_errors_note_where_a_parameter_was_set(write_spec):
         load_spec(write_spec("archspec: 1\nname: s\ninput: [3, 8, 8]\nparams: {widths: [4]}\n"
                              "graph:\n  b: {op: conv2d, out: '${widths[1]}', kernel: 1}\n"))
     assert e.value.notes == []
+
+
+def test_a_misspelt_parameter_of_a_variant_warns_with_the_name_meant(tmp_path):
+    import warnings
+
+    from archspec import SpecWarning
+
+    (tmp_path / "base.yaml").write_text(HEAD + "params: {width: 4, blocks: 2}\ngraph:\n"
+                                        "  '{b}c': {op: conv2d, out: $width, kernel: 1, repeat: $blocks, index: b}\n")
+    (tmp_path / "variant.yaml").write_text("archspec: 1\nextends: base.yaml\nname: v\nparams: {widht: 8}\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graph = load_spec(tmp_path / "variant.yaml")
+        load_spec(tmp_path / "base.yaml")  # every parameter used (one only in a name template): no warning
+    assert graph.nodes["0c"].shape[0] == 4  # the typo left the width as it was
+    found = [w.message for w in caught if isinstance(w.message, SpecWarning)]
+    assert len(found) == 1
+    assert found[0].message == "the parameter 'widht' is never used: no expression names it; did you mean 'width'?"
+    assert found[0].loc.file.endswith("variant.yaml") and found[0].loc.line == 4
