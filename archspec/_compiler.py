@@ -144,8 +144,6 @@ def _backbone(path, params, input_shape, outputs, weights, strict, init, device,
     graph = load_spec(path, params=params, input_shape=input_shape, limits=limits,
                       outputs=[f.module for f in features], **overrides)
     graph.tap_list = True
-    from ._lower import module_shell  # noqa: F401  (torch is needed from here on)
-
     model = build_model(graph, weights=weights, strict=strict, init=init, device=device)
     model._modules = pruned(model, set(needed(graph, training=True)))  # the weights are in: drop the head
     model.feature_info = FeatureInfo(features)

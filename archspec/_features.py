@@ -8,7 +8,8 @@ statically, so it finds them without running the network:
   before it (the input included) is read after it, so it carries all the network knows at
   that point (the end of a stage, not a branch of an Inception module nor a residual
   branch);
-- the *feature maps* are the cuts whose output is a ``C x H x W`` image, one at each
+- the *feature maps* are the cuts whose output is an image, ``C x H x W`` or channels-last
+  ``H x W x C`` (Swin's, returned as the network computes them), one at each
   reduction (the product of the strides from the input, each op's stride read from its
   input and output sizes), before the head (the first pool to a fixed size, or the
   classifier): the last of the outermost cuts at that reduction, named by the outermost
@@ -18,8 +19,8 @@ statically, so it finds them without running the network:
 - the *classifier* is the last layer with weights (``linear`` or ``conv2d``) of the eval
   graph; ``num_features`` is what it reads (ResNet-50's 2048).
 
-Channels-last maps (Swin's ``H x W x C``) and tokens (ViT) are not feature maps in this
-sense; for those, ``compile_spec(..., outputs=[...])`` returns any node's value by path.
+Tokens (ViT) are not feature maps in this sense: a trunk that turns its images into tokens
+is refused, and ``compile_spec(..., outputs=[...])`` returns any node's value by path.
 """
 
 from __future__ import annotations
@@ -155,8 +156,8 @@ def feature_maps(graph: Graph) -> list[Feature]:
 def select(features: list[Feature], out_indices: Sequence[int] | None, name: str) -> list[Feature]:
     """The features at ``out_indices`` (as timm: positions in the list, negative from the end)."""
     if not features:
-        raise ValueError(f"{name} has no feature maps: no C x H x W image of its eval graph is a cut between stages "
-                         "(a transformer's tokens or channels-last maps are not; outputs=[...] returns any node's value)")
+        raise ValueError(f"{name} has no feature maps: no image of its eval graph is a cut between stages "
+                         "(outputs=[...] returns any node's value)")
     if out_indices is None:
         return features
     chosen = []

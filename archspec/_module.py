@@ -153,6 +153,9 @@ class ArchModule(nn.Module):
         """The same spec compiled with other parameters (``num_classes=10``), every weight
         of this model that still fits (same key, same shape) carried over, the rest
         initialised as the spec says; ``load_report`` on the result says which is which."""
+        if self._archspec_info.get("optimized"):  # its folded weights would load into the unfolded layers
+            raise RuntimeError("this model is optimised for inference (batch norm folded into its layers): make the "
+                               "variant from the unoptimised model, then optimise it")
         recipe = self._archspec_info.get("recipe")
         if recipe is None:
             raise RuntimeError("this model does not know the spec it was compiled from (compile it with compile_spec)")

@@ -95,3 +95,11 @@ def test_a_variant_with_another_classifier_keeps_every_weight_that_fits():
     own = model.state_dict()
     assert all(torch.equal(v, own[k]) for k, v in ten.state_dict().items() if not k.startswith("fc."))
     assert ten.eval()(torch.randn(1, 3, 32, 32, dtype=torch.float64)).shape == (1, 10)
+
+
+def test_an_optimised_model_refuses_to_make_a_variant():
+    # its batch norms are folded into the convolutions: those weights would load into a
+    # network that still applies the batch norms
+    fast = compile_spec("resnet18", input_shape=(3, 32, 32), optimize="inference")
+    with pytest.raises(RuntimeError, match="optimised for inference"):
+        fast.variant(num_classes=10)
