@@ -6,11 +6,12 @@ graph; ``compile_spec`` adds *lower* and returns the ``nn.Module``.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._errors import Loc, SpecLimitError
+from ._errors import Loc, SpecLimitError, did_you_mean
 from ._infer import infer
 from ._ir import Graph, is_meta
 from ._limits import DEFAULT_LIMITS, Limits
@@ -30,6 +31,7 @@ def load_spec(
     params: Mapping[str, Any] | None = None,
     input_shape: Sequence[int] | None = None,
     outputs: Sequence[str] | None = None,
+    checkpoint: Sequence[str] | None = None,
     limits: Limits | None = None,
     **overrides: Any,
 ) -> Graph:
@@ -45,7 +47,10 @@ def load_spec(
 
     ``params`` and keyword arguments override the spec's ``params`` (``num_classes=10``);
     ``input_shape`` (``(C, H, W)``) replaces the spec's ``input``; ``outputs`` (node or
-    block paths) replaces the spec's outputs with those nodes' values. Raises a
+    block paths) replaces the spec's outputs with those nodes' values. ``checkpoint``
+    (block names, or container paths with shell wildcards: ``["dense_layer"]``,
+    ``["features.denseblock*"]``) marks containers for activation checkpointing, beside
+    those the spec marks with ``checkpoint: true``. Raises a
     :class:`SpecError` for any mistake in the spec. Needs no torch and allocates no weights.
     """
     limits = limits or DEFAULT_LIMITS
@@ -61,10 +66,29 @@ def load_spec(
         merged.update(overrides)
         graph = resolve(doc, spec, merged, tuple(input_shape) if isinstance(input_shape, (list, tuple)) else input_shape,
                         limits, outputs=list(outputs) if outputs is not None else None)
+        if checkpoint is not None:
+            mark_checkpoints(graph, [checkpoint] if isinstance(checkpoint, str) else list(checkpoint))
         return infer(graph, limits)
     except RecursionError:  # the limits keep specs far from this; a last line of defence
         raise SpecLimitError("the spec nests too deeply to process (see Limits.max_nesting and Limits.max_yaml_depth)",
                              Loc(display_path(path), 1, 1)) from None
+
+
+def mark_checkpoints(graph: Graph, patterns: list[str]) -> None:
+    """Mark the containers that ``patterns`` name (a block's name, or a container path with
+    shell wildcards) for activation checkpointing; a pattern that names none is an error."""
+    for pattern in patterns:
+        if not isinstance(pattern, str):
+            raise TypeError(f"checkpoint= takes block names or container paths, not {pattern!r}")
+        hits = [c for c in graph.containers.values() if c.block == pattern or fnmatch.fnmatchcase(c.path, pattern)]
+        if not hits:
+            blocks = sorted({c.block for c in graph.containers.values() if c.block})
+            hint = did_you_mean(pattern, blocks + list(graph.containers))
+            raise ValueError(f"checkpoint={pattern!r} names no block or container of {graph.name} "
+                             f"(blocks: {', '.join(blocks) or 'none'}; or a container path, wildcards allowed)"
+                             + (f"; {hint}" if hint else ""))
+        for c in hits:
+            c.checkpoint = True
 
 
 def compile_spec(
@@ -80,6 +104,7 @@ def compile_spec(
     optimize: str | None = None,
     features_only: bool = False,
     out_indices: Sequence[int] | None = None,
+    checkpoint: Sequence[str] | None = None,
     limits: Limits | None = None,
     **overrides: Any,
 ) -> ArchModule:
@@ -111,18 +136,23 @@ def compile_spec(
     reductions and module names; the modules after them are dropped once ``weights``
     (of the whole network) are loaded.
 
+    ``checkpoint=["dense_layer"]`` (block names, or container paths with wildcards) adds
+    activation checkpointing to those containers in train mode (recomputing their
+    activations in the backward pass), beside what the spec marks ``checkpoint: true``.
+
     Every compiled model has ``model.num_features`` (what its classifier reads) and
     ``model.variant(num_classes=10)`` (the same spec with other parameters, carrying over
     every weight that still fits).
     """
     if features_only:
         return _backbone(path, params, input_shape, outputs, weights, strict, init, device, optimize, out_indices, limits,
-                         overrides)
+                         overrides, checkpoint)
     if out_indices is not None:
         raise TypeError("out_indices= selects feature maps: it needs features_only=True")
-    graph = load_spec(path, params=params, input_shape=input_shape, outputs=outputs, limits=limits, **overrides)
+    graph = load_spec(path, params=params, input_shape=input_shape, outputs=outputs, checkpoint=checkpoint, limits=limits,
+                      **overrides)
     model = build_model(graph, weights=weights, strict=strict, init=init, device=device)
-    model._archspec_info["recipe"] = (path, {**(params or {}), **overrides}, input_shape, limits)
+    model._archspec_info["recipe"] = (path, {**(params or {}), **overrides}, input_shape, limits, checkpoint)
     if optimize is not None:
         from ._optimize import optimize as optimized
 
@@ -131,7 +161,7 @@ def compile_spec(
 
 
 def _backbone(path, params, input_shape, outputs, weights, strict, init, device, optimize, out_indices, limits,
-              overrides) -> ArchModule:
+              overrides, checkpoint) -> ArchModule:
     """``compile_spec(..., features_only=True)``: the feature maps' network."""
     from ._features import FeatureInfo, feature_maps, select
     from ._infer import needed
@@ -142,7 +172,7 @@ def _backbone(path, params, input_shape, outputs, weights, strict, init, device,
     base = load_spec(path, params=params, input_shape=input_shape, limits=limits, **overrides)
     features = select(feature_maps(base), out_indices, base.name)
     graph = load_spec(path, params=params, input_shape=input_shape, limits=limits,
-                      outputs=[f.module for f in features], **overrides)
+                      outputs=[f.module for f in features], checkpoint=checkpoint, **overrides)
     graph.tap_list = True
     model = build_model(graph, weights=weights, strict=strict, init=init, device=device)
     model._modules = pruned(model, set(needed(graph, training=True)))  # the weights are in: drop the head

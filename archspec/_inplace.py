@@ -6,7 +6,8 @@ no other node, no network output, not the same node twice, and not through a vie
 (identity, flatten, permute, chunk, dropout and a join of one input return their input
 itself or a view of it); never a part of a ``chunk`` or ``split`` (autograd forbids it);
 never the network input (the caller's tensor) nor a learnable
-tensor (a ``param`` node); never a tensor whose producer's backward needs it (``relu``,
+tensor (a ``param`` node); never a value from outside a checkpointed container inside it
+(its recomputation reads its inputs again); never a tensor whose producer's backward needs it (``relu``,
 ``sigmoid``, ``lrn``, ...); and an ``add`` only into an input that already has the sum's
 shape (broadcasting makes the others smaller). ``inplace: true`` where that does not hold
 is an error; ``inplace: false`` never overwrites.
@@ -62,9 +63,35 @@ def _overwritable(graph: Graph, source: str, readers: dict[str, list[str]], read
         return None
 
 
+def _checkpointed(graph: Graph) -> dict[str, str]:
+    """Each node inside a checkpointed container: the innermost such container."""
+    found: dict[str, str] = {}
+    if not any(c.checkpoint for c in graph.containers.values()):
+        return found
+    for p in graph.order:
+        c = graph.owner(p)
+        while c is not None and not graph.containers[c].checkpoint:
+            c = graph.containers[c].parent
+        if c is not None:
+            found[p] = c
+    return found
+
+
+def _memory(graph: Graph, source: str) -> str:
+    """The node whose output ``source`` is, or is a view of."""
+    while source != INPUT:
+        node = graph.nodes[source]
+        op = ops.REGISTRY[node.op]
+        if not (op.alias or (op.category == "join" and len(node.sources) == 1)):
+            break
+        source = node.sources[0]
+    return source
+
+
 def inplace_plan(graph: Graph) -> dict[str, int | None]:
     """For each in-place-capable node: the index of the input it may overwrite, or ``None``."""
     readers = _consumers(graph)
+    checkpointed = _checkpointed(graph)
     plan: dict[str, int | None] = {}
     for p in graph.order:
         node = graph.nodes[p]
@@ -85,6 +112,9 @@ def inplace_plan(graph: Graph) -> dict[str, int | None]:
                 reasons.append(f"its input {i + 1} is smaller than the result (it is broadcast)")
                 continue
             reason = _overwritable(graph, s, readers, p)
+            if reason is None and p in checkpointed and checkpointed.get(_memory(graph, s)) != checkpointed[p]:
+                # the recomputation in the backward pass reads the block's inputs again
+                reason = f"'{graph.nodes[s].display}' is an input of '{checkpointed[p]}', which is checkpointed"
             if reason is None:
                 choice = i
                 break

@@ -126,6 +126,7 @@ class Container:
     sites: tuple[UseSite, ...] = ()
     doc: str | None = None
     args: dict[str, Any] = field(default_factory=dict)  # the block arguments, for summaries
+    checkpoint: bool = False  # activation checkpointing of its forward in train mode
     # filled in by infer
     enabled: bool = True
     shape: tuple[int, ...] | None = None
@@ -189,6 +190,16 @@ class Graph:
     taps: bool = False  # outputs were asked for by path: the network returns a dict of them
     tap_list: bool = False  # ... or a list of them, in order (a features_only backbone)
     checkpoint_keys: list[tuple[str, str]] = field(default_factory=list)  # (regex, replacement) for foreign checkpoints
+
+    def owner(self, path: str) -> str | None:
+        """The container whose generated forward computes node ``path``: its parent, except
+        a dense layer's input join (``block.layer2#in``), which the layer computes (as
+        torchvision's dense layers concatenate their inputs themselves), so that the join
+        is inside the layer's call and its activation checkpointing."""
+        node = self.nodes[path]
+        if node.implicit and path.endswith("#in") and node.display in self.containers:
+            return node.display
+        return node.parent
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """The compiled module's ``state_dict`` keys and shapes, known without building it."""

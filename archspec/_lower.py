@@ -18,7 +18,7 @@ straight-line code over the modules; nothing of the spec is consulted per call.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 
 import torch  # noqa: F401  (the generated code runs against torch)
 from torch import fx, nn
@@ -27,40 +27,16 @@ from . import ops
 from ._errors import camel_case
 from ._features import classifier
 from ._infer import needed
-from ._ir import INPUT, Graph, Node, is_meta
+from ._codegen import Scope, container_source, emit, scopes
+from ._ir import Graph, is_meta
 from ._module import ArchModule, Block, make_module
 
-__all__ = ["lower"]
+__all__ = ["lower", "codegen"]
 
-def _fx_name(node: Node) -> str:
-    return re.sub(r"\W", "_", node.display.replace(".", "_")) or "v"
-
-
-def _graph(graph: Graph, paths: list[str], training: bool, plan: dict[str, int | None],
-           skip: dict[str, str] | None = None) -> fx.Graph:
-    """The fx graph of one mode; a node in ``skip`` computes nothing, its value being its
-    input's (an optimised model's folded batch norms, eval-mode dropouts)."""
-    g = fx.Graph()
-    values: dict[str, fx.Node] = {INPUT: g.placeholder("x")}
-    skip = skip or {}
-    for p in paths:
-        node = graph.nodes[p]
-        if p in skip:
-            values[p] = values[skip[p]]
-            continue
-        op = ops.REGISTRY[node.op]
-        args = [values[s] for s in node.sources]
-        if op.tensor:  # a learnable tensor, held by its container under the node's name
-            values[p] = g.get_attr(node.path)
-        elif op.build is not None:
-            values[p] = g.call_module(node.path, tuple(args))
-        else:
-            slot = plan.get(p)
-            shapes = list(node.in_shapes)
-            if slot:  # put the operand we may overwrite first
-                args = [args[slot]] + args[:slot] + args[slot + 1:]
-                shapes = [shapes[slot]] + shapes[:slot] + shapes[slot + 1:]
-            values[p] = op.emit(g, node.concrete, args, _fx_name(node), slot is not None, shapes)
+def _root(graph: Graph, paths: list[str], training: bool, found: dict[str, Scope], chains: dict[str, tuple[str, ...]],
+          called: Callable[[str], bool], skip: dict[str, str] | None = None) -> fx.Graph:
+    """The fx graph of the model's forward in one mode (its containers called where ``called``)."""
+    g, values = emit(graph, paths, scope=None, found=found, chains=chains, called=called, plan=graph.inplace, skip=skip)
     if graph.tap_list:
         g.output([values[o.node] for o in graph.outputs])
     elif graph.taps:
@@ -72,16 +48,19 @@ def _graph(graph: Graph, paths: list[str], training: bool, plan: dict[str, int |
     return g
 
 
-def _source(graph: Graph, plan: dict[str, int | None]) -> str:
+def _method(g: fx.Graph, name: str) -> str:
+    return g.python_code("self").src.replace("def forward(self, x)", f"def {name}(self, x)", 1).strip("\n")
+
+
+def _source(graph: Graph, found: dict[str, Scope], chains: dict[str, tuple[str, ...]]) -> str:
     eval_nodes, train_nodes = needed(graph, training=False), needed(graph, training=True)
-    eval_g = _graph(graph, eval_nodes, False, plan)
-    eval_src = eval_g.python_code("self").src.replace("def forward(self, x)", "def _forward_eval(self, x)", 1)
+    eval_src = _method(_root(graph, eval_nodes, False, found, chains,
+                             lambda c: found[c].eval_same), "_forward_eval")
     if train_nodes == eval_nodes and not any(o.training_only for o in graph.outputs):
         # no training-only outputs: both modes run the same code
         train_src = "def _forward_train(self, x):\n    return self._forward_eval(x)"
     else:
-        train_g = _graph(graph, train_nodes, True, plan)
-        train_src = train_g.python_code("self").src.replace("def forward(self, x)", "def _forward_train(self, x)", 1)
+        train_src = _method(_root(graph, train_nodes, True, found, chains, lambda c: True), "_forward_train")
     n_train = len(graph.outputs)
     n_eval = sum(1 for o in graph.outputs if not o.training_only)
     train_ret = "self._forward_train(x)" if n_train == 1 or graph.taps else "_TrainOutputs(*self._forward_train(x))"
@@ -95,14 +74,16 @@ def _source(graph: Graph, plan: dict[str, int | None]) -> str:
         f"        return {train_ret}",
         *eval_lines,
     ])
-    return head + "\n\n" + eval_src.strip("\n") + "\n\n\n" + train_src.strip("\n") + "\n"
+    return head + "\n\n" + eval_src + "\n\n\n" + train_src + "\n"
 
 
 def inference_source(graph: Graph, skip: dict[str, str], channels_last: bool) -> str:
-    """The generated forward of a model optimised for inference: the eval graph only,
-    without the nodes in ``skip``, on a channels-last input when ``channels_last``."""
-    eval_g = _graph(graph, needed(graph, training=False), False, graph.inplace, skip)
-    eval_src = eval_g.python_code("self").src.replace("def forward(self, x)", "def _forward_eval(self, x)", 1)
+    """The generated forward of a model optimised for inference: the eval graph only, as
+    one function (no container is called), without the nodes in ``skip``, on a
+    channels-last input when ``channels_last``."""
+    eval_nodes = needed(graph, training=False)
+    chains = {p: () for p in eval_nodes}
+    eval_src = _method(_root(graph, eval_nodes, False, {}, chains, lambda c: False, skip), "_forward_eval")
     n_eval = sum(1 for o in graph.outputs if not o.training_only)
     lines = [f"# generated by archspec from {ascii(graph.source)}: {ascii(graph.name)}, optimised for inference",
              "def forward(self, x):"]
@@ -114,7 +95,7 @@ def inference_source(graph: Graph, skip: dict[str, str], channels_last: bool) ->
         lines += ["    out = self._forward_eval(x)",
                   "    return _EvalOutputs(" + ", ".join(f"out[{i}]" for i in range(n_eval)) + ")"]
     train_src = "def _forward_train(self, x):\n    return self.forward(x)"
-    return "\n".join(lines) + "\n\n" + eval_src.strip("\n") + "\n\n\n" + train_src + "\n"
+    return "\n".join(lines) + "\n\n" + eval_src + "\n\n\n" + train_src + "\n"
 
 
 def _build_tree(model: ArchModule, graph: Graph, plan: dict[str, int | None]) -> None:
@@ -145,8 +126,11 @@ def _build_tree(model: ArchModule, graph: Graph, plan: dict[str, int | None]) ->
     walk(graph.top)
 
 
-def module_shell(graph: Graph) -> ArchModule:
-    """The generated forward in an ``ArchModule`` that has no children yet."""
+def codegen(graph: Graph) -> tuple[ArchModule, dict[str, str]]:
+    """The generated forwards: the model's, in an ``ArchModule`` that has no children yet,
+    and each container's source by path (see :mod:`._codegen`)."""
+    found, chains = scopes(graph, needed(graph, training=True), needed(graph, training=False))
+    sources = {path: container_source(graph, sc, found, chains, graph.inplace) for path, sc in found.items()}
     info = {
         "name": graph.name,
         "type_name": camel_case(graph.name) + "Outputs",
@@ -160,7 +144,7 @@ def module_shell(graph: Graph) -> ArchModule:
         "checkpoint_keys": list(graph.checkpoint_keys),
         "classifier": classifier(graph),
     }
-    return make_module(_source(graph, graph.inplace), info)
+    return make_module(_source(graph, found, chains), info), sources
 
 
 def lower(graph: Graph, init: bool = True, device: torch.device | str | None = None, *,
@@ -173,9 +157,11 @@ def lower(graph: Graph, init: bool = True, device: torch.device | str | None = N
     or without ``init`` only the ops' defaults, which are PyTorch's). ``device="meta"``
     leaves it on the meta device, for inspection and checks.
     """
-    model = module_shell(graph)
+    model, sources = codegen(graph)
     with torch.device("meta"):
         _build_tree(model, graph, graph.inplace)
+    for path, code in sources.items():
+        model.get_submodule(path)._archspec_install(code)
     if materialize and not is_meta(device):
         from ._initialize import init_plan, materialize as fill
 

@@ -18,6 +18,7 @@ rebuilds the class, so ``torch.save(model)`` and ``copy.deepcopy`` work.
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import functools
 import itertools
@@ -36,7 +37,10 @@ _counter = itertools.count()
 
 class Block(nn.Module):
     """A container in the module tree: a ``seq``/``concat``/``add``/``dense`` body or a
-    block instance. It holds its children; the computation is in the model's forward."""
+    block instance. It holds its children and, once *lower* installs it, runs its own
+    generated forward (:mod:`._codegen`): ``model.features(x)`` runs the features."""
+
+    __jit_unused_properties__ = ["code"]
 
     def __init__(self, kind: str, block: str | None = None) -> None:
         super().__init__()
@@ -57,15 +61,88 @@ class Block(nn.Module):
     def __iter__(self):
         return iter(self._modules.values())
 
+    @property
+    def code(self) -> str | None:
+        """The generated forward of this container (None where it has none)."""
+        return self.__dict__.get("_archspec_code")
+
     @torch.jit.unused
-    def forward(self, x: Any) -> Any:
-        raise RuntimeError(
-            f"a {self._archspec_block or self._archspec_kind} container is not called on its own: call the compiled model "
-            "(compile_spec(path, outputs=[...]) returns intermediate values by name)"
-        )
+    def forward(self, *args: Any) -> Any:
+        why = self.__dict__.get("_archspec_why", "it computes nothing the network uses")
+        raise RuntimeError(f"a {self._archspec_block or self._archspec_kind} container is not called on its own: {why} "
+                           "(compile_spec(path, outputs=[...]) returns intermediate values by name)")
+
+    def _archspec_install(self, code: str) -> None:
+        """Run ``code`` (a generated forward) as this container's forward."""
+        self._archspec_code = code
+        self.__class__ = _block_class(code, self._archspec_block or self._archspec_kind)
+
+    def _archspec_uninstall(self, why: str) -> None:
+        """Back to a container without a forward of its own; calling it says ``why``."""
+        self.__dict__.pop("_archspec_code", None)
+        self._archspec_why = why
+        self.__class__ = Block
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild_block, (self.__dict__.copy(),))
 
     def _get_name(self) -> str:
         return f"Block[{self._archspec_block or self._archspec_kind}]"
+
+
+def _rebuild_block(state: dict[str, Any]) -> Block:
+    obj = Block.__new__(Block)
+    obj.__dict__.update(state)
+    if "_archspec_code" in state:
+        obj.__class__ = _block_class(state["_archspec_code"], obj._archspec_block or obj._archspec_kind)
+    return obj
+
+
+@functools.lru_cache(maxsize=None)
+def _block_class(code: str, name: str) -> type:
+    """The class of the containers that run ``code``: one per distinct code, so the
+    instances of a block share it (and TorchScript compiles it once)."""
+    glb = _standard_globals()
+    glb["_checkpoint"] = _checkpoint
+    filename = f"<archspec:block:{name}:{next(_counter)}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    exec(compile(code, filename, "exec"), glb)  # noqa: S102 - our own generated code, see _codegen
+    members = {"forward": glb["forward"], "__module__": Block.__module__}
+    if "_body" in glb:
+        members["_body"] = glb["_body"]
+    return type(camel_case(name), (Block,), members)
+
+
+class _KeepRunningStats:
+    """Restores a block's batch-norm running statistics after a checkpoint's recomputation
+    (which runs the block's forward, and so its statistics update, a second time)."""
+
+    def __init__(self, block: nn.Module) -> None:
+        self.block = block
+        self.saved: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __enter__(self) -> None:
+        self.saved = [(b, b.clone()) for m in self.block.modules()
+                      if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+                      for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
+
+    def __exit__(self, *exc: Any) -> None:
+        with torch.no_grad():
+            for buffer, value in self.saved:
+                buffer.copy_(value)
+        self.saved = []
+
+
+def _checkpoint(block: nn.Module, body: Any, *args: Any) -> Any:
+    """A checkpointed container's train-mode call: ``body`` under non-reentrant
+    ``torch.utils.checkpoint`` (see :mod:`._codegen`); straight through where nothing
+    would be saved (no gradients) or when ``torch.fx`` traces it."""
+    if not torch.is_grad_enabled() or fx._symbolic_trace.is_fx_tracing():
+        return body(*args)
+    from torch.utils.checkpoint import checkpoint
+
+    return checkpoint(body, *args, use_reentrant=False,
+                      context_fn=lambda: (contextlib.nullcontext(), _KeepRunningStats(block)))
 
 
 def _standard_globals() -> dict[str, Any]:
@@ -100,7 +177,17 @@ class ArchModule(nn.Module):
 
     @property
     def code(self) -> str:
-        return self._archspec_code
+        """The generated forward: the model's, then each container's (one listing per
+        distinct code, headed by the containers that run it)."""
+        listings: dict[str, list[str]] = {}
+        for path, m in self.named_modules():
+            if isinstance(m, Block) and m.code is not None:
+                listings.setdefault(m.code, []).append(path)
+        parts = [self._archspec_code]
+        for code, paths in listings.items():
+            more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+            parts.append(f"# the forward of {paths[0]}{more}\n{code}")
+        return "\n\n".join(parts)
 
     @property
     def spec_name(self) -> str:
@@ -161,9 +248,9 @@ class ArchModule(nn.Module):
             raise RuntimeError("this model does not know the spec it was compiled from (compile it with compile_spec)")
         from ._compiler import compile_spec
 
-        path, params, input_shape, limits = recipe
+        path, params, input_shape, limits, checkpoint = recipe
         like = next((p for p in self.parameters()), None)
-        model = compile_spec(path, params={**params, **overrides}, input_shape=input_shape, limits=limits,
+        model = compile_spec(path, params={**params, **overrides}, input_shape=input_shape, limits=limits, checkpoint=checkpoint,
                              weights=self.state_dict(), strict=False, device=like.device if like is not None else None)
         return model.to(like.dtype) if like is not None and like.is_floating_point() else model
 

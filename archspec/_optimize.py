@@ -31,7 +31,7 @@ from torch import nn
 from . import ops
 from ._infer import needed, readers
 from ._ir import INPUT, Graph
-from ._module import ArchModule
+from ._module import ArchModule, Block
 
 __all__ = ["MODES", "fold_plan", "eval_noops", "optimize"]
 
@@ -129,6 +129,9 @@ def optimize(model: ArchModule, graph: Graph, mode: str = "inference", channels_
     model._archspec_info = {**model._archspec_info, "optimized": {"folded": len(folds), "dropped": len(skip) - len(folds),
                                                                   "channels_last": channels_last}}
     model._archspec_install()
+    for block in model.modules():  # their forwards would call the folded batch norms
+        if isinstance(block, Block):
+            block._archspec_uninstall("a model optimised for inference runs as one function")
     model.requires_grad_(False)
     if channels_last:
         model.to(memory_format=torch.channels_last)

@@ -616,6 +616,26 @@ class Resolver:
         self.nodes[node.path] = node
 
     def build(self, entry: _Entry, path: str, parent: str | None, inputs: list[str], scope: _Scope) -> None:
+        self.build_node(entry, path, parent, inputs, scope)
+        wanted = getattr(entry.model, "checkpoint", False) if isinstance(entry.model, BaseModel) else False
+        if wanted is False:
+            return
+        raw = entry.raw + ("checkpoint",)
+        if is_expression(wanted):
+            value = self.value(wanted, entry.env, raw, path, structural=True)
+            if not isinstance(value, bool):
+                raise SpecSchemaError(f"'checkpoint' is {shown(value)}, from '{wanted}'", self.loc(raw), node=path,
+                                      expected="true or false", notes=site_notes(scope.sites))
+            wanted = value
+        if not wanted:
+            return
+        if path not in self.containers:
+            raise SpecSchemaError("'checkpoint' is for a block instance or a seq, concat, add or dense body, not one op",
+                                  self.key_loc(raw), node=path, expected="checkpoint on the block or body around it",
+                                  notes=site_notes(scope.sites))
+        self.containers[path].checkpoint = True
+
+    def build_node(self, entry: _Entry, path: str, parent: str | None, inputs: list[str], scope: _Scope) -> None:
         model = entry.model
         if isinstance(model, list):
             self.container(path, "seq", model, entry.raw, parent, inputs, entry, scope, block=None, env=entry.env)

@@ -26,7 +26,7 @@ The language, in short (see the README for the reference)::
 A node is ``{op: ...}`` (an op of the registry), ``{use: block, ...args}``,
 ``{seq: body}``, ``{concat: body}``, ``{add: body}``, ``{dense: body}`` or a list (a
 sequence named 0, 1, ...); a body is a map of named nodes or a list. Every node may carry
-``from``, ``when``, ``repeat``, ``index``, ``inline`` and ``doc``.
+``from``, ``when``, ``repeat``, ``index``, ``inline``, ``checkpoint`` and ``doc``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ __all__ = ["validate", "validate_op_node", "spec_model", "json_schema", "node_pa
 
 MAX_ERRORS = 20
 
-COMMON_KEYS = ("from", "when", "repeat", "index", "inline", "doc")
+COMMON_KEYS = ("from", "when", "repeat", "index", "inline", "checkpoint", "doc")
 CONTAINER_KINDS = ("seq", "concat", "add", "dense")
 PARAM_TYPES = ("int", "float", "number", "bool", "str", "size", "list", "any")
 INIT_FNS = ("normal", "trunc_normal", "uniform", "constant", "zeros", "ones", "kaiming_normal", "kaiming_uniform",
@@ -230,6 +230,9 @@ class NodeCommon(_Model):
     repeat: Annotated[Any, Int(ge=1)] = Field(None, description="make this many copies, in order; the index is `i`")
     index: Annotated[Any, _Identifier("a name for the repeat index")] = Field("i", description="the repeat index's name")
     inline: Annotated[Any, Bool()] = Field(False, description="place a seq's children directly in the enclosing body")
+    checkpoint: Annotated[Any, Bool()] = Field(False, description=(
+        "true: in training, recompute this block's activations in the backward pass instead of keeping them "
+        "(activation checkpointing); for a block instance or a seq/concat/add/dense body"))
     doc: Annotated[Any, Text()] = Field(None, description="a note shown in summaries")
 
 

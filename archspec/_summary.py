@@ -29,6 +29,7 @@ class Row:
     training_only: bool
     container: bool
     unused: bool = False
+    checkpoint: bool = False  # a container whose activations are recomputed in training
 
 
 @dataclass
@@ -63,7 +64,7 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
                 out.append(Row(path, level, c.name, c.block or c.kind, c.shape,
                                sum(graph.nodes[p].n_params for p in inner), sum(graph.nodes[p].macs for p in inner),
                                bool(inner) and not any(p in eval_nodes for p in inner) and any(p in train_nodes for p in inner),
-                               True, not any(p in train_nodes for p in inner)))
+                               True, not any(p in train_nodes for p in inner), c.checkpoint))
                 if depth is None or level + 1 < depth:
                     walk(c.children, level + 1)
                 continue
@@ -78,8 +79,9 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
 
 
 def _marks(table: list[Row]) -> list[str]:
-    """"(train)" for training-only rows, "(unused)" for rows no output needs; only where
-    the parent row does not already say so."""
+    """"(train)" for training-only rows, "(unused)" for rows no output needs, only where
+    the parent row does not already say so; "(checkpointed)" for containers whose
+    activations are recomputed in the backward pass."""
     marks = []
     stack: list[Row] = []
     for r in table:
@@ -90,6 +92,8 @@ def _marks(table: list[Row]) -> list[str]:
             marks.append("  (train)")
         else:
             marks.append("")
+        if r.checkpoint:
+            marks[-1] += "  (checkpointed)"
         stack.append(r)
     return marks
 
@@ -151,4 +155,11 @@ def format_summary(graph: Graph, depth: int | None = None) -> str:
     lines.append(f"MACs        {t.macs:,}{short} for the eval graph at {fmt_shape(graph.input_shape)}: "
                  "conv and linear" + (f"; train graph {format_count(t.train_macs).strip()}" if t.train_macs != t.macs else ""))
     lines.append(f"weights     {t.weight_bytes / 1e6:.1f} MB (float32: {t.params:,} parameters + {t.buffers:,} buffer values)")
+    checked = [c for c in graph.containers.values() if c.checkpoint and c.enabled and _subtree_nodes(graph, c.path)]
+    if checked:
+        kinds: dict[str, int] = {}
+        for c in checked:
+            kinds[c.block or c.kind] = kinds.get(c.block or c.kind, 0) + 1
+        lines.append(f"checkpoint  {len(checked)} container{'s' if len(checked) > 1 else ''} recompute their activations in "
+                     "the backward pass (" + ", ".join(f"{k} x{n}" for k, n in kinds.items()) + ")")
     return "\n".join(lines)

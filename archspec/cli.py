@@ -149,8 +149,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 def _graph(args: argparse.Namespace, spec: str | None = None):
     from ._compiler import load_spec
 
-    return load_spec(args.spec if spec is None else spec, params=_overrides(args.set), input_shape=_input_shape(args.input),
-                     limits=_limits(args.limit))
+    checkpoint = getattr(args, "checkpoint", None) or None
+    try:
+        return load_spec(args.spec if spec is None else spec, params=_overrides(args.set),
+                         input_shape=_input_shape(args.input), limits=_limits(args.limit), checkpoint=checkpoint)
+    except ValueError as e:
+        if checkpoint and "checkpoint=" in str(e):
+            raise UsageError(str(e).replace("checkpoint=", "--checkpoint ", 1)) from None
+        raise
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -330,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_options(p)
     p.add_argument("--depth", type=_positive, default=None, metavar="N", help="show N levels of the module tree (default: all)")
     p.add_argument("-o", "--output", metavar="FILE", help="save the compiled module with torch.save")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="BLOCK",
+                   help="checkpoint the activations of these containers in training: a block's name or a container "
+                        "path (wildcards allowed); repeatable")
     _weights_options(p)
     p.set_defaults(run=cmd_build)
 

@@ -357,7 +357,7 @@ def test_public_api():
     assert set(archspec.__all__) == {
         "Container", "Graph", "Limits", "Loc", "Node", "Output", "SpecError", "SpecErrors", "SpecExpressionError",
         "SpecLimitError", "SpecReferenceError", "SpecSchemaError", "SpecShapeError", "SpecSyntaxError", "SpecWarning",
-        "WeightsError", "__version__", "compile_spec", "load_spec", "PluginError", "register_op", "unregister_op",
+        "WeightsError", "__version__", "compile_spec", "load_spec", "PluginError", "register_op", "shard", "unregister_op",
     }
     for name in archspec.__all__:
         assert getattr(archspec, name) is not None

@@ -1,0 +1,220 @@
+"""The generated forwards: the model's, and one per container, called from its parent's
+(part of *lower*; torch only for ``torch.fx``).
+
+Every container (a block instance, a ``seq``/``concat``/``add``/``dense`` body) is a
+module with a forward of its own, generated as straight-line code over its children, so
+``model.features(x)`` runs the features, forward hooks on a block fire, and wrappers that
+work on submodules (FSDP2's ``fully_shard``, activation checkpointing, ``torch.compile``
+regions) work on the spec's blocks. The model's forward calls its top-level containers,
+they call theirs, and so on down to the op modules.
+
+**Calling convention.** A container's forward takes the values its nodes read from
+outside it, in the order they are first read (the first, ``x``, is usually its input; a
+side input, such as a dense layer's earlier features, is ``x1``, ``x2``, ...) and returns
+the values that are read outside it: its output alone (the usual case, a tensor), or a
+tuple when nodes outside also read values inside it (a side branch), its output first.
+A dense layer computes its own input join (the concatenation of the features before it),
+as torchvision's dense layers do: it takes those features, not their concatenation.
+
+**Modes.** A container's forward computes everything the train graph needs of it. The
+model's eval forward calls a container where eval needs all of that; where eval needs
+less (a training-only output reads something that only the container computes), it runs
+that container's nodes itself, so eval computes exactly what it needs.
+
+A value never leaves a container and comes back into it (``from`` names siblings only, and
+outputs feed nothing), so every container that computes something runs as one call.
+Calling one that computes nothing the network uses is an error that says so.
+
+**Checkpointing.** A container marked ``checkpoint`` runs its body under
+``torch.utils.checkpoint`` (non-reentrant) in train mode with gradients on, and restores
+its batch norms' running statistics after the recomputation, so that a checkpointed
+network's statistics equal the plain network's (torchvision's ``memory_efficient``
+DenseNet updates them twice).
+"""
+
+from __future__ import annotations
+
+import heapq
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import fx
+
+from . import ops
+from ._ir import INPUT, Graph, Node
+
+__all__ = ["Scope", "scopes", "emit", "container_source"]
+
+
+@dataclass
+class Scope:
+    """A container's generated forward: what it computes, reads and returns."""
+
+    path: str
+    nodes: list[str]  # the train graph's nodes inside it, in order
+    inputs: list[str]  # values read from outside, in the order first read
+    exports: list[str]  # values read outside it (or network outputs), its output first
+    eval_same: bool  # the eval graph needs all of its nodes (so eval calls it too)
+    checkpoint: bool
+
+
+def _chains(graph: Graph, paths: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each node's enclosing containers (as :meth:`Graph.owner` places it), innermost first."""
+    up: dict[str | None, tuple[str, ...]] = {None: ()}
+
+    def ancestors(c: str | None) -> tuple[str, ...]:
+        if c not in up:
+            up[c] = (c,) + ancestors(graph.containers[c].parent)
+        return up[c]
+
+    return {p: ancestors(graph.owner(p)) for p in paths}
+
+
+def scopes(graph: Graph, train: list[str], eval_: list[str]) -> tuple[dict[str, Scope], dict[str, tuple[str, ...]]]:
+    """The scope of every container the train graph computes something in, and each
+    node's container chain (for :func:`emit`)."""
+    chains = _chains(graph, train)
+    readers: dict[str, list[str]] = {p: [] for p in train}
+    for p in train:
+        for s in graph.nodes[p].sources:
+            if s != INPUT:
+                readers[s].append(p)
+    outputs = {o.node for o in graph.outputs}
+    inside: dict[str, list[str]] = {}
+    for p in train:
+        for c in chains[p]:
+            inside.setdefault(c, []).append(p)
+    eval_set = set(eval_)
+    found: dict[str, Scope] = {}
+    for c, members in inside.items():
+        mset = set(members)
+        inputs: dict[str, None] = {}
+        for p in members:
+            for s in graph.nodes[p].sources:
+                if s not in mset:
+                    inputs.setdefault(s)
+        exports = [p for p in members if p in outputs or any(r not in mset for r in readers[p])]
+        value = graph.containers[c].value
+        if value in exports:
+            exports.remove(value)
+            exports.insert(0, value)
+        found[c] = Scope(c, members, list(inputs), exports, all(p in eval_set for p in members),
+                         graph.containers[c].checkpoint)
+    return found, chains
+
+
+def _fx_name(node: Node, prefix: str) -> str:
+    if node.display + "." == prefix:  # the container's join (add, concat, dense, a dense layer's input: in)
+        return node.path.rpartition("#")[2] or "join"
+    rel = node.display[len(prefix):] if node.display.startswith(prefix) else node.display
+    return re.sub(r"\W", "_", rel.replace(".", "_")) or "join"
+
+
+def emit(graph: Graph, paths: list[str], *, scope: Scope | None, found: dict[str, Scope],
+         chains: dict[str, tuple[str, ...]], called: Callable[[str], bool], plan: dict[str, int | None],
+         skip: dict[str, str] | None = None) -> tuple[fx.Graph, dict[str, fx.Node]]:
+    """The fx graph computing ``paths`` (the nodes of one mode inside ``scope``, or the
+    whole network's when None): containers below ``scope`` for which ``called`` holds are
+    one call each, the rest of the nodes are computed here. A node in ``skip`` computes
+    nothing, its value being its input's (an optimised model's folded batch norms).
+    Returns the graph without its output, and the values by node path."""
+    g = fx.Graph()
+    skip = skip or {}
+    prefix = scope.path + "." if scope else ""
+    inputs = scope.inputs if scope else [INPUT]
+    values: dict[str, fx.Node] = {s: g.placeholder("x" if i == 0 else f"x{i}") for i, s in enumerate(inputs)}
+
+    def unit(p: str) -> str:
+        chain = chains[p]
+        below = chain[:chain.index(scope.path)] if scope else chain
+        for c in reversed(below):  # the outermost container that is one call
+            if called(c):
+                return c
+        return p
+
+    items: dict[str, list[str]] = {}  # unit -> its nodes (a node alone, or a called container's)
+    for p in paths:
+        items.setdefault(unit(p), []).append(p)
+    calls = {u for u, members in items.items() if members[0] != u}
+    owner = {p: u for u, members in items.items() for p in members}
+    first = {u: i for i, u in enumerate(items)}
+    deps: dict[str, set[str]] = {}
+    for u in items:
+        reads = found[u].inputs if u in calls else graph.nodes[u].sources
+        deps[u] = {owner[s] for s in reads if s in owner and owner[s] != u}
+    waiting = {u: len(d) for u, d in deps.items()}
+    after: dict[str, list[str]] = {u: [] for u in items}
+    for u, d in deps.items():
+        for v in d:
+            after[v].append(u)
+    ready = [(first[u], u) for u, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    while ready:  # in document order, each unit once what it reads is there
+        _, u = heapq.heappop(ready)
+        if u in calls:
+            _call(g, found[u], prefix, values)
+        else:
+            _node(g, graph, u, prefix, values, plan, skip)
+        for v in after[u]:
+            waiting[v] -= 1
+            if waiting[v] == 0:
+                heapq.heappush(ready, (first[v], v))
+    if any(waiting.values()):  # a value left a container and came back: the language has no way to write it
+        raise AssertionError(f"archspec cannot order the calls in {scope.path if scope else 'the network'}")
+    return g, values
+
+
+def _call(g: fx.Graph, sc: Scope, prefix: str, values: dict[str, fx.Node]) -> None:
+    rel = sc.path[len(prefix):]
+    result = g.call_module(rel, tuple(values[s] for s in sc.inputs))
+    if len(sc.exports) == 1:
+        values[sc.exports[0]] = result
+        return
+    for i, e in enumerate(sc.exports):
+        values[e] = g.call_function(operator.getitem, (result, i))
+
+
+def _node(g: fx.Graph, graph: Graph, p: str, prefix: str, values: dict[str, fx.Node], plan: dict[str, int | None],
+          skip: dict[str, str]) -> None:
+    node = graph.nodes[p]
+    if p in skip:
+        values[p] = values[skip[p]]
+        return
+    op = ops.REGISTRY[node.op]
+    args = [values[s] for s in node.sources]
+    rel = p[len(prefix):]
+    if op.tensor:  # a learnable tensor, held by its container under the node's name
+        values[p] = g.get_attr(rel)
+    elif op.build is not None:
+        values[p] = g.call_module(rel, tuple(args))
+    else:
+        slot = plan.get(p)
+        shapes = list(node.in_shapes)
+        if slot:  # put the operand we may overwrite first
+            args = [args[slot]] + args[:slot] + args[slot + 1:]
+            shapes = [shapes[slot]] + shapes[:slot] + shapes[slot + 1:]
+        values[p] = op.emit(g, node.concrete, args, _fx_name(node, prefix), slot is not None, shapes)
+
+
+def container_source(graph: Graph, sc: Scope, found: dict[str, Scope], chains: dict[str, tuple[str, ...]],
+                     plan: dict[str, int | None]) -> str:
+    """The Python of a container's forward (see the module docstring). It names no path,
+    so the instances of one block with the same structure share their code (and class)."""
+    g, values = emit(graph, sc.nodes, scope=sc, found=found, chains=chains, called=lambda c: True,
+                     plan=plan)
+    outs = [values[e] for e in sc.exports]
+    g.output(outs[0] if len(outs) == 1 else tuple(outs))
+    g.lint()
+    src = g.python_code("self").src.strip("\n")
+    if not sc.checkpoint:
+        return src + "\n"
+    args = ", ".join("x" if i == 0 else f"x{i}" for i in range(len(sc.inputs)))
+    head = "\n".join([
+        f"def forward(self, {args}):",
+        "    if not torch.jit.is_scripting() and self.training:",
+        f"        return _checkpoint(self, self._body, {args})",
+        f"    return self._body({args})",
+    ])
+    return head + "\n\n" + src.replace("def forward(self", "def _body(self", 1) + "\n"

@@ -1,0 +1,233 @@
+"""Every container is a module with its own generated forward, called from its parent's
+(archspec/_codegen.py); activation checkpointing of containers as data."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import textwrap
+
+import pytest
+import torch
+
+from archspec import compile_spec
+
+torch.set_num_threads(1)
+
+TINY_DENSENET = dict(block_config=[2, 3, 2, 2], growth_rate=8, num_init_features=16, bn_size=2, num_classes=10,
+                     input_shape=(3, 32, 32))
+
+
+def compile_text(write_spec, body: str, **kw):
+    text = "archspec: 1\nname: tiny\ninput: [3, 8, 8]\n" + textwrap.dedent(body)
+    return compile_spec(write_spec(text), **kw)
+
+
+def tiny_densenet(**kw):
+    torch.manual_seed(0)
+    return compile_spec("densenet121", **{**TINY_DENSENET, **kw}).double()
+
+
+def test_a_backbone_is_called_as_torchvision_users_call_it():
+    model = tiny_densenet().eval()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        features = model.features(x)
+        by_hand = model.classifier(torch.flatten(model.pool(model.relu(features)), 1))
+        assert torch.equal(by_hand, model(x))
+        block = model.features.denseblock1
+        inner = model.features.pool0(model.features.relu0(model.features.norm0(model.features.conv0(x))))
+        assert block(inner).shape == (2, 16 + 2 * 8, 8, 8)
+    assert "self.features(x)" in model.code.split("def _forward_train")[0]
+
+
+def test_forward_hooks_on_blocks_fire():
+    model = tiny_densenet().eval()
+    seen = []
+    for name, m in model.named_modules():
+        if name.endswith(("denselayer1", "denselayer2", "denselayer3")) or name.endswith("transition1"):
+            m.register_forward_hook(lambda mod, args, out, name=name: seen.append((name, len(args), out.shape[1])))
+    model(torch.randn(1, 3, 32, 32, dtype=torch.float64))
+    assert ("features.denseblock1.denselayer1", 1, 8) in seen
+    # a dense layer takes the features before it and concatenates them itself, as torchvision's
+    assert ("features.denseblock2.denselayer3", 3, 8) in seen
+    assert ("features.transition1", 1, (16 + 16) // 2) in seen
+    assert len(seen) == 2 + 3 + 2 + 2 + 1
+
+
+def test_blocks_of_one_structure_share_their_code_and_class():
+    model = tiny_densenet()
+    a, b = model.features.denseblock1.denselayer2, model.features.denseblock3.denselayer2
+    assert type(a) is type(b) and a.code == b.code
+    assert type(a).__name__ == "DenseLayer" and a._get_name() == "Block[dense_layer]"
+    assert "forward of features.denseblock1.denselayer2 and" in model.code
+
+
+def test_script_trace_export_pickle_agree():
+    model = tiny_densenet().eval()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        want = model(x)
+        assert torch.equal(torch.jit.script(model)(x), want)
+        traced = torch.fx.symbolic_trace(model)
+        assert torch.equal(traced(x), want)
+        assert not any(n.op == "call_module" and "denselayer1" == n.target.rsplit(".", 1)[-1] for n in traced.graph.nodes)
+        exported = torch.export.export(model, (x,)).module()
+        assert torch.allclose(exported(x), want, rtol=0, atol=1e-12)
+        for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+            assert torch.equal(clone(x), want) and clone.code == model.code
+            assert type(clone.features.denseblock1.denselayer2).__name__ == "DenseLayer"
+
+
+def test_a_side_branch_makes_a_container_return_a_tuple(write_spec):
+    model = compile_text(write_spec, """
+        graph:
+          body:
+            seq:
+              a: {op: conv2d, out: 4, kernel: 1}
+              b: {op: relu}
+          head: {op: flatten}
+        outputs:
+          out: head
+          inner: body.a
+    """).eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        b, a = model.body(x)  # its output first, then the value read outside it
+        assert torch.equal(a, model.body.a(x)) and torch.equal(b, torch.relu(a))
+        out, inner = model(x)
+        assert torch.equal(out, b.flatten(1)) and torch.equal(inner, a)
+
+
+def test_a_container_that_computes_nothing_used_says_so(write_spec):
+    from archspec import SpecWarning
+
+    with pytest.warns(SpecWarning, match="feeds nothing"):
+        model = compile_text(write_spec, """
+            graph:
+              unused:
+                seq:
+                  a: {op: conv2d, out: 4, kernel: 1}
+              head: {op: flatten, from: input}
+        """)
+    with pytest.raises(RuntimeError, match="is not called on its own: it computes nothing the network uses"):
+        model.unused(torch.randn(1, 3, 8, 8))
+
+
+def test_eval_runs_only_what_it_needs_of_a_container_with_a_training_only_output(write_spec):
+    model = compile_text(write_spec, """
+        graph:
+          body:
+            seq:
+              a: {op: conv2d, out: 4, kernel: 1}
+              side: {op: sigmoid}
+              b: {op: relu, from: a}
+          head: {op: flatten}
+        outputs:
+          out: head
+          aux: {node: body.side, training_only: true}
+    """)
+    eval_code = model.code.split("def _forward_train")[0]
+    assert "self.body.a(x)" in eval_code and "sigmoid" not in eval_code and "self.body(x)" not in eval_code
+    x = torch.randn(2, 3, 8, 8)
+    out, aux = model.train()(x)
+    a = model.body.a(x)
+    assert torch.allclose(aux, torch.sigmoid(a)) and torch.allclose(out, torch.relu(a).flatten(1))
+    assert torch.allclose(model.eval()(x), out)
+
+
+def test_an_optimised_model_runs_as_one_function():
+    model = compile_spec("densenet121", **TINY_DENSENET, optimize="inference")
+    assert model.code.count("def ") == 3  # forward, _forward_eval, _forward_train: no container forwards
+    with pytest.raises(RuntimeError, match="optimised for inference runs as one function"):
+        model.features(torch.randn(1, 3, 32, 32))
+
+
+# -- activation checkpointing -----------------------------------------------------------
+
+
+def _train_step(model, x, y):
+    model.train()
+    model.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    return loss
+
+
+def test_memory_efficient_densenet_equals_the_plain_one():
+    plain, efficient = tiny_densenet(), tiny_densenet(memory_efficient=True)
+    assert plain.state_dict().keys() == efficient.state_dict().keys()
+    efficient.load_state_dict(plain.state_dict())
+    assert "_checkpoint(self, self._body" in efficient.features.denseblock1.denselayer2.code
+    assert "_checkpoint" not in plain.code
+    torch.manual_seed(1)
+    x, y = torch.randn(4, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (4,))
+    losses = [_train_step(m, x, y) for m in (plain, efficient)]
+    assert torch.equal(losses[0], losses[1])
+    grads = {n: p.grad for n, p in plain.named_parameters()}
+    worst = max(float((p.grad - grads[n]).abs().max() / grads[n].abs().max().clamp_min(1e-300))
+                for n, p in efficient.named_parameters())
+    assert worst < 1e-10
+    # the recomputation does not update the batch norms' statistics a second time
+    for (n, a), b in zip(plain.state_dict().items(), efficient.state_dict().values()):
+        assert torch.equal(a, b), n
+    with torch.no_grad():
+        assert torch.equal(plain.eval()(x), efficient.eval()(x))
+
+
+def test_checkpointing_saves_activations():
+    """Checkpointed dense layers keep fewer tensors for the backward pass."""
+
+    def saved_bytes(model):
+        total = 0
+
+        def pack(t):
+            nonlocal total
+            total += t.numel() * t.element_size()
+            return t
+
+        x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model.train()(x).sum()
+        return total
+
+    plain, efficient = saved_bytes(tiny_densenet()), saved_bytes(tiny_densenet(memory_efficient=True))
+    assert efficient < 0.6 * plain
+
+
+def test_checkpoint_override_by_block_name_or_path(write_spec):
+    by_block = tiny_densenet(checkpoint=["transition"])
+    assert by_block.features.transition2.code.count("_checkpoint") == 1
+    assert "_checkpoint" not in by_block.features.denseblock1.denselayer1.code
+    by_path = tiny_densenet(checkpoint="features.denseblock[12]")
+    assert "_checkpoint" in by_path.features.denseblock2.code and "_checkpoint" not in by_path.features.denseblock3.code
+    with pytest.raises(ValueError, match="names no block or container of densenet121.*did you mean 'dense_layer'"):
+        tiny_densenet(checkpoint=["dense_layr"])
+    assert by_block.variant(num_classes=3).features.transition1.code.count("_checkpoint") == 1
+
+
+def test_checkpointed_containers_never_overwrite_their_inputs(write_spec):
+    spec = """
+        graph:
+          stem: {op: conv2d, out: 4, kernel: 1}
+          body:
+            checkpoint: true
+            seq:
+              act: {op: relu}
+              conv: {op: conv2d, out: 4, kernel: 3, padding: 1}
+    """
+    plain, checked = compile_text(write_spec, spec.replace("checkpoint: true", "checkpoint: false")), compile_text(write_spec, spec)
+    assert plain.body.act.inplace and not checked.body.act.inplace  # the recomputation reads the block's input again
+    checked.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    for m in (plain, checked):
+        m.train()(x).square().sum().backward()
+    for (n, a), b in zip(plain.named_parameters(), checked.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-6, atol=1e-7), n
+
+
+def test_checkpoint_on_one_op_is_an_error(write_spec):
+    from archspec import SpecError
+
+    with pytest.raises(SpecError, match="'checkpoint' is for a block instance or a seq, concat, add or dense body"):
+        compile_text(write_spec, "graph:\n  c: {op: conv2d, out: 4, kernel: 1, checkpoint: true}\n")
