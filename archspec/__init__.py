@@ -15,6 +15,7 @@ forward). ``load_spec`` stops before ``lower`` and needs no torch.
 
 ``register_op`` adds an op from Python (an ``nn.Module`` class, usually as a decorator);
 installed packages provide ops through the entry-point group ``archspec.ops``.
+``shard(model, ["dense_block"])`` applies FSDP2 to a compiled model by the spec's blocks.
 """
 
 from ._compiler import compile_spec, load_spec
@@ -59,5 +60,14 @@ __all__ = [
     "compile_spec",
     "load_spec",
     "register_op",
+    "shard",
     "unregister_op",
 ]
+
+
+def __getattr__(name: str):
+    if name == "shard":  # imports torch: only when asked for (``archspec validate`` never imports torch)
+        from ._distributed import shard
+
+        return shard
+    raise AttributeError(f"module 'archspec' has no attribute {name!r}")

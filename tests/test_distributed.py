@@ -1,6 +1,8 @@
-"""Distributed training of a compiled spec: DistributedDataParallel over 2 processes (gloo,
-CPU) keeps the ranks' parameters identical and equal to one process training on the
-whole batch."""
+"""Distributed training of a compiled spec on 2 processes (gloo, CPU): DistributedDataParallel
+keeps the ranks' parameters identical and equal to one process training on the whole
+batch; FSDP2 sharded by the spec's own blocks (archspec.shard) trains to the same
+parameters, and its sharded checkpoint (torch.distributed.checkpoint) loads into a plain
+compiled model in one process. One spawn runs both, to keep the suite short."""
 
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from archspec import compile_spec
+from archspec import compile_spec, shard
 
 #: a small ViT (layer norms only: no batch statistics that would differ between a rank's
 #: half batch and the whole batch), float64 so that the comparison is tight
 SPEC, SIZES = "vit_b_16", dict(image_size=16, patch_size=4, layers=2, heads=2, hidden=32, mlp=64, num_classes=5)
 STEPS, BATCH = 3, 8
+
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="this torch build has no torch.distributed")
 
 
 def data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,27 +52,83 @@ def worker(rank: int, world: int, folder: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=world)
     try:
-        model = torch.nn.parallel.DistributedDataParallel(fresh_model())
         xs, ys = data()
         half = BATCH // world
-        losses = train(model, xs[:, rank * half:(rank + 1) * half], ys[:, rank * half:(rank + 1) * half])
-        torch.save({"state": model.module.state_dict(), "losses": losses}, os.path.join(folder, f"rank{rank}.pt"))
+        xs, ys = xs[:, rank * half:(rank + 1) * half], ys[:, rank * half:(rank + 1) * half]
+        model = torch.nn.parallel.DistributedDataParallel(fresh_model())
+        losses = train(model, xs, ys)
+        torch.save({"state": model.module.state_dict(), "losses": losses}, os.path.join(folder, f"ddp{rank}.pt"))
+
+        from torch.distributed.checkpoint import save
+        from torch.distributed.device_mesh import init_device_mesh
+
+        model = shard(fresh_model(), ["encoder_block"], mesh=init_device_mesh("cpu", (world,)))
+        sharded = sum(1 for m in model.modules() if type(m).__name__.startswith("FSDP"))
+        losses = train(model, xs, ys)
+        full = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in model.state_dict().items()}
+        save(model.state_dict(), checkpoint_id=os.path.join(folder, "sharded"))
+        torch.save({"state": full, "losses": losses, "sharded": sharded}, os.path.join(folder, f"fsdp{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
 
-@pytest.mark.skipif(not dist.is_available(), reason="this torch build has no torch.distributed")
-def test_ddp_on_two_processes_equals_one_process_on_the_whole_batch(tmp_path):
-    mp.spawn(worker, args=(2, str(tmp_path)), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
-    assert all(torch.equal(v, ranks[1]["state"][k]) for k, v in ranks[0]["state"].items())  # identical across ranks
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("distributed")
+    mp.spawn(worker, args=(2, str(folder)), nprocs=2, join=True)
+    return folder
+
+
+def single_process() -> tuple[dict, dict, list[float]]:
     single = fresh_model()
     start = {k: v.clone() for k, v in single.state_dict().items()}
-    xs, ys = data()
-    losses = train(single, xs, ys)
-    state = single.state_dict()
+    losses = train(single, *data())
+    return start, single.state_dict(), losses
+
+
+def worst(got: dict, want: dict) -> float:
+    return max(float((v - want[k]).abs().max() / want[k].abs().max().clamp_min(1e-12)) for k, v in got.items())
+
+
+def test_ddp_on_two_processes_equals_one_process_on_the_whole_batch(runs):
+    ranks = [torch.load(runs / f"ddp{r}.pt") for r in range(2)]
+    assert all(torch.equal(v, ranks[1]["state"][k]) for k, v in ranks[0]["state"].items())  # identical across ranks
+    start, state, losses = single_process()
     assert all(not torch.equal(v, start[k]) for k, v in ranks[0]["state"].items())  # every tensor trained
     # each rank's loss is its half's mean: their average is the whole batch's
     assert all(abs((a + b) / 2 - c) < 1e-12 for a, b, c in zip(ranks[0]["losses"], ranks[1]["losses"], losses))
-    worst = max(float((v - state[k]).abs().max() / state[k].abs().max().clamp_min(1e-12)) for k, v in ranks[0]["state"].items())
-    assert worst < 1e-10, worst  # DDP averages the ranks' gradients: the whole batch's mean
+    assert worst(ranks[0]["state"], state) < 1e-10  # DDP averages the ranks' gradients: the whole batch's mean
+
+
+def test_fsdp2_sharded_by_the_specs_blocks_equals_ddp(runs):
+    ddp = [torch.load(runs / f"ddp{r}.pt") for r in range(2)]
+    fsdp = [torch.load(runs / f"fsdp{r}.pt") for r in range(2)]
+    assert fsdp[0]["sharded"] == 2 + 1  # the two encoder blocks, then the root
+    assert all(torch.equal(v, fsdp[1]["state"][k]) for k, v in fsdp[0]["state"].items())
+    assert fsdp[0]["state"].keys() == ddp[0]["state"].keys()  # the spec's keys, unchanged by sharding
+    for r in range(2):
+        assert all(abs(a - b) < 1e-12 for a, b in zip(fsdp[r]["losses"], ddp[r]["losses"]))
+    assert worst(fsdp[0]["state"], ddp[0]["state"]) < 1e-10
+
+
+@pytest.mark.filterwarnings("ignore:torch.distributed is disabled:UserWarning")  # one process reads it, as meant
+def test_a_sharded_checkpoint_loads_into_a_plain_model_in_one_process(runs):
+    from torch.distributed.checkpoint import load
+
+    full = torch.load(runs / "fsdp0.pt")["state"]
+    model = compile_spec(SPEC, **SIZES).double()
+    state = model.state_dict()
+    load(state, checkpoint_id=str(runs / "sharded"))  # no process group: read by one process
+    model.load_state_dict(state)
+    assert all(torch.equal(v, full[k]) for k, v in model.state_dict().items())
+
+
+def test_shard_names_blocks_or_refuses(write_spec):
+    from archspec._distributed import blocks_named
+
+    model = compile_spec(SPEC, **SIZES, device="meta")
+    assert [p for p, _ in blocks_named(model, "encoder_block")] == ["encoder.layers.encoder_layer_0",
+                                                                    "encoder.layers.encoder_layer_1"]
+    assert [p for p, _ in blocks_named(model, "encoder.layers.*_1")] == ["encoder.layers.encoder_layer_1"]
+    with pytest.raises(ValueError, match="'encoder_blok' names no block.*did you mean 'encoder_block'"):
+        blocks_named(model, ["encoder_blok"])

@@ -100,3 +100,85 @@ def test_a_bfloat16_autocast_training_step_and_eval(name, overrides):
             low = model(x)
     assert low.dtype == torch.bfloat16
     assert float((low.float() - full).abs().max() / full.abs().max()) < 0.05
+
+
+# ---------------------------------------------------------------------------------------
+# train-mode correctness, every bundled spec
+
+from archspec._bundled import names as bundled_names  # noqa: E402
+from archspec._compiler import build_model  # noqa: E402
+
+#: the bundled specs whose training step runs by default: every one under 10 M parameters
+#: and the smallest of each other family (31 of 84, about 40 s here); all 84 with -m slow
+DEFAULT_TRAIN = {
+    "alexnet", "convnext/convnext_tiny", "densenet121", "efficientnet/efficientnet_b0", "efficientnet/efficientnet_b1",
+    "efficientnet/efficientnet_b2", "googlenet", "inception_v3", "mnasnet/mnasnet0_5", "mnasnet/mnasnet0_75",
+    "mnasnet/mnasnet1_0", "mnasnet/mnasnet1_3", "mobilenet/mobilenet_v2", "mobilenet/mobilenet_v3_large",
+    "mobilenet/mobilenet_v3_small", "regnet/regnet_x_1_6gf", "regnet/regnet_x_400mf", "regnet/regnet_x_800mf",
+    "regnet/regnet_y_400mf", "regnet/regnet_y_800mf", "resnet/resnet18", "shufflenet/shufflenet_v2_x0_5",
+    "shufflenet/shufflenet_v2_x1_0", "shufflenet/shufflenet_v2_x1_5", "shufflenet/shufflenet_v2_x2_0",
+    "squeezenet/squeezenet1_0", "squeezenet/squeezenet1_1", "swin/swin_t", "vgg/vgg11", "vit/vit_cifar", "xception",
+}
+
+
+def small_graph(name: str):
+    """The spec at 64x64 where its layers take that (a ViT or Swin at the size it is made for)."""
+    graph = load_spec(name)
+    if "image_size" in graph.params or graph.name.startswith("swin"):
+        return graph
+    for size in (64, 96, 128, 160):
+        try:
+            return load_spec(name, input_shape=(3, size, size))
+        except SpecError:
+            continue
+    return graph
+
+
+def random_start(model: nn.Module, seed: int) -> None:
+    """Every weight and bias from one generator, small and nonzero (a head that starts at
+    0, as a ViT's, would pass no gradient upstream); dropout and stochastic depth off, so
+    that every block runs."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            fan_in = max(1, p[0].numel()) if p.dim() > 1 else 16
+            p.uniform_(-1, 1, generator=g).mul_(fan_in ** -0.5)
+    for m in model.modules():
+        if isinstance(getattr(m, "p", None), float):
+            m.p = 0.0
+
+
+@pytest.mark.parametrize("name", [n if n in DEFAULT_TRAIN else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in bundled_names()])
+def test_a_training_step_moves_every_parameter_and_batch_statistics_move_only_in_train_mode(name):
+    """For every bundled spec: eval forwards leave every buffer as it was; a train-mode
+    forward updates the running statistics of every batch norm the train graph runs; and
+    one SGD step on its loss (all outputs, with the spec's loss weights) gives every
+    parameter a gradient and changes every parameter whose gradient is not nil. (Some are:
+    the bias of a batch norm whose output only reaches the loss through a convolution and
+    another batch norm in train mode, which subtracts any constant, has a gradient of
+    rounding errors.)"""
+    torch.manual_seed(0)
+    graph = small_graph(name)
+    model = build_model(graph, init=False)
+    random_start(model, seed=1)
+    x, y = torch.randn(2, *graph.input_shape), torch.zeros(2, dtype=torch.long)
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    with torch.no_grad():
+        model.eval()(x)
+    assert all(torch.equal(v, buffers[k]) for k, v in model.named_buffers())
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    out = model.train()(x)
+    model.loss(out, y, nn.CrossEntropyLoss()).backward()
+    optimizer.step()
+    missing = [k for k, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient reached {missing[:5]}"
+    # a step moves every parameter whose update float32 can hold (2**-20 of its scale: some
+    # gradients are nil, see above, or tiny after a dead ReLU)
+    unchanged = [k for k, p in model.named_parameters()
+                 if torch.equal(p, before[k]) and float((0.1 * p.grad).abs().max()) > 2 ** -20 * float(before[k].abs().max())]
+    assert not unchanged, f"a step left {unchanged[:5]} as they were"
+    stats = [k for k, v in model.named_buffers() if k.endswith(("running_mean", "num_batches_tracked"))]
+    still = [k for k in stats if torch.equal(dict(model.named_buffers())[k], buffers[k])]
+    assert not still, f"train mode left the statistics {still[:5]} as they were"
