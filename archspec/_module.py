@@ -133,11 +133,17 @@ class _KeepRunningStats:
         self.saved = []
 
 
+def _symbolic_tracing() -> bool:
+    # torch >= 2.6 tells symbolic tracing apart from export (and warns on the old question)
+    check = getattr(fx._symbolic_trace, "is_fx_symbolic_tracing", fx._symbolic_trace.is_fx_tracing)
+    return bool(check())
+
+
 def _checkpoint(block: nn.Module, body: Any, *args: Any) -> Any:
     """A checkpointed container's train-mode call: ``body`` under non-reentrant
     ``torch.utils.checkpoint`` (see :mod:`._codegen`); straight through where nothing
     would be saved (no gradients) or when ``torch.fx`` traces it."""
-    if not torch.is_grad_enabled() or fx._symbolic_trace.is_fx_tracing():
+    if not torch.is_grad_enabled() or _symbolic_tracing():
         return body(*args)
     from torch.utils.checkpoint import checkpoint
 
