@@ -45,7 +45,7 @@ from torch import fx
 from . import ops
 from ._ir import INPUT, Graph, Node
 
-__all__ = ["Scope", "scopes", "emit", "container_source"]
+__all__ = ["Scope", "scopes", "emit", "container_source", "container_sources"]
 
 
 @dataclass
@@ -196,6 +196,67 @@ def _node(g: fx.Graph, graph: Graph, p: str, prefix: str, values: dict[str, fx.N
             args = [args[slot]] + args[:slot] + args[slot + 1:]
             shapes = [shapes[slot]] + shapes[:slot] + shapes[slot + 1:]
         values[p] = op.emit(g, node.concrete, args, _fx_name(node, prefix), slot is not None, shapes)
+
+
+def _signature(graph: Graph, sc: Scope, found: dict[str, Scope], chains: dict[str, tuple[str, ...]],
+               plan: dict[str, int | None]) -> tuple:
+    """Everything :func:`container_source` reads of ``sc``, with paths made relative to it
+    (values from outside by their position in its inputs): two containers with one
+    signature have one source. Modules are called by name, so a conv's channels are not in
+    it; a functional op's settings and shapes are, as they are written into the code."""
+    prefix = sc.path + "."
+    index = {s: i for i, s in enumerate(sc.inputs)}
+    members = set(sc.nodes)
+
+    def ref(s: str) -> object:
+        if s in index:
+            return index[s]
+        if s in members or s in found:  # "conv1", "layer2#in", a container below
+            return s[len(sc.path):]
+        return (s,)
+
+    items: list[tuple] = []
+    for p in sc.nodes:
+        chain = chains[p]
+        below = chain[:chain.index(sc.path)]
+        if below:  # inside a container below: that call, what it reads and returns
+            outer = found[below[-1]]
+            items.append((ref(p), ref(outer.path)) + (
+                (tuple(map(ref, outer.inputs)), tuple(map(ref, outer.exports))) if p == outer.nodes[0] else ()))
+            continue
+        node = graph.nodes[p]
+        op = ops.REGISTRY[node.op]
+        entry: tuple = (ref(p), node.op, tuple(map(ref, node.sources)))
+        if not op.tensor and op.build is None:
+            entry += (repr(node.concrete), _shapes_key(graph, node), plan.get(p), _fx_name(node, prefix))
+        items.append(entry)
+    return (len(sc.inputs), tuple(map(ref, sc.exports)), sc.checkpoint, tuple(items))
+
+
+def _shapes_key(graph: Graph, node: Node) -> tuple | None:
+    """What of a functional op's input shapes its code depends on: all of them (``add``
+    writes broadcasting sums differently), except for a ``concat`` of activations only,
+    which is written the same whatever their channels (one with a learnable tensor expands
+    it to its shape). Checked against generating every source, for every bundled spec, in
+    tests/test_containers.py."""
+    if node.op == "concat" and not any(s != INPUT and ops.REGISTRY[graph.nodes[s].op].tensor for s in node.sources):
+        return None
+    return tuple(node.in_shapes)
+
+
+def container_sources(graph: Graph, found: dict[str, Scope], chains: dict[str, tuple[str, ...]],
+                      plan: dict[str, int | None]) -> dict[str, str]:
+    """Every container's source by path (:func:`container_source`), generated once per
+    distinct signature: the repeated blocks of a network (58 dense layers, 16 ShuffleNet
+    units) share one generation, which is most of *codegen*'s time."""
+    done: dict[tuple, str] = {}
+    sources: dict[str, str] = {}
+    for path, sc in found.items():
+        key = _signature(graph, sc, found, chains, plan)
+        if key not in done:
+            done[key] = container_source(graph, sc, found, chains, plan)
+        sources[path] = done[key]
+    return sources
 
 
 def container_source(graph: Graph, sc: Scope, found: dict[str, Scope], chains: dict[str, tuple[str, ...]],

@@ -27,7 +27,7 @@ from . import ops
 from ._errors import camel_case
 from ._features import classifier
 from ._infer import needed
-from ._codegen import Scope, container_source, emit, scopes
+from ._codegen import Scope, container_sources, emit, scopes
 from ._ir import Graph, is_meta
 from ._module import ArchModule, Block, make_module
 
@@ -99,38 +99,36 @@ def inference_source(graph: Graph, skip: dict[str, str], channels_last: bool) ->
 
 
 def _build_tree(model: ArchModule, graph: Graph, plan: dict[str, int | None]) -> None:
-    def attach(path: str, module: nn.Module | nn.Parameter) -> None:
-        parent, _, name = path.rpartition(".")
-        owner = model.get_submodule(parent) if parent else model
-        if isinstance(module, nn.Parameter):
-            owner.register_parameter(name, module)
-        else:
-            owner.add_module(name, module)
-
-    def walk(children: list[str]) -> None:
+    def walk(owner: nn.Module, children: list[str]) -> None:
         for path in children:
+            name = path.rpartition(".")[2]
             if path in graph.containers:
                 c = graph.containers[path]
                 if not c.enabled:
                     continue
-                attach(path, Block(c.kind, c.block))
-                walk(c.children)
+                block = Block(c.kind, c.block)
+                owner.add_module(name, block)
+                walk(block, c.children)
                 continue
             node = graph.nodes.get(path)
             if node is None or not node.enabled or node.concrete is None:
                 continue
             op = ops.REGISTRY[node.op]
             if op.build is not None:
-                attach(path, op.build(node.concrete, node.in_shapes, plan.get(path) is not None))
+                module = op.build(node.concrete, node.in_shapes, plan.get(path) is not None)
+                if isinstance(module, nn.Parameter):
+                    owner.register_parameter(name, module)
+                else:
+                    owner.add_module(name, module)
 
-    walk(graph.top)
+    walk(model, graph.top)
 
 
 def codegen(graph: Graph) -> tuple[ArchModule, dict[str, str]]:
     """The generated forwards: the model's, in an ``ArchModule`` that has no children yet,
     and each container's source by path (see :mod:`._codegen`)."""
     found, chains = scopes(graph, needed(graph, training=True), needed(graph, training=False))
-    sources = {path: container_source(graph, sc, found, chains, graph.inplace) for path, sc in found.items()}
+    sources = container_sources(graph, found, chains, graph.inplace)
     info = {
         "name": graph.name,
         "type_name": camel_case(graph.name) + "Outputs",

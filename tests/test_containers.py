@@ -63,6 +63,70 @@ def test_blocks_of_one_structure_share_their_code_and_class():
     assert "forward of features.denseblock1.denselayer2 and" in model.code
 
 
+#: every family's smallest spec (and the memory-efficient DenseNet, whose layers are checkpointed)
+FAMILIES = ["alexnet", "googlenet", "inception_v3", "xception", "densenet121", "convnext/convnext_tiny",
+            "efficientnet/efficientnet_b0", "efficientnet/efficientnet_v2_s", "mnasnet/mnasnet0_5",
+            "mobilenet/mobilenet_v3_small", "regnet/regnet_y_400mf", "resnet/resnet18", "resnet/se_resnet50",
+            "shufflenet/shufflenet_v2_x0_5", "squeezenet/squeezenet1_0", "swin/swin_t", "swin/swin_v2_t",
+            "vgg/vgg11_bn", "vit/vit_b_32"]
+
+
+@pytest.mark.parametrize("name,kw", [(n, {}) for n in FAMILIES] + [("densenet121", {"memory_efficient": True})],
+                         ids=FAMILIES + ["densenet121-memory_efficient"])
+def test_sources_generated_once_per_signature_equal_those_generated_one_by_one(name, kw):
+    """codegen writes a container's source once per signature (_codegen.container_sources);
+    a signature that missed something the code depends on would give a block another's code."""
+    from archspec._codegen import container_source, container_sources, scopes
+    from archspec._compiler import load_spec
+    from archspec._infer import needed
+
+    graph = load_spec(name, **kw)
+    found, chains = scopes(graph, needed(graph, training=True), needed(graph, training=False))
+    shared = container_sources(graph, found, chains, graph.inplace)
+    assert shared == {p: container_source(graph, sc, found, chains, graph.inplace) for p, sc in found.items()}
+
+
+def test_instances_that_differ_only_in_what_the_code_writes_get_their_own_code(write_spec):
+    """The signature of a container holds a functional op's settings (the groups of a
+    shuffle), a sum's broadcasting and which values are read outside it: instances of one
+    block that differ only there do not share code, and each computes its own result."""
+    model = compile_spec(write_spec(textwrap.dedent("""\
+        archspec: 1
+        name: tiny
+        input: [4, 4, 4]
+        blocks:
+          unit:
+            params: {groups: int, size: int}
+            seq:
+              conv: {op: conv2d, out: 4, kernel: 1}
+              pool: {op: adaptive_avgpool2d, size: $size, from: input}
+              shuffle: {op: channel_shuffle, groups: $groups, from: conv}
+              sum: {op: add, from: [pool, shuffle]}
+        graph:
+          a: {use: unit, groups: 2, size: 4}
+          b: {use: unit, groups: 4, size: 4}
+          c: {use: unit, groups: 2, size: 1}
+          d: {use: unit, groups: 2, size: 4}
+          head: {op: flatten}
+        outputs:
+          out: head
+          inner: d.conv
+    """))).eval()
+    codes = {n: getattr(model, n).code for n in "abcd"}
+    assert len(set(codes.values())) == 4, codes
+    x = torch.randn(2, 4, 4, 4)
+    with torch.no_grad():
+        for n in "abcd":
+            block = getattr(model, n)
+            y = block(x)
+            y = y[0] if n == "d" else y  # d also returns its conv's output, read outside it
+            conv = block.conv(x)
+            g = 4 if n == "b" else 2
+            shuffled = conv.view(2, g, 4 // g, 4, 4).transpose(1, 2).reshape(2, 4, 4, 4)
+            torch.testing.assert_close(y, block.pool(x) + shuffled)
+            x = y
+
+
 def test_script_trace_export_pickle_agree():
     model = tiny_densenet().eval()
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
