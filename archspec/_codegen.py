@@ -184,6 +184,9 @@ def _node(g: fx.Graph, graph: Graph, p: str, prefix: str, values: dict[str, fx.N
         return
     op = ops.REGISTRY[node.op]
     args = [values[s] for s in node.sources]
+    for s, a in zip(node.sources, args):
+        if s != INPUT and ops.REGISTRY[graph.nodes[s].op].tensor:  # in this function, or a call's result or argument
+            a.meta[ops.LEARNED] = True
     rel = p[len(prefix):]
     if op.tensor:  # a learnable tensor, held by its container under the node's name
         values[p] = g.get_attr(rel)

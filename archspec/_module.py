@@ -147,8 +147,16 @@ def _checkpoint(block: nn.Module, body: Any, *args: Any) -> Any:
         return body(*args)
     from torch.utils.checkpoint import checkpoint
 
+    if _compiling():  # torch.compile refuses a context_fn; its graph updates the statistics once anyway
+        return checkpoint(body, *args, use_reentrant=False)
     return checkpoint(body, *args, use_reentrant=False,
                       context_fn=lambda: (contextlib.nullcontext(), _KeepRunningStats(block)))
+
+
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    check = getattr(compiler, "is_compiling", None)
+    return bool(check()) if check is not None else False
 
 
 def _standard_globals() -> dict[str, Any]:

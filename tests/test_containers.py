@@ -295,3 +295,62 @@ def test_checkpoint_on_one_op_is_an_error(write_spec):
 
     with pytest.raises(SpecError, match="'checkpoint' is for a block instance or a seq, concat, add or dense body"):
         compile_text(write_spec, "graph:\n  c: {op: conv2d, out: 4, kernel: 1, checkpoint: true}\n")
+
+
+def test_a_learnable_tensor_crossing_a_container_boundary_is_expanded_over_the_batch(write_spec):
+    """A ``param`` with ``batch: true`` (a class token) is concatenated with activations
+    by expanding it over the batch, also where it reaches the concat as a container's
+    result."""
+    model = compile_spec(write_spec(textwrap.dedent("""\
+        archspec: 1
+        name: tokens
+        input: [4, 8]
+        graph:
+          proj: {op: linear, out: 6}
+          cls:
+            seq:
+              token: {op: param, shape: [1, 1, 6], batch: true}
+          tokens: {op: concat, from: [cls, proj], dim: 1}
+          head: {op: linear, out: 3}
+    """))).eval()
+    x = torch.randn(2, 4, 8)
+    with torch.no_grad():
+        want = torch.cat([model.cls.token.expand(2, 1, 6), model.proj(x)], 1)
+        torch.testing.assert_close(model(x), model.head(want))
+
+
+def test_torch_compile_runs_a_checkpointed_container(write_spec):
+    """torch.compile (aot_eager, so no C compiler is needed) trains a model with a
+    checkpointed block: the gradients and batch-norm statistics of the eager plain model."""
+    text = textwrap.dedent("""\
+        archspec: 1
+        name: units
+        input: [4, 6, 6]
+        params: {ck: false}
+        blocks:
+          unit:
+            seq:
+              conv: {op: conv2d, out: 4, kernel: 3, padding: 1}
+              bn: {op: batchnorm2d}
+              relu: {op: relu}
+              sum: {op: add, from: [relu, input]}
+        graph:
+          stem: {op: conv2d, out: 4, kernel: 1}
+          u1: {use: unit, checkpoint: $ck}
+          u2: {use: unit}
+          pool: {op: adaptive_avgpool2d, size: 1}
+          flat: {op: flatten}
+          fc: {op: linear, out: 3}
+    """)
+    torch.manual_seed(0)
+    checked = compile_spec(write_spec(text), ck=True).double()
+    plain = compile_spec(write_spec(text)).double()
+    plain.load_state_dict(checked.state_dict())
+    assert "_checkpoint" in checked.u1.code and "_checkpoint" not in plain.u1.code
+    x = torch.randn(2, 4, 6, 6, dtype=torch.float64)
+    torch.compile(checked.train(), backend="aot_eager")(x).sum().backward()
+    plain.train()(x).sum().backward()
+    for (name, a), b in zip(checked.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12, msg=name)
+    for (name, a), b in zip(checked.state_dict().items(), plain.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0, msg=name)  # the statistics updated once

@@ -37,9 +37,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import fx  # noqa: F401
 
 __all__ = ["OpParams", "OpDef", "Inferred", "ShapeError", "Shape", "register", "unregister", "get", "names", "version", "REGISTRY",
-           "fmt_shape", "rank_name", "overview", "summary", "known"]
+           "fmt_shape", "rank_name", "overview", "summary", "known", "LEARNED"]
 
 Shape = tuple[int, ...]
+
+#: the ``meta`` key of an fx node, given to ``emit``, whose value is a ``param`` node's tensor
+LEARNED = "archspec_learned"
 
 
 class OpParams(BaseModel):
@@ -100,7 +103,8 @@ class OpDef:
     - ``infer(params, in_shapes, in_names) -> Inferred``: the shape rule;
     - ``build(params, in_shapes, inplace) -> nn.Module``: for ops that live in the module
       tree, or ``emit(graph, params, args, name, inplace, in_shapes) -> fx.Node`` for ops
-      written into the forward directly;
+      written into the forward directly (an input whose fx node has ``meta[LEARNED]``, or
+      is a ``get_attr``, is a learnable tensor of a ``param`` node, without a batch dimension);
     - ``arity``: (least, most) inputs, ``None`` for no upper bound;
     - ``alias``: the output may be the input tensor or a view of it (identity, flatten,
       dropout in eval), which matters when deciding where an in-place op is safe;

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from .._values import Int
 from ._common import listing
-from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, register
+from ._registry import LEARNED, Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, register
 
 
 class ConcatParams(OpParams):
@@ -54,7 +54,9 @@ def _concat_emit(graph, p: ConcatParams, args: list, name: str, inplace: bool, s
 
     if len(args) == 1:
         return args[0]
-    learned = [a.op == "get_attr" for a in args]  # a param node: no batch dimension of its own
+    # a param node's value (held here, or returned by a container or passed into one): no
+    # batch dimension of its own; codegen marks it, knowing which sources are param nodes
+    learned = [a.op == "get_attr" or bool(a.meta.get(LEARNED)) for a in args]
     if any(learned):
         batch = graph.create_node("call_method", "size", (args[learned.index(False)], 0), name=name + "_batch")
         args = [graph.create_node("call_method", "expand", (a, batch, *shape)) if own else a
