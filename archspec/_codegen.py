@@ -16,10 +16,13 @@ tuple when nodes outside also read values inside it (a side branch), its output 
 A dense layer computes its own input join (the concatenation of the features before it),
 as torchvision's dense layers do: it takes those features, not their concatenation.
 
-**Modes.** A container's forward computes everything the train graph needs of it. The
-model's eval forward calls a container where eval needs all of that; where eval needs
-less (a training-only output reads something that only the container computes), it runs
-that container's nodes itself, so eval computes exactly what it needs.
+**Modes.** A container's forward computes everything the train graph needs of it, in
+both modes, so that hooks and wrappers on it (FSDP2 gathering its parameters) work in eval
+as in training. Where a node only a training-only output reads lies inside a container
+that eval also needs, eval computes that node too (a model optimised for inference does
+not). Only where eval does not compute a value the container reads from outside (it
+reads a training-only node) does the model's eval forward run that container's nodes
+itself; :func:`archspec.shard` refuses such a container.
 
 A value never leaves a container and comes back into it (``from`` names siblings only, and
 outputs feed nothing), so every container that computes something runs as one call.
@@ -56,7 +59,7 @@ class Scope:
     nodes: list[str]  # the train graph's nodes inside it, in order
     inputs: list[str]  # values read from outside, in the order first read
     exports: list[str]  # values read outside it (or network outputs), its output first
-    eval_same: bool  # the eval graph needs all of its nodes (so eval calls it too)
+    eval_calls: bool  # eval computes everything it reads from outside (so eval calls it too)
     checkpoint: bool
 
 
@@ -100,7 +103,7 @@ def scopes(graph: Graph, train: list[str], eval_: list[str]) -> tuple[dict[str, 
         if value in exports:
             exports.remove(value)
             exports.insert(0, value)
-        found[c] = Scope(c, members, list(inputs), exports, all(p in eval_set for p in members),
+        found[c] = Scope(c, members, list(inputs), exports, all(s == INPUT or s in eval_set for s in inputs),
                          graph.containers[c].checkpoint)
     return found, chains
 

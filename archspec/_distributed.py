@@ -57,6 +57,11 @@ def shard(model: nn.Module, blocks: str | Sequence[str], **fsdp: Any) -> nn.Modu
     from torch.distributed.fsdp import fully_shard
 
     chosen = blocks_named(model, blocks)
+    inlined = [path for path, block in chosen if block.__dict__.get("_archspec_eval_inlined")]
+    if inlined:
+        raise ValueError(f"cannot shard {', '.join(inlined)}: in eval the model runs its nodes itself, not as one call "
+                         "(it reads a value only training computes), so FSDP2 would not gather its parameters there; "
+                         "shard the containers inside it, or its parent")
     for path, block in sorted(chosen, key=lambda item: -item[0].count(".")):  # a block inside another first
         fully_shard(block, **fsdp)
     fully_shard(model, **fsdp)

@@ -55,7 +55,7 @@ def _method(g: fx.Graph, name: str) -> str:
 def _source(graph: Graph, found: dict[str, Scope], chains: dict[str, tuple[str, ...]]) -> str:
     eval_nodes, train_nodes = needed(graph, training=False), needed(graph, training=True)
     eval_src = _method(_root(graph, eval_nodes, False, found, chains,
-                             lambda c: found[c].eval_same), "_forward_eval")
+                             lambda c: found[c].eval_calls), "_forward_eval")
     if train_nodes == eval_nodes and not any(o.training_only for o in graph.outputs):
         # no training-only outputs: both modes run the same code
         train_src = "def _forward_train(self, x):\n    return self._forward_eval(x)"
@@ -142,6 +142,13 @@ def codegen(graph: Graph) -> tuple[ArchModule, dict[str, str]]:
         "checkpoint_keys": list(graph.checkpoint_keys),
         "classifier": classifier(graph),
     }
+    eval_set = set(needed(graph, training=False))
+    # the containers eval needs but cannot call (see _codegen's Modes): their nodes run in the model's forward
+    def called_in_eval(c: str | None) -> bool:  # by the model's eval forward, or by a container it calls
+        return c is not None and (found[c].eval_calls or called_in_eval(graph.containers[c].parent))
+
+    info["eval_inlined"] = [c for c, sc in found.items()
+                            if not called_in_eval(c) and any(p in eval_set for p in sc.nodes)]
     return make_module(_source(graph, found, chains), info), sources
 
 
@@ -160,6 +167,8 @@ def lower(graph: Graph, init: bool = True, device: torch.device | str | None = N
         _build_tree(model, graph, graph.inplace)
     for path, code in sources.items():
         model.get_submodule(path)._archspec_install(code)
+    for path in model._archspec_info["eval_inlined"]:
+        model.get_submodule(path)._archspec_eval_inlined = True
     if materialize and not is_meta(device):
         from ._initialize import init_plan, materialize as fill
 

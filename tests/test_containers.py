@@ -178,7 +178,10 @@ def test_a_container_that_computes_nothing_used_says_so(write_spec):
         model.unused(torch.randn(1, 3, 8, 8))
 
 
-def test_eval_runs_only_what_it_needs_of_a_container_with_a_training_only_output(write_spec):
+def test_eval_calls_a_container_that_holds_a_training_only_output(write_spec):
+    """A container eval needs is one call in both modes (its hooks fire, FSDP2 gathers its
+    parameters), also where a training-only output reads inside it; eval then computes
+    that output's node too and drops it."""
     model = compile_text(write_spec, """
         graph:
           body:
@@ -192,12 +195,25 @@ def test_eval_runs_only_what_it_needs_of_a_container_with_a_training_only_output
           aux: {node: body.side, training_only: true}
     """)
     eval_code = model.code.split("def _forward_train")[0]
-    assert "self.body.a(x)" in eval_code and "sigmoid" not in eval_code and "self.body(x)" not in eval_code
+    assert "self.body(x)" in eval_code and "self.body.a(x)" not in eval_code
+    calls = []
+    model.body.register_forward_hook(lambda module, args, result: calls.append(module.training))
     x = torch.randn(2, 3, 8, 8)
     out, aux = model.train()(x)
     a = model.body.a(x)
     assert torch.allclose(aux, torch.sigmoid(a)) and torch.allclose(out, torch.relu(a).flatten(1))
     assert torch.allclose(model.eval()(x), out)
+    assert calls == [True, False]
+    assert model._archspec_info["eval_inlined"] == []
+
+
+def test_shard_refuses_a_container_eval_does_not_call(write_spec):
+    from archspec import shard
+
+    model = tiny_densenet()
+    model.features.denseblock2._archspec_eval_inlined = True  # what lower marks (see _codegen's Modes)
+    with pytest.raises(ValueError, match="cannot shard features.denseblock2: in eval the model runs its nodes itself"):
+        shard(model, ["dense_block"])
 
 
 def test_an_optimised_model_runs_as_one_function():
