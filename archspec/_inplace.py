@@ -9,7 +9,11 @@ never the network input (the caller's tensor) nor a learnable
 tensor (a ``param`` node); never a value from outside a checkpointed container inside it
 (its recomputation reads its inputs again); never a tensor whose producer's backward needs it (``relu``,
 ``sigmoid``, ``lrn``, ...); and an ``add`` only into an input that already has the sum's
-shape (broadcasting makes the others smaller). ``inplace: true`` where that does not hold
+shape (broadcasting makes the others smaller). With ``inplace: auto``, what a container
+returns (its output, or a network output) is not computed by overwriting a view (a
+``linear`` over tokens returns a view of its result, as do ``permute`` and ``reshape``):
+the container would return a view, which FSDP2 warns about for every sharded block, so
+there the sum is a new tensor, as torchvision's ``x + y`` at the end of a ViT block. ``inplace: true`` where that does not hold
 is an error; ``inplace: false`` never overwrites.
 """
 
@@ -88,10 +92,25 @@ def _memory(graph: Graph, source: str) -> str:
     return source
 
 
+def _a_view(graph: Graph, source: str) -> bool:
+    """Whether ``source`` may be a view of another tensor when the forward runs."""
+    while source != INPUT:
+        node = graph.nodes[source]
+        op = ops.REGISTRY[node.op]
+        if node.op == "linear":  # torch's linear over more than one dimension returns a view of a 2-D product
+            return len(node.in_shapes[0]) > 1
+        if node.op in ("identity", "dropout", "stochastic_depth") or (op.category == "join" and len(node.sources) == 1):
+            source = node.sources[0]  # the tensor itself (dropout in eval or with p = 0)
+            continue
+        return bool(op.alias)
+    return True
+
+
 def inplace_plan(graph: Graph) -> dict[str, int | None]:
     """For each in-place-capable node: the index of the input it may overwrite, or ``None``."""
     readers = _consumers(graph)
     checkpointed = _checkpointed(graph)
+    returned = {c.value for c in graph.containers.values() if c.enabled} | {o.node for o in graph.outputs}
     plan: dict[str, int | None] = {}
     for p in graph.order:
         node = graph.nodes[p]
@@ -115,6 +134,8 @@ def inplace_plan(graph: Graph) -> dict[str, int | None]:
             if reason is None and p in checkpointed and checkpointed.get(_memory(graph, s)) != checkpointed[p]:
                 # the recomputation in the backward pass reads the block's inputs again
                 reason = f"'{graph.nodes[s].display}' is an input of '{checkpointed[p]}', which is checkpointed"
+            if reason is None and wanted == "auto" and p in returned and _a_view(graph, s):
+                reason = f"'{graph.nodes[s].display}' may be a view, and a container returns the result"
             if reason is None:
                 choice = i
                 break

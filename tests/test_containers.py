@@ -370,3 +370,40 @@ def test_torch_compile_runs_a_checkpointed_container(write_spec):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12, msg=name)
     for (name, a), b in zip(checked.state_dict().items(), plain.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=0, msg=name)  # the statistics updated once
+
+
+def test_a_container_never_returns_a_view_it_wrote_into(write_spec):
+    """A linear over tokens returns a view; an add or activation that ends a block writes a
+    new tensor there rather than into that view, so the block does not return a view
+    (FSDP2 warns about every sharded block that does); inplace: true still overwrites."""
+    def block(inplace: str) -> torch.nn.Module:
+        torch.manual_seed(0)
+        return compile_spec(write_spec(textwrap.dedent(f"""\
+            archspec: 1
+            name: tokens
+            input: [5, 8]
+            blocks:
+              mlp_block:
+                seq:
+                  norm: {{op: layernorm}}
+                  fc: {{op: linear, out: 8}}
+                  sum: {{op: add, from: [fc, input]}}
+              act_block:
+                seq:
+                  fc: {{op: linear, out: 8}}
+                  act: {{op: relu, inplace: {inplace}}}
+            graph:
+              first: {{op: linear, out: 8}}
+              block: {{use: mlp_block}}
+              act: {{use: act_block}}
+              head: {{op: mean, dims: [1]}}
+        """)))
+
+    auto, forced = block("auto"), block("true")
+    assert "fc + x" in auto.block.code and "relu_(" not in auto.act.code and "inplace=True" not in repr(auto.act.act)
+    assert repr(forced.act.act) == "ReLU(inplace=True)"
+    x = torch.randn(2, 5, 8)
+    with torch.no_grad():
+        assert not auto.block(x)._is_view() and not auto.act(x)._is_view() and forced.act(x)._is_view()
+        torch.testing.assert_close(auto.block(x), auto.block.fc(auto.block.norm(x)) + x)
+        torch.testing.assert_close(auto(x), forced(x))
