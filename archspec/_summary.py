@@ -9,6 +9,7 @@ auxiliary classifiers, are left out) at the input size the graph was inferred fo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ._infer import needed
 from ._ir import Graph
@@ -124,7 +125,7 @@ def format_count(n: int) -> str:
     return f"{n:,} "
 
 
-def format_summary(graph: Graph, depth: int | None = None) -> str:
+def format_summary(graph: Graph, depth: int | None = None, overrides: dict[str, Any] | None = None) -> str:
     table = rows(graph, depth)
     header = ("node", "op / block", "output", "params", "MACs")
     body = []
@@ -146,7 +147,10 @@ def format_summary(graph: Graph, depth: int | None = None) -> str:
         return f"{o.name} {fmt_shape(shape)}"
 
     lines = [f"{graph.name}: {graph.description}" if graph.description else graph.name,
-             f"spec {graph.source}, input {fmt_shape(graph.input_shape)}", "",
+             f"spec {graph.source}, input {fmt_shape(graph.input_shape)}"
+             # the description is the spec's text: say what this build changed of it
+             + "".join(f"{', with ' if i == 0 else ', '}{k}={v}" for i, (k, v) in enumerate((overrides or {}).items())),
+             "",
              line(header), line(tuple("-" * w for w in widths)), *(line(b) for b in body), ""]
     lines.append(f"outputs     {', '.join(out_text(o) for o in outs_eval)}"
                  + (f"; training only: {', '.join(out_text(o) for o in outs_train)}" if outs_train else ""))

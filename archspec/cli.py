@@ -135,7 +135,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     graph = _graph(args)
     # the summary is the inferred graph's; weights are made only to be saved or checked
     model = _model(args, graph, device=None if args.output or args.weights else "meta")
-    print(format_summary(graph, depth=args.depth))
+    print(format_summary(graph, depth=args.depth, overrides=_overrides(args.set)))
     if args.weights and model.load_report.complete:  # an incomplete load is reported as a warning already
         print(f"checkpoint  {model.load_report.format()}")
     if args.output:

@@ -39,7 +39,8 @@ def test_build_with_overrides_input_and_depth(capsys, monkeypatch):
     assert status == 0
     assert "classifier  linear              10" in out
     assert "denselayer1" not in out  # depth 1: top level only
-    assert out.splitlines()[1] == "spec specs/densenet121.yaml, input 3x32x32"
+    # the description line is the spec's own text; the next says what this build changed
+    assert out.splitlines()[1] == "spec specs/densenet121.yaml, input 3x32x32, with num_classes=10, block_config=[2, 2, 2, 2]"
 
 
 def test_build_output_file(tmp_path, capsys):
