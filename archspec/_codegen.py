@@ -188,7 +188,7 @@ def _node(g: fx.Graph, graph: Graph, p: str, prefix: str, values: dict[str, fx.N
     op = ops.REGISTRY[node.op]
     args = [values[s] for s in node.sources]
     for s, a in zip(node.sources, args):
-        if s != INPUT and ops.REGISTRY[graph.nodes[s].op].tensor:  # in this function, or a call's result or argument
+        if _learned(graph, s):  # held here, or a call's result or argument: op.emit cannot tell from the fx node
             a.meta[ops.LEARNED] = True
     rel = p[len(prefix):]
     if op.tensor:  # a learnable tensor, held by its container under the node's name
@@ -202,6 +202,11 @@ def _node(g: fx.Graph, graph: Graph, p: str, prefix: str, values: dict[str, fx.N
             args = [args[slot]] + args[:slot] + args[slot + 1:]
             shapes = [shapes[slot]] + shapes[:slot] + shapes[slot + 1:]
         values[p] = op.emit(g, node.concrete, args, _fx_name(node, prefix), slot is not None, shapes)
+
+
+def _learned(graph: Graph, source: str) -> bool:
+    """Whether ``source`` is a ``param`` node's value (a learnable tensor, no batch dimension)."""
+    return source != INPUT and ops.REGISTRY[graph.nodes[source].op].tensor
 
 
 def _signature(graph: Graph, sc: Scope, found: dict[str, Scope], chains: dict[str, tuple[str, ...]],
@@ -245,7 +250,7 @@ def _shapes_key(graph: Graph, node: Node) -> tuple | None:
     which is written the same whatever their channels (one with a learnable tensor expands
     it to its shape). Checked against generating every source, for every bundled spec, in
     tests/test_containers.py."""
-    if node.op == "concat" and not any(s != INPUT and ops.REGISTRY[graph.nodes[s].op].tensor for s in node.sources):
+    if node.op == "concat" and not any(_learned(graph, s) for s in node.sources):
         return None
     return tuple(node.in_shapes)
 

@@ -9,12 +9,14 @@ never the network input (the caller's tensor) nor a learnable
 tensor (a ``param`` node); never a value from outside a checkpointed container inside it
 (its recomputation reads its inputs again); never a tensor whose producer's backward needs it (``relu``,
 ``sigmoid``, ``lrn``, ...); and an ``add`` only into an input that already has the sum's
-shape (broadcasting makes the others smaller). With ``inplace: auto``, what a container
-returns (its output, or a network output) is not computed by overwriting a view (a
-``linear`` over tokens returns a view of its result, as do ``permute`` and ``reshape``):
-the container would return a view, which FSDP2 warns about for every sharded block, so
-there the sum is a new tensor, as torchvision's ``x + y`` at the end of a ViT block. ``inplace: true`` where that does not hold
+shape (broadcasting makes the others smaller). ``inplace: true`` where that does not hold
 is an error; ``inplace: false`` never overwrites.
+
+One more rule only ``inplace: auto`` follows: what a container returns (its output, or a
+network output) is not computed by overwriting a view (a ``linear`` over tokens returns a
+view of its result, as do ``permute`` and ``reshape``), since the container would then
+return a view, which FSDP2 warns about for every sharded block; there the sum is a new
+tensor, as torchvision's ``x + y`` at the end of a ViT block.
 """
 
 from __future__ import annotations

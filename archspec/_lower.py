@@ -52,8 +52,8 @@ def _method(g: fx.Graph, name: str) -> str:
     return g.python_code("self").src.replace("def forward(self, x)", f"def {name}(self, x)", 1).strip("\n")
 
 
-def _source(graph: Graph, found: dict[str, Scope], chains: dict[str, tuple[str, ...]]) -> str:
-    eval_nodes, train_nodes = needed(graph, training=False), needed(graph, training=True)
+def _source(graph: Graph, found: dict[str, Scope], chains: dict[str, tuple[str, ...]], train_nodes: list[str],
+            eval_nodes: list[str]) -> str:
     eval_src = _method(_root(graph, eval_nodes, False, found, chains,
                              lambda c: found[c].eval_calls), "_forward_eval")
     if train_nodes == eval_nodes and not any(o.training_only for o in graph.outputs):
@@ -127,7 +127,8 @@ def _build_tree(model: ArchModule, graph: Graph, plan: dict[str, int | None]) ->
 def codegen(graph: Graph) -> tuple[ArchModule, dict[str, str]]:
     """The generated forwards: the model's, in an ``ArchModule`` that has no children yet,
     and each container's source by path (see :mod:`._codegen`)."""
-    found, chains = scopes(graph, needed(graph, training=True), needed(graph, training=False))
+    train_nodes, eval_nodes = needed(graph, training=True), needed(graph, training=False)
+    found, chains = scopes(graph, train_nodes, eval_nodes)
     sources = container_sources(graph, found, chains, graph.inplace)
     info = {
         "name": graph.name,
@@ -142,14 +143,14 @@ def codegen(graph: Graph) -> tuple[ArchModule, dict[str, str]]:
         "checkpoint_keys": list(graph.checkpoint_keys),
         "classifier": classifier(graph),
     }
-    eval_set = set(needed(graph, training=False))
-    # the containers eval needs but cannot call (see _codegen's Modes): their nodes run in the model's forward
     def called_in_eval(c: str | None) -> bool:  # by the model's eval forward, or by a container it calls
         return c is not None and (found[c].eval_calls or called_in_eval(graph.containers[c].parent))
 
+    # the containers eval needs but cannot call (see _codegen's Modes): their nodes run in the model's forward
+    eval_set = set(eval_nodes)
     info["eval_inlined"] = [c for c, sc in found.items()
                             if not called_in_eval(c) and any(p in eval_set for p in sc.nodes)]
-    return make_module(_source(graph, found, chains), info), sources
+    return make_module(_source(graph, found, chains, train_nodes, eval_nodes), info), sources
 
 
 def lower(graph: Graph, init: bool = True, device: torch.device | str | None = None, *,

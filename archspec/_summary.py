@@ -149,7 +149,7 @@ def format_summary(graph: Graph, depth: int | None = None, overrides: dict[str, 
     lines = [f"{graph.name}: {graph.description}" if graph.description else graph.name,
              f"spec {graph.source}, input {fmt_shape(graph.input_shape)}"
              # the description is the spec's text: say what this build changed of it
-             + "".join(f"{', with ' if i == 0 else ', '}{k}={v}" for i, (k, v) in enumerate((overrides or {}).items())),
+             + (", with " + ", ".join(f"{k}={v}" for k, v in overrides.items()) if overrides else ""),
              "",
              line(header), line(tuple("-" * w for w in widths)), *(line(b) for b in body), ""]
     lines.append(f"outputs     {', '.join(out_text(o) for o in outs_eval)}"

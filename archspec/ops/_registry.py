@@ -103,8 +103,8 @@ class OpDef:
     - ``infer(params, in_shapes, in_names) -> Inferred``: the shape rule;
     - ``build(params, in_shapes, inplace) -> nn.Module``: for ops that live in the module
       tree, or ``emit(graph, params, args, name, inplace, in_shapes) -> fx.Node`` for ops
-      written into the forward directly (an input whose fx node has ``meta[LEARNED]``, or
-      is a ``get_attr``, is a learnable tensor of a ``param`` node, without a batch dimension);
+      written into the forward directly (an input whose fx node has ``meta[LEARNED]`` is a
+      ``param`` node's learnable tensor, without a batch dimension);
     - ``arity``: (least, most) inputs, ``None`` for no upper bound;
     - ``alias``: the output may be the input tensor or a view of it (identity, flatten,
       dropout in eval), which matters when deciding where an in-place op is safe;

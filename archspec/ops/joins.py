@@ -54,9 +54,9 @@ def _concat_emit(graph, p: ConcatParams, args: list, name: str, inplace: bool, s
 
     if len(args) == 1:
         return args[0]
-    # a param node's value (held here, or returned by a container or passed into one): no
-    # batch dimension of its own; codegen marks it, knowing which sources are param nodes
-    learned = [a.op == "get_attr" or bool(a.meta.get(LEARNED)) for a in args]
+    # a param node's value (held here, or returned by a container): no batch dimension of its
+    # own; codegen marks it, knowing which sources are param nodes
+    learned = [bool(a.meta.get(LEARNED)) for a in args]
     if any(learned):
         batch = graph.create_node("call_method", "size", (args[learned.index(False)], 0), name=name + "_batch")
         args = [graph.create_node("call_method", "expand", (a, batch, *shape)) if own else a
