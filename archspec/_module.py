@@ -29,6 +29,8 @@ import torch
 from torch import fx, nn
 
 from ._errors import camel_case
+from .layers import compiling as _compiling
+from .layers import symbolic_tracing as _symbolic_tracing
 
 __all__ = ["ArchModule", "Block", "make_module"]
 
@@ -133,12 +135,6 @@ class _KeepRunningStats:
         self.saved = []
 
 
-def _symbolic_tracing() -> bool:
-    # torch >= 2.6 tells symbolic tracing apart from export (and warns on the old question)
-    check = getattr(fx._symbolic_trace, "is_fx_symbolic_tracing", fx._symbolic_trace.is_fx_tracing)
-    return bool(check())
-
-
 def _checkpoint(block: nn.Module, body: Any, *args: Any) -> Any:
     """A checkpointed container's train-mode call: ``body`` under non-reentrant
     ``torch.utils.checkpoint`` (see :mod:`._codegen`); straight through where nothing
@@ -151,12 +147,6 @@ def _checkpoint(block: nn.Module, body: Any, *args: Any) -> Any:
         return checkpoint(body, *args, use_reentrant=False)
     return checkpoint(body, *args, use_reentrant=False,
                       context_fn=lambda: (contextlib.nullcontext(), _KeepRunningStats(block)))
-
-
-def _compiling() -> bool:
-    compiler = getattr(torch, "compiler", None)
-    check = getattr(compiler, "is_compiling", None)
-    return bool(check()) if check is not None else False
 
 
 def _standard_globals() -> dict[str, Any]:

@@ -7,11 +7,17 @@ What it does, all decided statically from the inferred IR:
   batch norm uses running statistics: ``w' = w * g / sqrt(v + eps)``,
   ``b' = (b - m) * g / sqrt(v + eps) + beta``, computed in float64. The batch norm's module
   is removed; the layer gains a bias where it had none;
+- **fuses an activation into the conv2d before it** (relu, relu6, silu, hardswish), where
+  the activation reads the conv's value (after folding) and nothing else does; every conv2d
+  left becomes a :class:`~archspec.layers.FusedConv2d` (the same parameters and keys),
+  which on the CPU in float32 runs oneDNN's convolution on weights packed once per input
+  size, instead of reordering them at every call;
 - **drops what eval mode does not compute**: dropout, stochastic depth and identity nodes
   (their modules are removed, their readers read their input);
-- **channels-last**: for networks whose convolutions do most of their multiply-accumulates
-  (not a transformer's patch embedding), the weights and the input are put in channels-last
-  memory order (on CPU, torch's convolutions are faster so: see ``bench/compare.py``);
+- **channels-last**: for image networks with convolutions past the stem (not a
+  transformer's patch embedding), the weights and the input are put in channels-last
+  memory order (on CPU, torch's convolutions are faster so, and a ConvNeXt block's permute
+  to H x W x C costs nothing: see ``bench/compare.py``);
 - the result runs the eval graph only (``train()`` refuses), its parameters do not require
   gradients, and what remains keeps the spec's names (``features.0.weight``...).
 
@@ -32,8 +38,9 @@ from . import ops
 from ._infer import needed, readers
 from ._ir import INPUT, Graph
 from ._module import ArchModule, Block
+from .layers import FUSED_ACTIVATIONS, FusedConv2d
 
-__all__ = ["MODES", "fold_plan", "eval_noops", "optimize"]
+__all__ = ["MODES", "fold_plan", "eval_noops", "fuse_plan", "optimize"]
 
 MODES = ("inference", "compiled")
 _FOLDS = {"batchnorm2d": "conv2d", "batchnorm1d": "linear"}
@@ -62,6 +69,44 @@ def eval_noops(graph: Graph) -> dict[str, str]:
     """Nodes of the eval graph that compute nothing in eval mode: {node: its input}."""
     return {p: graph.nodes[p].sources[0] for p in needed(graph, training=False)
             if graph.nodes[p].op in _NOOPS and len(graph.nodes[p].sources) == 1}
+
+
+def fuse_plan(graph: Graph, skip: dict[str, str]) -> dict[str, str]:
+    """Activations of the eval graph (relu, relu6, silu, hardswish) that the conv2d before
+    them can apply itself, ``skip`` (nodes whose readers read another: folded batch norms,
+    eval no-ops) taken into account: the activation reads the conv's value and nothing else
+    does (nor is that value an output). {activation: conv}."""
+    def value(p: str) -> str:
+        while p in skip:
+            p = skip[p]
+        return p
+
+    paths = [p for p in needed(graph, training=False) if p not in skip]
+    count: dict[str, int] = {}
+    for p in paths:
+        for s in graph.nodes[p].sources:
+            count[value(s)] = count.get(value(s), 0) + 1
+    for o in graph.outputs:
+        count[value(o.node)] = count.get(value(o.node), 0) + 1
+    plan = {}
+    for p in paths:
+        node = graph.nodes[p]
+        if node.op not in FUSED_ACTIVATIONS or len(node.sources) != 1:
+            continue
+        conv = value(node.sources[0])
+        if conv != INPUT and graph.nodes[conv].op == "conv2d" and count.get(conv) == 1:
+            plan[p] = conv
+    return plan
+
+
+def _prefers_channels_last(graph: Graph, eval_paths: set[str]) -> bool:
+    """Whether channels-last memory order pays: on an image input, where convolutions run
+    past the stem. torch's CPU convolutions are faster on it, and a ConvNeXt block's
+    permute to H x W x C becomes free (0.90 of eager against 0.99 without, ``bench/``),
+    though its linears do 93 % of its multiply-accumulates. A transformer whose one conv
+    is its patch embedding (ViT, Swin) would only gain layout copies before its tokens."""
+    convs = sum(1 for p in eval_paths if graph.nodes[p].op == "conv2d")
+    return len(graph.input_shape) == 3 and convs > 1
 
 
 def _fold(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
@@ -106,6 +151,8 @@ def optimize(model: ArchModule, graph: Graph, mode: str = "inference", channels_
     for p in list(skip):  # a chain of skipped nodes reads the first node that computes
         while skip[p] in skip:
             skip[p] = skip[skip[p]]
+    fused = {a: conv for a, conv in fuse_plan(graph, skip).items() if type(model.get_submodule(conv)) is nn.Conv2d}
+    skip.update(fused)
     eval_paths = set(needed(graph, training=False))
     for p in graph.order:  # drop the modules of what the optimised forward never calls
         node = graph.nodes[p]
@@ -119,19 +166,21 @@ def optimize(model: ArchModule, graph: Graph, mode: str = "inference", channels_
         if not block._modules and not block._parameters and not block._buffers:
             _remove(model, path)
     if channels_last is None:
-        # channels-last pays where convolutions do most of the work; a transformer's patch
-        # embedding (ViT: 0.7 % of its MACs) would only add layout copies before the tokens
-        conv = sum(graph.nodes[p].macs for p in eval_paths if graph.nodes[p].op == "conv2d")
-        channels_last = len(graph.input_shape) == 3 and conv > 0.5 * sum(graph.nodes[p].macs for p in eval_paths)
+        channels_last = _prefers_channels_last(graph, eval_paths)
     from ._lower import inference_source
 
     model._archspec_code = inference_source(graph, skip, channels_last)
-    model._archspec_info = {**model._archspec_info, "optimized": {"folded": len(folds), "dropped": len(skip) - len(folds),
+    model._archspec_info = {**model._archspec_info, "optimized": {"folded": len(folds), "fused": len(fused),
+                                                                  "dropped": len(skip) - len(folds) - len(fused),
                                                                   "channels_last": channels_last}}
     model._archspec_install()
     for block in model.modules():  # their forwards would call the folded batch norms
         if isinstance(block, Block):
             block._archspec_uninstall("a model optimised for inference runs as one function")
+    activation = {conv: graph.nodes[a].op for a, conv in fused.items()}
+    for p in eval_paths - set(skip):
+        if graph.nodes[p].op == "conv2d" and type(model.get_submodule(p)) is nn.Conv2d:
+            FusedConv2d.fuse(model.get_submodule(p), activation.get(p))
     model.requires_grad_(False)
     if channels_last:
         model.to(memory_format=torch.channels_last)

@@ -18,7 +18,8 @@ import torch
 
 from archspec import compile_spec, load_spec
 from archspec._compiler import build_model
-from archspec._optimize import eval_noops, fold_plan, optimize
+from archspec._infer import needed
+from archspec._optimize import _prefers_channels_last, eval_noops, fold_plan, optimize
 from archspec.cli import main
 from reference import SPECS, assert_optimized_agrees, relative_error, zoo_specs
 
@@ -108,7 +109,7 @@ def test_weights_load_before_folding(tmp_path):
     with torch.no_grad():
         assert relative_error(fast(x), model(x)) < 1e-5
     assert "bn1.weight" not in fast.state_dict() and "conv1.bias" in fast.state_dict()
-    assert fast._archspec_info["optimized"] == {"folded": 20, "dropped": 0, "channels_last": True}
+    assert fast._archspec_info["optimized"] == {"folded": 20, "fused": 9, "dropped": 0, "channels_last": True}
 
 
 def test_training_only_heads_are_dropped():
@@ -166,3 +167,101 @@ def test_efficientnet_v2_agrees_under_its_own_initialisation(name):
     graph = load_spec(zoo_specs()[name], input_shape=(3, 64, 64))
     model = randomise_norms(build_model(graph))
     assert_optimized_agrees(graph, model, torch.randn(2, 3, 64, 64))
+
+
+@pytest.mark.parametrize("name, expected", [("convnext/convnext_tiny", True), ("resnet/resnet18", True),
+                                            ("vit/vit_b_32", False), ("swin/swin_t", False)])
+def test_channels_last_where_convolutions_run_past_the_stem(name, expected):
+    # ConvNeXt's linears do most of its work, but its convs and permutes gain from the
+    # layout; a transformer's lone patch embedding does not
+    graph = load_spec(SPECS / f"{name}.yaml")
+    assert _prefers_channels_last(graph, set(needed(graph, training=False))) is expected
+
+
+def test_fuse_plan_needs_the_conv_value_read_by_the_activation_alone(write_spec):
+    graph = load_spec(write_spec(HEAD + """graph:
+  c1: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  b1: {op: batchnorm2d}
+  r1: {op: relu6}
+  c2: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  r2: {op: relu}
+  c3: {op: conv2d, out: 8, kernel: 1}
+  s3: {op: sigmoid}
+  c4: {op: conv2d, out: 8, kernel: 1}
+  r4: {op: silu}
+  sum: {op: add, from: [r4, c4]}
+  c5: {op: conv2d, out: 8, kernel: 1}
+  drop: {op: dropout, p: 0.1}
+  r5: {op: hardswish}
+"""))
+    from archspec._optimize import fuse_plan
+    skip = {**fold_plan(graph), **eval_noops(graph)}
+    # b1 folds into c1 and drop computes nothing in eval: the activations after them read
+    # the convs; a sigmoid is not fused; c4's value is read by the sum as well
+    assert fuse_plan(graph, skip) == {"r1": "c1", "r2": "c2", "r5": "c5"}
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "relu6", "silu", "hardswish"])
+def test_fused_conv_equals_conv_then_activation(activation):
+    from archspec.layers import FusedConv2d
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 8, 3, stride=2, padding=1, groups=2)
+    plain = copy.deepcopy(conv)
+    act = {None: torch.nn.Identity(), "relu": torch.nn.ReLU(), "relu6": torch.nn.ReLU6(), "silu": torch.nn.SiLU(),
+           "hardswish": torch.nn.Hardswish()}[activation]
+    fused = FusedConv2d.fuse(conv, activation).eval()
+    assert fused is conv and fused.state_dict().keys() == plain.state_dict().keys()
+    with torch.no_grad():
+        for batch in (1, 2, 1):
+            x = torch.randn(batch, 6, 9, 9).contiguous(memory_format=torch.channels_last)
+            assert relative_error(fused(x), act(plain(x))) < 1e-5
+    scripted = torch.jit.script(fused)
+    x = torch.randn(2, 6, 9, 9)
+    with torch.no_grad():
+        assert relative_error(scripted(x), act(plain(x))) < 1e-5
+
+
+@pytest.mark.skipif(not __import__("archspec.layers").layers._ONEDNN, reason="this torch has no oneDNN convolution")
+def test_fused_conv_packs_once_per_size_and_repacks_a_changed_weight():
+    from archspec.layers import FusedConv2d
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 8, 3, padding=1)
+    plain = copy.deepcopy(conv)
+    fused = FusedConv2d.fuse(conv, "relu").requires_grad_(False)
+    x1, x2 = torch.randn(1, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        fused(x1), fused(x2), fused(x1)
+        assert set(fused._packs) == {(1, 4, 8, 8), (2, 4, 8, 8)}
+        fused.weight.mul_(-2.0)  # in place: the packs are stale
+        plain.weight.mul_(-2.0)
+        assert relative_error(fused(x2), plain(x2).relu()) < 1e-5 and len(fused._packs) == 1
+        new = {k: torch.randn_like(v) for k, v in plain.state_dict().items()}
+        fused.load_state_dict(new)
+        plain.load_state_dict(new)
+        assert relative_error(fused(x2), plain(x2).relu()) < 1e-5
+        for batch in range(1, 2 * FusedConv2d.MAX_PACKS):  # more sizes than it keeps packs of
+            x = torch.randn(batch, 4, 8, 8)
+            assert relative_error(fused(x), plain(x).relu()) < 1e-5
+        assert len(fused._packs) == FusedConv2d.MAX_PACKS
+    # packs are a cache: neither pickled nor copied
+    for clone in (pickle.loads(pickle.dumps(fused)), copy.deepcopy(fused)):
+        assert clone._packs == {} and clone.state_dict().keys() == fused.state_dict().keys()
+        with torch.no_grad():
+            assert relative_error(clone(x2), plain(x2).relu()) < 1e-5
+    # gradients: torch's conv2d, as usual (oneDNN's fused kernel has no backward)
+    x = x2.clone().requires_grad_(True)
+    fused(x).sum().backward()
+    expected = x2.clone().requires_grad_(True)
+    plain(expected).relu().sum().backward()
+    assert relative_error(x.grad, expected.grad) < 1e-6
+
+
+def test_only_a_plain_conv_is_fused():
+    from archspec.layers import FusedConv2d
+
+    with pytest.raises(TypeError, match="only an nn.Conv2d"):
+        FusedConv2d.fuse(torch.nn.Conv1d(2, 2, 1), None)
+    with pytest.raises(ValueError, match="activation is one of relu, relu6, silu, hardswish or None, not 'gelu'"):
+        FusedConv2d.fuse(torch.nn.Conv2d(2, 2, 1), "gelu")
