@@ -117,14 +117,17 @@ def _fx_name(node: Node, prefix: str) -> str:
 
 def emit(graph: Graph, paths: list[str], *, scope: Scope | None, found: dict[str, Scope],
          chains: dict[str, tuple[str, ...]], called: Callable[[str], bool], plan: dict[str, int | None],
-         skip: dict[str, str] | None = None) -> tuple[fx.Graph, dict[str, fx.Node]]:
+         skip: dict[str, str] | None = None, extra: dict[str, str] | None = None) -> tuple[fx.Graph, dict[str, fx.Node]]:
     """The fx graph computing ``paths`` (the nodes of one mode inside ``scope``, or the
     whole network's when None): containers below ``scope`` for which ``called`` holds are
     one call each, the rest of the nodes are computed here. A node in ``skip`` computes
-    nothing, its value being its input's (an optimised model's folded batch norms).
+    nothing, its value being another's (an optimised model's folded batch norms); a module
+    node in ``extra`` is called with that node's value as a second argument (an optimised
+    model's conv that adds the residual itself), and waits for it.
     Returns the graph without its output, and the values by node path."""
     g = fx.Graph()
     skip = skip or {}
+    extra = extra or {}
     prefix = scope.path + "." if scope else ""
     inputs = scope.inputs if scope else [INPUT]
     values: dict[str, fx.Node] = {s: g.placeholder("x" if i == 0 else f"x{i}") for i, s in enumerate(inputs)}
@@ -145,7 +148,7 @@ def emit(graph: Graph, paths: list[str], *, scope: Scope | None, found: dict[str
     first = {u: i for i, u in enumerate(items)}
     deps: dict[str, set[str]] = {}
     for u in items:
-        reads = found[u].inputs if u in calls else graph.nodes[u].sources
+        reads = found[u].inputs if u in calls else [*graph.nodes[u].sources, *([extra[u]] if u in extra else [])]
         deps[u] = {owner[s] for s in reads if s in owner and owner[s] != u}
     waiting = {u: len(d) for u, d in deps.items()}
     after: dict[str, list[str]] = {u: [] for u in items}
@@ -159,7 +162,7 @@ def emit(graph: Graph, paths: list[str], *, scope: Scope | None, found: dict[str
         if u in calls:
             _call(g, found[u], prefix, values)
         else:
-            _node(g, graph, u, prefix, values, plan, skip)
+            _node(g, graph, u, prefix, values, plan, skip, extra)
         for v in after[u]:
             waiting[v] -= 1
             if waiting[v] == 0:
@@ -180,7 +183,7 @@ def _call(g: fx.Graph, sc: Scope, prefix: str, values: dict[str, fx.Node]) -> No
 
 
 def _node(g: fx.Graph, graph: Graph, p: str, prefix: str, values: dict[str, fx.Node], plan: dict[str, int | None],
-          skip: dict[str, str]) -> None:
+          skip: dict[str, str], extra: dict[str, str]) -> None:
     node = graph.nodes[p]
     if p in skip:
         values[p] = values[skip[p]]
@@ -194,7 +197,7 @@ def _node(g: fx.Graph, graph: Graph, p: str, prefix: str, values: dict[str, fx.N
     if op.tensor:  # a learnable tensor, held by its container under the node's name
         values[p] = g.get_attr(rel)
     elif op.build is not None:
-        values[p] = g.call_module(rel, tuple(args))
+        values[p] = g.call_module(rel, tuple(args) + ((values[extra[p]],) if p in extra else ()))
     else:
         slot = plan.get(p)
         shapes = list(node.in_shapes)

@@ -29,6 +29,7 @@ reads a checkpoint of the unoptimised network, then folds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -71,32 +72,60 @@ def eval_noops(graph: Graph) -> dict[str, str]:
             if graph.nodes[p].op in _NOOPS and len(graph.nodes[p].sources) == 1}
 
 
-def fuse_plan(graph: Graph, skip: dict[str, str]) -> dict[str, str]:
-    """Activations of the eval graph (relu, relu6, silu, hardswish) that the conv2d before
-    them can apply itself, ``skip`` (nodes whose readers read another: folded batch norms,
-    eval no-ops) taken into account: the activation reads the conv's value and nothing else
-    does (nor is that value an output). {activation: conv}."""
-    def value(p: str) -> str:
-        while p in skip:
-            p = skip[p]
-        return p
+def fuse_plan(graph: Graph, skip: dict[str, str], fusable: Callable[[str], bool] = lambda conv: True
+              ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """What the conv2d layers of the eval graph compute themselves, ``skip`` (nodes whose
+    readers read another: folded batch norms, eval no-ops) taken into account:
 
+    - residual sums ``{add: (conv, other)}``: an ``add`` of two values of one shape, one of
+      them a conv's value that nothing else reads, whose own input nothing else reads
+      either (the conv is called later, when ``other`` is there: nothing may overwrite its
+      input meanwhile);
+    - activations ``{activation: conv}`` (relu, relu6, silu, hardswish): the activation
+      reads the conv's value, or the sum it adds, and nothing else does (nor is it an
+      output).
+
+    Only the convs for which ``fusable`` holds take part.
+    """
     paths = [p for p in needed(graph, training=False) if p not in skip]
-    count: dict[str, int] = {}
-    for p in paths:
-        for s in graph.nodes[p].sources:
-            count[value(s)] = count.get(value(s), 0) + 1
-    for o in graph.outputs:
-        count[value(o.node)] = count.get(value(o.node), 0) + 1
-    plan = {}
+
+    def counted(skip: dict[str, str], adds: dict[str, tuple[str, str]]) -> tuple[Callable[[str], str], dict[str, int]]:
+        """The value a node stands for, and how many nodes read each value: those that
+        compute, the outputs, and each fused sum's conv (reading what it adds)."""
+        def value(p: str) -> str:
+            while p in skip:
+                p = skip[p]
+            return p
+
+        count: dict[str, int] = {}
+        reads = [value(s) for p in paths if p not in skip for s in graph.nodes[p].sources]
+        reads += [value(o.node) for o in graph.outputs] + [value(other) for _, other in adds.values()]
+        for r in reads:
+            count[r] = count.get(r, 0) + 1
+        return value, count
+
+    def sole(conv: str, count: dict[str, int]) -> bool:
+        return conv != INPUT and graph.nodes[conv].op == "conv2d" and count.get(conv) == 1 and fusable(conv)
+
+    value, count = counted(skip, {})
+    residual: dict[str, tuple[str, str]] = {}
     for p in paths:
         node = graph.nodes[p]
-        if node.op not in FUSED_ACTIVATIONS or len(node.sources) != 1:
+        if node.op != "add" or len(node.sources) != 2 or any(
+                (graph.input_shape if s == INPUT else graph.nodes[s].shape) != node.shape for s in node.sources):
             continue
-        conv = value(node.sources[0])
-        if conv != INPUT and graph.nodes[conv].op == "conv2d" and count.get(conv) == 1:
-            plan[p] = conv
-    return plan
+        for conv, other in ((value(node.sources[0]), value(node.sources[1])),
+                            (value(node.sources[1]), value(node.sources[0]))):
+            if sole(conv, count) and conv != other and count.get(value(graph.nodes[conv].sources[0])) == 1:
+                residual[p] = (conv, other)
+                break
+    value, count = counted({**skip, **{p: conv for p, (conv, _) in residual.items()}}, residual)
+    activation = {}
+    for p in paths:
+        node = graph.nodes[p]
+        if node.op in FUSED_ACTIVATIONS and len(node.sources) == 1 and sole(value(node.sources[0]), count):
+            activation[p] = value(node.sources[0])
+    return activation, residual
 
 
 def _prefers_channels_last(graph: Graph, eval_paths: set[str]) -> bool:
@@ -151,9 +180,11 @@ def optimize(model: ArchModule, graph: Graph, mode: str = "inference", channels_
     for p in list(skip):  # a chain of skipped nodes reads the first node that computes
         while skip[p] in skip:
             skip[p] = skip[skip[p]]
-    fused = {a: conv for a, conv in fuse_plan(graph, skip).items() if type(model.get_submodule(conv)) is nn.Conv2d}
-    skip.update(fused)
     eval_paths = set(needed(graph, training=False))
+    fused, sums = fuse_plan(graph, skip, lambda conv: type(model.get_submodule(conv)) is nn.Conv2d)
+    residual = dict(sums.values())  # {conv: the value it adds}
+    skip.update({p: conv for p, (conv, _) in sums.items()})
+    skip.update(fused)
     for p in graph.order:  # drop the modules of what the optimised forward never calls
         node = graph.nodes[p]
         if ops.REGISTRY[node.op].build is not None and (p in skip or p not in eval_paths) and not ops.REGISTRY[node.op].tensor:
@@ -169,9 +200,10 @@ def optimize(model: ArchModule, graph: Graph, mode: str = "inference", channels_
         channels_last = _prefers_channels_last(graph, eval_paths)
     from ._lower import inference_source
 
-    model._archspec_code = inference_source(graph, skip, channels_last)
+    model._archspec_code = inference_source(graph, skip, channels_last, residual)
     model._archspec_info = {**model._archspec_info, "optimized": {"folded": len(folds), "fused": len(fused),
-                                                                  "dropped": len(skip) - len(folds) - len(fused),
+                                                                  "residual": len(sums),
+                                                                  "dropped": len(skip) - len(folds) - len(fused) - len(sums),
                                                                   "channels_last": channels_last}}
     model._archspec_install()
     for block in model.modules():  # their forwards would call the folded batch norms
@@ -180,7 +212,7 @@ def optimize(model: ArchModule, graph: Graph, mode: str = "inference", channels_
     activation = {conv: graph.nodes[a].op for a, conv in fused.items()}
     for p in eval_paths - set(skip):
         if graph.nodes[p].op == "conv2d" and type(model.get_submodule(p)) is nn.Conv2d:
-            FusedConv2d.fuse(model.get_submodule(p), activation.get(p))
+            FusedConv2d.fuse(model.get_submodule(p), activation.get(p), p in residual)
     model.requires_grad_(False)
     if channels_last:
         model.to(memory_format=torch.channels_last)

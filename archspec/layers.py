@@ -313,6 +313,10 @@ FUSED_ACTIVATIONS: dict[str, tuple[str, list[float]]] = {
     "relu": ("relu", []), "relu6": ("hardtanh", [0.0, 6.0]), "silu": ("swish", []), "hardswish": ("hardswish", [])}
 
 
+_ACTIVATIONS_INPLACE = {"relu6": lambda y: F.relu6(y, inplace=True), "silu": lambda y: F.silu(y, inplace=True),
+                        "hardswish": lambda y: F.hardswish(y, inplace=True)}
+
+
 def _onednn() -> bool:
     try:
         return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise") \
@@ -323,36 +327,39 @@ def _onednn() -> bool:
 
 class FusedConv2d(nn.Conv2d):
     """The ``nn.Conv2d`` of a model optimised for inference (``optimize="inference"``): the
-    same parameters and keys, with the activation after it (``activation``: ``relu``,
-    ``relu6``, ``silu``, ``hardswish`` or ``None``) applied by the convolution itself.
+    same parameters and keys, computing ``activation(conv(x) + other)``: a residual
+    ``other`` where ``residual`` is true (the sum's other operand, of the output's shape),
+    then ``activation`` (``relu``, ``relu6``, ``silu``, ``hardswish`` or ``None``).
 
     On the CPU, in float32 and without gradients, it calls oneDNN's convolution with the
-    weight packed once, per input size, into the blocked layout oneDNN's kernel reads
-    (torch's own ``conv2d`` reorders the weight at every call): about 0.83x the time of
-    ``conv2d`` for ResNet-50 at batch 2 on 2 cores (``bench/compare.py``). The layout
-    oneDNN picks depends on the input's size (a batch of 1 differs from a batch of 2), so
-    packs are kept for up to :attr:`MAX_PACKS` sizes; other sizes, other devices and
-    dtypes, gradients, TorchScript, ``torch.fx``, ``torch.compile`` and ``torch.export``
-    run ``conv2d`` and the activation as usual. A weight changed after packing (in place,
-    or a new tensor: ``load_state_dict`` does either) is packed again at the next call.
-    Packs are a cache, never saved: ``state_dict``, pickling and copying leave them out.
+    sum and the activation applied in the kernel (after a sum oneDNN applies relu only; the
+    others then run in place), on the weight packed once, per input
+    size, into the blocked layout oneDNN reads (torch's own ``conv2d`` reorders the weight
+    at every call): ResNet-50 at batch 2 on 2 cores runs in about 0.8x the time it takes
+    with ``conv2d`` (``bench/compare.py``). The layout oneDNN picks depends on the input's
+    size (a batch of 1 differs from a batch of 2), so packs are kept for up to
+    :attr:`MAX_PACKS` sizes. Other devices and dtypes, gradients, TorchScript,
+    ``torch.fx``, ``torch.compile`` and ``torch.export`` run ``conv2d``, the sum and the
+    activation as torch ops. A weight changed after packing (in place, or replaced:
+    ``load_state_dict`` does either) is packed again at the next call. Packs are a cache,
+    never saved: ``state_dict``, pickling and copying leave them out.
     """
 
     MAX_PACKS = 4
     __jit_ignored_attributes__ = ["_packs", "_packed_from"]
-
-    __annotations__ = {"activation": Optional[str]}  # a type, not a string: TorchScript reads it
+    __annotations__ = {"activation": Optional[str], "residual": bool}  # types, not strings: TorchScript reads them
 
     @classmethod
-    def fuse(cls, conv: nn.Conv2d, activation: Optional[str]) -> FusedConv2d:
-        """``conv`` itself, now a :class:`FusedConv2d` applying ``activation`` after it
-        (its parameters, hooks and place in the model kept)."""
+    def fuse(cls, conv: nn.Conv2d, activation: Optional[str] = None, residual: bool = False) -> FusedConv2d:
+        """``conv`` itself, now a :class:`FusedConv2d` (its parameters, hooks and place in
+        the model kept)."""
         if type(conv) is not nn.Conv2d:
             raise TypeError(f"only an nn.Conv2d is fused, not {type(conv).__name__}")
         if activation is not None and activation not in FUSED_ACTIVATIONS:
             raise ValueError(f"activation is one of {', '.join(FUSED_ACTIVATIONS)} or None, not {activation!r}")
         conv.__class__ = cls
         conv.activation = activation
+        conv.residual = residual
         conv._packs = {}
         conv._packed_from = None
         return conv
@@ -363,13 +370,18 @@ class FusedConv2d(nn.Conv2d):
         return state
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + (f", activation={self.activation}" if self.activation else "")
+        return super().extra_repr() + (", residual=True" if self.residual else "") + (
+            f", activation={self.activation}" if self.activation else "")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, other: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.residual != (other is not None):
+            raise TypeError("a FusedConv2d is called with a residual exactly when it has residual=True")
         if not torch.jit.is_scripting():  # TorchScript compiles nothing of this branch
             if self._packable(x):
-                return self._packed_forward(x)
+                return self._packed_forward(x, other)
         y = self._conv_forward(x, self.weight, self.bias)
+        if other is not None:
+            y = y + other
         activation = self.activation
         if activation is not None:
             if activation == "relu":
@@ -383,7 +395,8 @@ class FusedConv2d(nn.Conv2d):
         return y
 
     def _packable(self, x: torch.Tensor) -> bool:
-        if torch.jit.is_tracing() or symbolic_tracing() or compiling() or not isinstance(self.padding, tuple) or self.padding_mode != "zeros":
+        if torch.jit.is_tracing() or symbolic_tracing() or compiling() or not isinstance(self.padding, tuple) \
+                or self.padding_mode != "zeros":
             return False
         if x.device.type != "cpu" or x.dtype != torch.float32 or self.weight.dtype != torch.float32:
             return False
@@ -391,7 +404,7 @@ class FusedConv2d(nn.Conv2d):
             return False  # oneDNN's fused kernel has no backward
         return _ONEDNN and torch.backends.mkldnn.is_available()
 
-    def _packed_forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _packed_forward(self, x: torch.Tensor, other: Optional[torch.Tensor]) -> torch.Tensor:
         weight, key = self.weight, tuple(x.shape)
         if self._packed_from is None or self._packed_from[0] is not weight or self._packed_from[1] != weight._version:
             self._packs.clear()  # never packed, or the weight changed since: every pack is stale
@@ -403,10 +416,17 @@ class FusedConv2d(nn.Conv2d):
                     weight.detach().contiguous().to_mkldnn(), list(self.padding), list(self.stride), list(self.dilation),
                     self.groups, list(key))
             self._packs[key] = packed
-        attr, scalars = FUSED_ACTIVATIONS[self.activation] if self.activation else ("none", [])
-        return torch.ops.mkldnn._convolution_pointwise(  # sizes enough packed already: the plain weight
-            x, weight if packed is None else packed, self.bias, list(self.padding), list(self.stride),
-            list(self.dilation), self.groups, attr, scalars, "")
+        if packed is None:  # sizes enough packed already: the plain weight
+            packed = weight
+        args = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
+        attr, scalars = FUSED_ACTIVATIONS[self.activation] if self.activation else (None, [])
+        if other is None:
+            return torch.ops.mkldnn._convolution_pointwise(x, packed, self.bias, *args, attr or "none", scalars, "")
+        if self.activation in (None, "relu"):  # the only activation oneDNN applies after a sum
+            return torch.ops.mkldnn._convolution_pointwise.binary(x, other, packed, self.bias, *args, "add", None, attr,
+                                                                  scalars, "")
+        y = torch.ops.mkldnn._convolution_pointwise.binary(x, other, packed, self.bias, *args, "add", None, None, [], "")
+        return _ACTIVATIONS_INPLACE[self.activation](y)
 
 
 _ONEDNN = _onednn()

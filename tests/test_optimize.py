@@ -109,7 +109,8 @@ def test_weights_load_before_folding(tmp_path):
     with torch.no_grad():
         assert relative_error(fast(x), model(x)) < 1e-5
     assert "bn1.weight" not in fast.state_dict() and "conv1.bias" in fast.state_dict()
-    assert fast._archspec_info["optimized"] == {"folded": 20, "fused": 9, "dropped": 0, "channels_last": True}
+    assert fast._archspec_info["optimized"] == {"folded": 20, "fused": 17, "residual": 8, "dropped": 0,
+                                                      "channels_last": True}
 
 
 def test_training_only_heads_are_dropped():
@@ -197,12 +198,52 @@ def test_fuse_plan_needs_the_conv_value_read_by_the_activation_alone(write_spec)
     from archspec._optimize import fuse_plan
     skip = {**fold_plan(graph), **eval_noops(graph)}
     # b1 folds into c1 and drop computes nothing in eval: the activations after them read
-    # the convs; a sigmoid is not fused; c4's value is read by the sum as well
-    assert fuse_plan(graph, skip) == {"r1": "c1", "r2": "c2", "r5": "c5"}
+    # the convs; a sigmoid is not fused; c4's value is read by the silu and the sum
+    assert fuse_plan(graph, skip) == ({"r1": "c1", "r2": "c2", "r5": "c5"}, {})
 
 
+def test_fuse_plan_residual_sums(write_spec):
+    graph = load_spec(write_spec(HEAD + """graph:
+  stem: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  a: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  an: {op: batchnorm2d}
+  ar: {op: relu}
+  b: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  bn: {op: batchnorm2d}
+  sum: {op: add, from: [bn, stem]}
+  out: {op: relu}
+  c: {op: conv2d, out: 8, kernel: 1, from: out}
+  twice: {op: add, from: [c, out]}
+  d: {op: conv2d, out: 8, kernel: 1, from: twice}
+  e: {op: conv2d, out: 8, kernel: 1, from: twice}
+  three: {op: add, from: [d, e, twice]}
+  f: {op: conv2d, out: 8, kernel: 1, from: three}
+  wide: {op: conv2d, out: 16, kernel: 1, from: three}
+  pool: {op: avgpool2d, kernel: 2, from: f}
+  gin: {op: relu, from: three}
+  g: {op: conv2d, out: 8, kernel: 1, stride: 2}
+  small: {op: add, from: [pool, g]}
+  post: {op: relu}
+  h: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  sum2: {op: add, from: [h, small]}
+  final: {op: concat, from: [sum2, sum2]}
+outputs: {final: final, wide: wide}
+"""))
+    from archspec._optimize import fuse_plan
+    activations, sums = fuse_plan(graph, fold_plan(graph))
+    # b adds the stem's value, then the relu after the sum; c's input is read by the sum
+    # too (nothing may overwrite it, but the call would move): not fused; a sum of three
+    # is not fused; g adds the pool's value, of its own shape, and h small's. The relu
+    # after small is not g's: h's sum reads small too (Xception's blocks)
+    assert sums == {"sum": ("b", "stem"), "small": ("g", "pool"), "sum2": ("h", "small")}
+    assert activations == {"ar": "a", "out": "b"}
+    assert fuse_plan(graph, fold_plan(graph), lambda conv: conv not in ("b", "h")) == (
+        {"ar": "a"}, {"small": ("g", "pool")})
+
+
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("activation", [None, "relu", "relu6", "silu", "hardswish"])
-def test_fused_conv_equals_conv_then_activation(activation):
+def test_fused_conv_equals_conv_sum_then_activation(activation, residual):
     from archspec.layers import FusedConv2d
 
     torch.manual_seed(0)
@@ -210,16 +251,22 @@ def test_fused_conv_equals_conv_then_activation(activation):
     plain = copy.deepcopy(conv)
     act = {None: torch.nn.Identity(), "relu": torch.nn.ReLU(), "relu6": torch.nn.ReLU6(), "silu": torch.nn.SiLU(),
            "hardswish": torch.nn.Hardswish()}[activation]
-    fused = FusedConv2d.fuse(conv, activation).eval()
+    fused = FusedConv2d.fuse(conv, activation, residual).eval()
     assert fused is conv and fused.state_dict().keys() == plain.state_dict().keys()
-    with torch.no_grad():
-        for batch in (1, 2, 1):
-            x = torch.randn(batch, 6, 9, 9).contiguous(memory_format=torch.channels_last)
-            assert relative_error(fused(x), act(plain(x))) < 1e-5
-    scripted = torch.jit.script(fused)
-    x = torch.randn(2, 6, 9, 9)
-    with torch.no_grad():
-        assert relative_error(scripted(x), act(plain(x))) < 1e-5
+
+    def check(module, batch, layout=torch.channels_last):
+        x = torch.randn(batch, 6, 9, 9).contiguous(memory_format=layout)
+        other = torch.randn(batch, 8, 5, 5).contiguous(memory_format=layout) * 3 if residual else None
+        with torch.no_grad():
+            expected = act(plain(x) + other if residual else plain(x))
+            assert relative_error(module(x, other), expected) < 1e-5
+
+    for batch in (1, 2, 1):
+        check(fused, batch)
+    check(fused, 2, torch.contiguous_format)
+    check(torch.jit.script(fused), 2)
+    with pytest.raises(TypeError, match="with a residual exactly when it has residual=True"):
+        fused(torch.randn(1, 6, 9, 9), None if residual else torch.randn(1, 8, 5, 5))
 
 
 @pytest.mark.skipif(not __import__("archspec.layers").layers._ONEDNN, reason="this torch has no oneDNN convolution")
