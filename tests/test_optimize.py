@@ -292,6 +292,12 @@ def test_fused_conv_packs_once_per_size_and_repacks_a_changed_weight():
             x = torch.randn(batch, 4, 8, 8)
             assert relative_error(fused(x), plain(x).relu()) < 1e-5
         assert len(fused._packs) == FusedConv2d.MAX_PACKS
+    # torch's conv2d where oneDNN is turned off, or in another dtype
+    with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+        fused._packs.clear()
+        assert relative_error(fused(x2), plain(x2).relu()) < 1e-5 and not fused._packs
+    with torch.no_grad():
+        assert relative_error(copy.deepcopy(fused).double()(x2.double()), plain(x2).relu()) < 1e-5
     # packs are a cache: neither pickled nor copied
     for clone in (pickle.loads(pickle.dumps(fused)), copy.deepcopy(fused)):
         assert clone._packs == {} and clone.state_dict().keys() == fused.state_dict().keys()
