@@ -313,6 +313,13 @@ FUSED_ACTIVATIONS: dict[str, tuple[str, list[float]]] = {
     "relu": ("relu", []), "relu6": ("hardtanh", [0.0, 6.0]), "silu": ("swish", []), "hardswish": ("hardswish", [])}
 
 
+def _stamp(weight: torch.Tensor) -> tuple:
+    """What tells a weight's values changed: the tensor, its memory, and the count of
+    in-place writes torch keeps (an inference-mode tensor keeps none: changed only in
+    inference mode, in place, it looks the same)."""
+    return weight, weight.data_ptr(), -1 if weight.is_inference() else weight._version
+
+
 _ACTIVATIONS_INPLACE = {"relu6": lambda y: F.relu6(y, inplace=True), "silu": lambda y: F.silu(y, inplace=True),
                         "hardswish": lambda y: F.hardswish(y, inplace=True)}
 
@@ -341,7 +348,9 @@ class FusedConv2d(nn.Conv2d):
     :attr:`MAX_PACKS` sizes. Other devices and dtypes, gradients, TorchScript,
     ``torch.fx``, ``torch.compile`` and ``torch.export`` run ``conv2d``, the sum and the
     activation as torch ops. A weight changed after packing (in place, or replaced:
-    ``load_state_dict`` does either) is packed again at the next call. Packs are a cache,
+    ``load_state_dict``, ``.to()``, ``.data = ...``) is packed again at the next call; a
+    change torch does not count (in place through ``.data``, or in inference mode) needs
+    :meth:`clear_packs`. Packs are a cache,
     never saved: ``state_dict``, pickling and copying leave them out. Each is a second copy
     of the weight (ResNet-50's convs: 89 MiB per input size).
     """
@@ -369,6 +378,12 @@ class FusedConv2d(nn.Conv2d):
         state = self.__dict__.copy()
         state["_packs"], state["_packed_from"] = {}, None
         return state
+
+    def clear_packs(self) -> None:
+        """Forget the packed weights: the next call packs the weight again. Needed only
+        after changing the weight where torch does not count it (through ``.data``)."""
+        self._packs.clear()
+        self._packed_from = None
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", residual=True" if self.residual else "") + (
@@ -407,9 +422,10 @@ class FusedConv2d(nn.Conv2d):
 
     def _packed_forward(self, x: torch.Tensor, other: Optional[torch.Tensor]) -> torch.Tensor:
         weight, key = self.weight, tuple(x.shape)
-        if self._packed_from is None or self._packed_from[0] is not weight or self._packed_from[1] != weight._version:
+        stamp = _stamp(weight)
+        if self._packed_from is None or self._packed_from[0] is not weight or self._packed_from[1:] != stamp[1:]:
             self._packs.clear()  # never packed, or the weight changed since: every pack is stale
-            self._packed_from = (weight, weight._version)
+            self._packed_from = stamp
         packed = self._packs.get(key)
         if packed is None and len(self._packs) < self.MAX_PACKS:
             with torch.no_grad():

@@ -292,6 +292,18 @@ def test_fused_conv_packs_once_per_size_and_repacks_a_changed_weight():
             x = torch.randn(batch, 4, 8, 8)
             assert relative_error(fused(x), plain(x).relu()) < 1e-5
         assert len(fused._packs) == FusedConv2d.MAX_PACKS
+    with torch.no_grad():
+        fused.weight.data = torch.randn_like(fused.weight)  # new memory under the same parameter: seen
+        plain.weight.data = fused.weight.detach().clone()
+        assert relative_error(fused(x2), plain(x2).relu()) < 1e-5
+        fused.weight.data.mul_(-1.0)  # torch counts no write through .data: clear_packs()
+        plain.weight.data.mul_(-1.0)
+        fused.clear_packs()
+        assert relative_error(fused(x2), plain(x2).relu()) < 1e-5
+    with torch.inference_mode():  # an inference tensor counts no writes at all: packed all the same
+        made = FusedConv2d.fuse(torch.nn.Conv2d(4, 8, 3, padding=1), "relu")
+        assert relative_error(made(x2), torch.relu(made._conv_forward(x2, made.weight, made.bias))) < 1e-5
+        assert made._packs
     # torch's conv2d where oneDNN is turned off, or in another dtype
     with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
         fused._packs.clear()
