@@ -112,8 +112,9 @@ def fuse_plan(graph: Graph, skip: dict[str, str], fusable: Callable[[str], bool]
     for p in paths:
         node = graph.nodes[p]
         if node.op != "add" or len(node.sources) != 2 or any(
-                (graph.input_shape if s == INPUT else graph.nodes[s].shape) != node.shape for s in node.sources):
-            continue
+                s != INPUT and (graph.nodes[s].shape != node.shape or not graph.nodes[s].batched) for s in node.sources) \
+                or (INPUT in node.sources and graph.input_shape != node.shape):
+            continue  # a learnable tensor (no batch dimension) is broadcast: not a residual
         for conv, other in ((value(node.sources[0]), value(node.sources[1])),
                             (value(node.sources[1]), value(node.sources[0]))):
             if sole(conv, count) and conv != other and count.get(value(graph.nodes[conv].sources[0])) == 1:

@@ -314,10 +314,19 @@ FUSED_ACTIVATIONS: dict[str, tuple[str, list[float]]] = {
 
 
 def _stamp(weight: torch.Tensor) -> tuple:
-    """What tells a weight's values changed: the tensor, its memory, and the count of
-    in-place writes torch keeps (an inference-mode tensor keeps none: changed only in
-    inference mode, in place, it looks the same)."""
-    return weight, weight.data_ptr(), -1 if weight.is_inference() else weight._version
+    """What tells a weight's values changed: the tensor; its memory (held, so that no
+    other tensor gets the same address while the stamp lives); the count of in-place
+    writes torch keeps (an inference-mode tensor keeps none: changed only in inference
+    mode, in place, it looks the same)."""
+    return weight, weight.detach(), weight.data_ptr(), -1 if weight.is_inference() else weight._version
+
+
+def _autocast() -> bool:
+    check = getattr(torch, "is_autocast_enabled", None)
+    try:
+        return bool(check("cpu"))  # torch >= 2.4
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()
 
 
 _ACTIVATIONS_INPLACE = {"relu6": lambda y: F.relu6(y, inplace=True), "silu": lambda y: F.silu(y, inplace=True),
@@ -393,7 +402,7 @@ class FusedConv2d(nn.Conv2d):
         if self.residual != (other is not None):
             raise TypeError("a FusedConv2d is called with a residual exactly when it has residual=True")
         if not torch.jit.is_scripting():  # TorchScript compiles nothing of this branch
-            if self._packable(x):
+            if self._packable(x, other):
                 return self._packed_forward(x, other)
         y = self._conv_forward(x, self.weight, self.bias)
         if other is not None:
@@ -410,20 +419,22 @@ class FusedConv2d(nn.Conv2d):
                 y = F.hardswish(y)
         return y
 
-    def _packable(self, x: torch.Tensor) -> bool:
+    def _packable(self, x: torch.Tensor, other: Optional[torch.Tensor]) -> bool:
         if torch.jit.is_tracing() or symbolic_tracing() or compiling() or not isinstance(self.padding, tuple) \
-                or self.padding_mode != "zeros":
+                or self.padding_mode != "zeros" or _autocast():
             return False
-        if x.device.type != "cpu" or x.dtype != torch.float32 or self.weight.dtype != torch.float32:
+        if x.device.type != "cpu" or x.dtype != torch.float32 or self.weight.dtype != torch.float32 or x.dim() != 4:
             return False
-        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+        if other is not None and (other.dtype != torch.float32 or other.dim() != 4):
+            return False  # oneDNN adds a batch of the output's shape, without broadcasting
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, other, self.weight, self.bias)):
             return False  # oneDNN's fused kernel has no backward
         return _ONEDNN and torch._C._get_mkldnn_enabled()  # torch.backends.mkldnn.flags(enabled=False) turns it off
 
     def _packed_forward(self, x: torch.Tensor, other: Optional[torch.Tensor]) -> torch.Tensor:
         weight, key = self.weight, tuple(x.shape)
         stamp = _stamp(weight)
-        if self._packed_from is None or self._packed_from[0] is not weight or self._packed_from[1:] != stamp[1:]:
+        if self._packed_from is None or self._packed_from[0] is not weight or self._packed_from[2:] != stamp[2:]:
             self._packs.clear()  # never packed, or the weight changed since: every pack is stale
             self._packed_from = stamp
         packed = self._packs.get(key)

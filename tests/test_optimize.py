@@ -226,7 +226,10 @@ def test_fuse_plan_residual_sums(write_spec):
   post: {op: relu}
   h: {op: conv2d, out: 8, kernel: 3, padding: 1}
   sum2: {op: add, from: [h, small]}
-  final: {op: concat, from: [sum2, sum2]}
+  k: {op: conv2d, out: 8, kernel: 1}
+  pos: {op: param, shape: [8, 8, 8], init: 1.0}
+  learned: {op: add, from: [k, pos]}
+  final: {op: concat, from: [learned, learned]}
 outputs: {final: final, wide: wide}
 """))
     from archspec._optimize import fuse_plan
@@ -234,7 +237,8 @@ outputs: {final: final, wide: wide}
     # b adds the stem's value, then the relu after the sum; c's input is read by the sum
     # too (nothing may overwrite it, but the call would move): not fused; a sum of three
     # is not fused; g adds the pool's value, of its own shape, and h small's. The relu
-    # after small is not g's: h's sum reads small too (Xception's blocks)
+    # after small is not g's: h's sum reads small too (Xception's blocks). A learnable
+    # tensor has no batch dimension: broadcast, not a residual
     assert sums == {"sum": ("b", "stem"), "small": ("g", "pool"), "sum2": ("h", "small")}
     assert activations == {"ar": "a", "out": "b"}
     assert fuse_plan(graph, fold_plan(graph), lambda conv: conv not in ("b", "h")) == (
@@ -315,7 +319,16 @@ def test_fused_conv_packs_once_per_size_and_repacks_a_changed_weight():
         assert clone._packs == {} and clone.state_dict().keys() == fused.state_dict().keys()
         with torch.no_grad():
             assert relative_error(clone(x2), plain(x2).relu()) < 1e-5
-    # gradients: torch's conv2d, as usual (oneDNN's fused kernel has no backward)
+    # torch's conv2d under autocast, as an nn.Conv2d runs there
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert fused(x2).dtype == torch.bfloat16
+    # gradients: torch's conv2d, as usual (oneDNN's fused kernel has no backward), for the
+    # bias and the residual as for the input
+    residual = FusedConv2d.fuse(copy.deepcopy(plain), "relu", True).requires_grad_(False)
+    residual.bias.requires_grad_(True)
+    other = torch.randn(2, 8, 8, 8, requires_grad=True)
+    residual(x2, other).sum().backward()
+    assert residual.bias.grad is not None and other.grad is not None and other.grad.abs().sum() > 0
     x = x2.clone().requires_grad_(True)
     fused(x).sum().backward()
     expected = x2.clone().requires_grad_(True)
