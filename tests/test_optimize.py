@@ -162,8 +162,8 @@ def test_bundled_specs_without_a_seed_fixture_agree(spec):
 
 @pytest.mark.parametrize("name", ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"])
 def test_efficientnet_v2_agrees_under_its_own_initialisation(name):
-    # the fixture recipe's weights make these networks chaotic in float32 (see test_zoo.py's
-    # FLOAT32_CHAOTIC); torchvision's initialisation, the spec's `init:`, does not
+    # the shared fixture recipe's weights make these networks chaotic in float32 (see
+    # reference.GAIN1_FIXTURES); torchvision's initialisation, the spec's `init:`, does not
     torch.manual_seed(0)
     graph = load_spec(zoo_specs()[name], input_shape=(3, 64, 64))
     model = randomise_norms(build_model(graph))
