@@ -18,6 +18,7 @@ straight-line code over the modules; nothing of the spec is consulted per call.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch  # noqa: F401  (the generated code runs against torch)
@@ -102,7 +103,28 @@ def inference_source(graph: Graph, skip: dict[str, str], channels_last: bool,
     return "\n".join(lines) + "\n\n" + eval_src + "\n\n\n" + train_src + "\n"
 
 
-def _build_tree(model: ArchModule, graph: Graph, plan: dict[str, int | None]) -> None:
+def _build_tree(model: ArchModule, graph: Graph, plan: dict[str, int | None], *, meta: bool = True) -> None:
+    """Put every container and op module at its path under ``model``. On the meta device
+    (``meta``), a built-in op's node whose build (op, settings, input shapes unless the op is
+    ``shapeless``, in place) was seen before in this tree gets a copy of that module (:func:`_copy_shell`) rather than a
+    second run of its constructor, which costs 5 to 10 times as much; with ``meta`` false
+    every module is made by its constructor, on the default device."""
+    made: dict[tuple, nn.Module] = {}
+    device = torch.device("meta") if meta else contextlib.nullcontext()
+
+    def module_of(path: str, node, op) -> nn.Module | nn.Parameter:
+        inplace = plan.get(path) is not None
+        if not meta or op.tensor or op.origin is not None:  # a user op's module may hold what a copy would share
+            with device:
+                return op.build(node.concrete, node.in_shapes, inplace)
+        key = (node.op, repr(node.concrete), () if op.shapeless else tuple(node.in_shapes), inplace)
+        seen = made.get(key)
+        if seen is not None:
+            return _copy_shell(seen)
+        with device:
+            made[key] = module = op.build(node.concrete, node.in_shapes, inplace)
+        return module
+
     def walk(owner: nn.Module, children: list[str]) -> None:
         for path in children:
             name = path.rpartition(".")[2]
@@ -119,13 +141,43 @@ def _build_tree(model: ArchModule, graph: Graph, plan: dict[str, int | None]) ->
                 continue
             op = ops.REGISTRY[node.op]
             if op.build is not None:
-                module = op.build(node.concrete, node.in_shapes, plan.get(path) is not None)
+                module = module_of(path, node, op)
                 if isinstance(module, nn.Parameter):
                     owner.register_parameter(name, module)
                 else:
                     owner.add_module(name, module)
 
     walk(model, graph.top)
+
+
+_META = torch.device("meta")
+
+
+def _copy_shell(module: nn.Module) -> nn.Module:
+    """A new module like ``module`` (built on the meta device by its constructor), with new
+    meta tensors of the same shapes, dtypes and ``requires_grad``, its own children (copied
+    the same way) and its own hook and buffer-name containers; settings (ints, tuples,
+    strings) are shared, as they are immutable. What a module holds lives in its
+    ``__dict__`` (``torch.nn.Module``'s design), so this is the constructor's result
+    without its arithmetic, checks and ``reset_parameters`` on the meta device; tests check
+    it against the constructor for every built-in op (tests/test_construct.py)."""
+    new = module.__class__.__new__(module.__class__)
+    state = new.__dict__
+    for key, value in module.__dict__.items():
+        if key == "_parameters":
+            value = value.__class__((k, None if t is None else nn.Parameter(
+                torch.empty(t.shape, dtype=t.dtype, device=_META), requires_grad=t.requires_grad)) for k, t in value.items())
+        elif key == "_buffers":
+            value = value.__class__((k, None if t is None else torch.empty(t.shape, dtype=t.dtype, device=_META))
+                                    for k, t in value.items())
+        elif key == "_modules":
+            value = value.__class__((k, None if m is None else _copy_shell(m)) for k, m in value.items())
+        elif isinstance(value, torch.Tensor):  # a plain tensor attribute (none of torch's layers has one)
+            value = torch.empty(value.shape, dtype=value.dtype, device=_META)
+        elif isinstance(value, (dict, list, set)):  # hooks (OrderedDicts), non-persistent buffer names
+            value = value.copy()
+        state[key] = value
+    return new
 
 
 def codegen(graph: Graph) -> tuple[ArchModule, dict[str, str]]:
@@ -168,8 +220,7 @@ def lower(graph: Graph, init: bool = True, device: torch.device | str | None = N
     leaves it on the meta device, for inspection and checks.
     """
     model, sources = codegen(graph)
-    with torch.device("meta"):
-        _build_tree(model, graph, graph.inplace)
+    _build_tree(model, graph, graph.inplace)
     for path, code in sources.items():
         model.get_submodule(path)._archspec_install(code)
     for path in model._archspec_info["eval_inlined"]:

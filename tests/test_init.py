@@ -42,7 +42,7 @@ def constructed_by_torch(graph, seed: int) -> dict[str, torch.Tensor]:
     torch.manual_seed(seed)
     model = make_module("def forward(self, x):\n    return x\n\ndef _forward_eval(self, x):\n    return x\n\n"
                         "def _forward_train(self, x):\n    return x\n", {"name": graph.name, "outputs": [], "taps": True})
-    _build_tree(model, graph, graph.inplace)
+    _build_tree(model, graph, graph.inplace, meta=False)
     return model.state_dict()
 
 

@@ -131,32 +131,35 @@ def test_normalisations_keep_the_shape_torch_keeps(op, module):
         assert ours_many(op, params, [shape]) == expected, (op, shape)
 
 
+IMAGE, TOKENS = [4, 6, 6], [6, 8]
+#: each op (by name) on an input it takes: (input shape, node); an op not here takes an image and no settings
+OP_EXAMPLES = {
+    "conv2d": (IMAGE, "{op: conv2d, out: 5, kernel: 3}"), "linear": (TOKENS, "{op: linear, out: 5}"),
+    "lrn": (IMAGE, "{op: lrn, size: 3}"), "maxpool2d": (IMAGE, "{op: maxpool2d, kernel: 2}"),
+    "avgpool2d": (IMAGE, "{op: avgpool2d, kernel: 2}"), "mean": (IMAGE, "{op: mean, dims: [2, 3]}"),
+    "groupnorm": (IMAGE, "{op: groupnorm, groups: 2}"), "layernorm": (TOKENS, "{op: layernorm}"),
+    "batchnorm1d": (TOKENS, "{op: batchnorm1d}"), "permute": (IMAGE, "{op: permute, dims: [0, 2, 3, 1]}"),
+    "reshape": (IMAGE, "{op: reshape, shape: [4, -1]}"), "chunk": (IMAGE, "{op: chunk, chunks: 2, part: 1}"),
+    "split": (IMAGE, "{op: split, sizes: [1, 3], part: 1}"), "channel_shuffle": (IMAGE, "{op: channel_shuffle, groups: 2}"),
+    "stochastic_depth": (IMAGE, "{op: stochastic_depth, p: 0.5}"), "concat": (IMAGE, "{op: concat, from: [input, input]}"),
+    "add": (IMAGE, "{op: add, from: [input, p]}"), "mul": (IMAGE, "{op: mul, from: [p, input]}"),
+    "param": (IMAGE, "{op: mul, from: [p, input]}"), "attention": (TOKENS, "{op: attention, heads: 2}"),
+    "select": (TOKENS, "{op: select, at: 0}"), "unflatten": (TOKENS, "{op: unflatten, dim: 1, sizes: [2, 3]}"),
+    "roll": (IMAGE, "{op: roll, shifts: [1, -2], dims: [2, 3]}"),
+    # channels-last ops read the image permuted to H x W x C first (a `q` node before them)
+    "window_attention": (IMAGE, "{op: window_attention, heads: 2, window: 4, shift: 2}"),
+    "patch_merge": ([4, 5, 6], "{op: patch_merge}"),
+}
+
+
 def test_every_op_builds_a_module_that_makes_the_inferred_shape(write_spec):
     # every registered op, on an input it takes: what the compiled network computes has
     # exactly the shape the op's rule inferred
     from archspec import compile_spec, load_spec
 
-    image, tokens = [4, 6, 6], [6, 8]
-    settings = {
-        "conv2d": (image, "{op: conv2d, out: 5, kernel: 3}"), "linear": (tokens, "{op: linear, out: 5}"),
-        "lrn": (image, "{op: lrn, size: 3}"), "maxpool2d": (image, "{op: maxpool2d, kernel: 2}"),
-        "avgpool2d": (image, "{op: avgpool2d, kernel: 2}"), "mean": (image, "{op: mean, dims: [2, 3]}"),
-        "groupnorm": (image, "{op: groupnorm, groups: 2}"), "layernorm": (tokens, "{op: layernorm}"),
-        "batchnorm1d": (tokens, "{op: batchnorm1d}"), "permute": (image, "{op: permute, dims: [0, 2, 3, 1]}"),
-        "reshape": (image, "{op: reshape, shape: [4, -1]}"), "chunk": (image, "{op: chunk, chunks: 2, part: 1}"),
-        "split": (image, "{op: split, sizes: [1, 3], part: 1}"), "channel_shuffle": (image, "{op: channel_shuffle, groups: 2}"),
-        "stochastic_depth": (image, "{op: stochastic_depth, p: 0.5}"), "concat": (image, "{op: concat, from: [input, input]}"),
-        "add": (image, "{op: add, from: [input, p]}"), "mul": (image, "{op: mul, from: [p, input]}"),
-        "param": (image, "{op: mul, from: [p, input]}"), "attention": (tokens, "{op: attention, heads: 2}"),
-        "select": (tokens, "{op: select, at: 0}"), "unflatten": (tokens, "{op: unflatten, dim: 1, sizes: [2, 3]}"),
-        "roll": (image, "{op: roll, shifts: [1, -2], dims: [2, 3]}"),
-        # channels-last ops read the image permuted to H x W x C first (a `q` node before them)
-        "window_attention": (image, "{op: window_attention, heads: 2, window: 4, shift: 2}"),
-        "patch_merge": ([4, 5, 6], "{op: patch_merge}"),
-    }
     last = {"window_attention", "patch_merge"}
     for name in ops.names():
-        shape, node = settings.get(name, (image, f"{{op: {name}}}"))
+        shape, node = OP_EXAMPLES.get(name, (IMAGE, f"{{op: {name}}}"))
         before = "  q: {op: permute, dims: [0, 2, 3, 1]}\n" if name in last else ""
         path = write_spec(f"archspec: 1\nname: t\ninput: {shape}\ngraph:\n  p: {{op: param, shape: [4, 1, 1]}}\n{before}"
                           f"  n: {node}\n")

@@ -141,6 +141,9 @@ class OpDef:
       filled by its module's ``reset_parameters()`` (then by the rules that set it). A user
       op's default also names its module's tensors outside the ``state_dict``
       (non-persistent buffers), which are filled the same way.
+    - ``shapeless``: the module ``build`` makes does not depend on the input shapes (an
+      activation, a pooling window, dropout), so *lower* makes one for all the nodes of the
+      same settings and copies it for the rest (:func:`archspec._lower._build_tree`);
     - ``origin``: where a user op comes from (``None`` for the built-in ops): the Python
       module that registered it, or the package and entry point that provided it
       (:mod:`archspec.ops._user`); shown by ``archspec ops NAME``.
@@ -169,6 +172,7 @@ class OpDef:
     expands: bool = False
     tensor: bool = False
     defaults: Callable[[Any, list[Shape]], dict[str, Any]] | None = None
+    shapeless: bool = False
     origin: str | None = None
 
     def __post_init__(self) -> None:

@@ -31,7 +31,7 @@ def _activation(name: str, params: type[OpParams], make: Callable[[Any, bool], A
         return make(p, use_inplace)
 
     register(OpDef(name, params, infer, params.__doc__ or "", build=build, inplace=inplace, saves_output=saves_output,
-                   category="activation", inplace_refused=inplace_refused))
+                   category="activation", inplace_refused=inplace_refused, shapeless=True))
 
 
 def _negative(field: str):

@@ -60,9 +60,9 @@ def _avgpool_build(p: AvgPool2dParams, shapes: list[Shape], inplace: bool):
 
 
 register(OpDef("maxpool2d", MaxPool2dParams, _pool_shape("maxpool2d"), MaxPool2dParams.__doc__ or "", build=_maxpool_build,
-               category="pool", layout="image"))
+               shapeless=True, category="pool", layout="image"))
 register(OpDef("avgpool2d", AvgPool2dParams, _pool_shape("avgpool2d"), AvgPool2dParams.__doc__ or "", build=_avgpool_build,
-               category="pool", layout="image"))
+               shapeless=True, category="pool", layout="image"))
 
 
 class AdaptiveAvgPool2dParams(OpParams):
@@ -98,9 +98,9 @@ def _adaptive_max_build(p: AdaptiveMaxPool2dParams, shapes: list[Shape], inplace
 
 
 register(OpDef("adaptive_avgpool2d", AdaptiveAvgPool2dParams, _adaptive_shape("adaptive_avgpool2d"),
-               AdaptiveAvgPool2dParams.__doc__ or "", build=_adaptive_avg_build, category="pool", layout="image"))
+               AdaptiveAvgPool2dParams.__doc__ or "", build=_adaptive_avg_build, shapeless=True, category="pool", layout="image"))
 register(OpDef("adaptive_maxpool2d", AdaptiveMaxPool2dParams, _adaptive_shape("adaptive_maxpool2d"),
-               AdaptiveMaxPool2dParams.__doc__ or "", build=_adaptive_max_build, category="pool", layout="image"))
+               AdaptiveMaxPool2dParams.__doc__ or "", build=_adaptive_max_build, shapeless=True, category="pool", layout="image"))
 
 
 class MeanParams(OpParams):

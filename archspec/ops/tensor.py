@@ -45,7 +45,7 @@ def _flatten_build(p: FlattenParams, shapes: list[Shape], inplace: bool):
 
 
 register(OpDef("flatten", FlattenParams, _flatten_shape, FlattenParams.__doc__ or "", build=_flatten_build, alias=True,
-               category="reshape", layout="any"))
+               shapeless=True, category="reshape", layout="any"))
 
 
 class IdentityParams(OpParams):
@@ -58,7 +58,7 @@ def _identity_build(p: IdentityParams, shapes: list[Shape], inplace: bool):
     return nn.Identity()
 
 
-register(OpDef("identity", IdentityParams, same_shape, IdentityParams.__doc__ or "", build=_identity_build, alias=True,
+register(OpDef("identity", IdentityParams, same_shape, IdentityParams.__doc__ or "", build=_identity_build, alias=True, shapeless=True,
                category="reshape"))
 
 
