@@ -507,8 +507,13 @@ def validate_process(runs: int = 15) -> dict[str, float]:
         "python": [sys.executable, "-c", "pass"],
     }
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    # as an installed package runs: from bytecode (pip compiles a wheel's modules when it
+    # installs them, and Python caches them on the first import), which an environment
+    # with PYTHONDONTWRITEBYTECODE set would deny an editable checkout (every import then
+    # compiles archspec's source again: 0.49 s instead of 0.30 here)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     times: dict[str, list[float]] = {k: [] for k in commands}
-    for k, cmd in commands.items():  # warm the file cache
+    for k, cmd in commands.items():  # warm the file cache and write the bytecode
         subprocess.run(cmd, env=env, capture_output=True, check=True)
     for _ in range(runs):
         for k, cmd in commands.items():
