@@ -601,9 +601,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         gc.collect()
 
-    print("\nSummary (ratio = archspec / reference; * marks a forward ratio above 1.03;")
-    print("others = CPU share other processes took meanwhile, ! above 5%: rerun on an idle machine)\n")
-    print(summary_table(results))
+    if results:  # none with --no-networks
+        print("\nSummary (ratio = archspec / reference; * marks a forward ratio above 1.03;")
+        print("others = CPU share other processes took meanwhile, ! above 5%: rerun on an idle machine)\n")
+        print(summary_table(results))
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": {"cores": threads, "torch": torch.__version__,
               "archspec": archspec.__version__, "python": sys.version.split()[0]},
               "command": " ".join(["python bench/compare.py", *sys.argv[1:]]), "batch": args.batch,
