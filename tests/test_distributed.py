@@ -80,8 +80,9 @@ def worker(rank: int, world: int, folder: str) -> None:
         dist.destroy_process_group()
     # Everything is written and closed. Leave without the interpreter's teardown, where torch's
     # C++ objects (gloo's threads, tensors held by finished work) are destroyed in an order that
-    # can call std::terminate: "terminate called without an active exception", SIGABRT, seen once
-    # in CI after the work was done (pytorch/pytorch#190489 reports the same message at exit).
+    # can call std::terminate: CI once lost a rank to SIGABRT with "terminate called without an
+    # active exception" (at which point of the run is not known), the message
+    # pytorch/pytorch#190489 reports from gloo at exit.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
