@@ -9,10 +9,12 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ._errors import Loc, SpecLimitError, did_you_mean
 from ._infer import infer
+from ._info import Recipe
 from ._ir import Graph, is_meta
 from ._limits import DEFAULT_LIMITS, Limits
 from ._load import display_path, load_document
@@ -152,7 +154,9 @@ def compile_spec(
     graph = load_spec(path, params=params, input_shape=input_shape, outputs=outputs, checkpoint=checkpoint, limits=limits,
                       **overrides)
     model = build_model(graph, weights=weights, strict=strict, init=init, device=device)
-    model._archspec_info["recipe"] = (path, {**(params or {}), **overrides}, input_shape, limits, checkpoint)
+    recipe = Recipe(compile=compile_spec, path=path, params={**(params or {}), **overrides}, input_shape=input_shape,
+                    limits=limits, checkpoint=checkpoint)
+    model._archspec_info = replace(model._archspec_info, recipe=recipe)
     if optimize is not None:
         from ._optimize import optimize as optimized
 

@@ -29,6 +29,7 @@ from ._errors import camel_case
 from ._features import classifier
 from ._infer import needed
 from ._codegen import Scope, container_sources, emit, scopes
+from ._info import ModelInfo
 from ._ir import Graph, is_meta
 from ._module import ArchModule, Block, make_module
 
@@ -186,26 +187,25 @@ def codegen(graph: Graph) -> tuple[ArchModule, dict[str, str]]:
     train_nodes, eval_nodes = needed(graph, training=True), needed(graph, training=False)
     found, chains = scopes(graph, train_nodes, eval_nodes)
     sources = container_sources(graph, found, chains, graph.inplace)
-    info = {
-        "name": graph.name,
-        "type_name": camel_case(graph.name) + "Outputs",
-        "outputs": [(o.name, o.training_only) for o in graph.outputs],
-        # each output's weight in model.loss(): the main (first) output 1 unless the spec says
-        "loss_weights": {o.name: (o.loss_weight if o.loss_weight is not None else float(i == 0))
-                         for i, o in enumerate(graph.outputs)},
-        "input_shape": list(graph.input_shape),
-        "taps": graph.taps,
-        "source": graph.source,
-        "checkpoint_keys": list(graph.checkpoint_keys),
-        "classifier": classifier(graph),
-    }
     def called_in_eval(c: str | None) -> bool:  # by the model's eval forward, or by a container it calls
         return c is not None and (found[c].eval_calls or called_in_eval(graph.containers[c].parent))
 
     # the containers eval needs but cannot call (see _codegen's Modes): their nodes run in the model's forward
     eval_set = set(eval_nodes)
-    info["eval_inlined"] = [c for c, sc in found.items()
-                            if not called_in_eval(c) and any(p in eval_set for p in sc.nodes)]
+    info = ModelInfo(
+        name=graph.name,
+        type_name=camel_case(graph.name) + "Outputs",
+        outputs=[(o.name, o.training_only) for o in graph.outputs],
+        # each output's weight in model.loss(): the main (first) output 1 unless the spec says
+        loss_weights={o.name: (o.loss_weight if o.loss_weight is not None else float(i == 0))
+                      for i, o in enumerate(graph.outputs)},
+        input_shape=list(graph.input_shape),
+        taps=graph.taps,
+        source=graph.source,
+        checkpoint_keys=list(graph.checkpoint_keys),
+        classifier=classifier(graph),
+        eval_inlined=[c for c, sc in found.items() if not called_in_eval(c) and any(p in eval_set for p in sc.nodes)],
+    )
     return make_module(_source(graph, found, chains, train_nodes, eval_nodes), info), sources
 
 
@@ -223,7 +223,7 @@ def lower(graph: Graph, init: bool = True, device: torch.device | str | None = N
     _build_tree(model, graph, graph.inplace)
     for path, code in sources.items():
         model.get_submodule(path)._archspec_install(code)
-    for path in model._archspec_info["eval_inlined"]:
+    for path in model._archspec_info.eval_inlined:
         model.get_submodule(path)._archspec_eval_inlined = True
     if materialize and not is_meta(device):
         from ._initialize import init_plan, materialize as fill

@@ -29,6 +29,7 @@ import torch
 from torch import fx, nn
 
 from ._errors import camel_case
+from ._info import ModelInfo
 from .layers import compiling as _compiling
 from .layers import symbolic_tracing as _symbolic_tracing
 
@@ -176,8 +177,8 @@ class ArchModule(nn.Module):
 
     __jit_unused_properties__ = ["code", "spec_name", "output_names", "num_features", "loss_weights"]
 
-    # (attributes `_archspec_code` and `_archspec_info` are set by make_module; they are not
-    # annotated here because TorchScript would try to type them)
+    # (attributes `_archspec_code` and `_archspec_info`, a :class:`ModelInfo`, are set by
+    # make_module; they are not annotated here because TorchScript would try to type them)
 
     @property
     def code(self) -> str:
@@ -195,36 +196,36 @@ class ArchModule(nn.Module):
 
     @property
     def spec_name(self) -> str:
-        return self._archspec_info["name"]
+        return self._archspec_info.name
 
     @property
     def output_names(self) -> list[str]:
-        return [name for name, _ in self._archspec_info["outputs"]]
+        return [name for name, _ in self._archspec_info.outputs]
 
     @property
     def num_features(self) -> int | None:
         """What the classifier reads (the features of the last ``linear`` or ``conv2d`` of
         the eval graph): ResNet-50's 2048; None for a network without one."""
-        found = self._archspec_info.get("classifier")
+        found = self._archspec_info.classifier
         return found[1] if found else None
 
     def get_classifier(self) -> nn.Module | None:
         """The classifier layer (see :attr:`num_features`), or None."""
-        found = self._archspec_info.get("classifier")
+        found = self._archspec_info.classifier
         return self.get_submodule(found[0]) if found else None
 
     @property
     def loss_weights(self) -> dict[str, float]:
         """Each output's weight in :meth:`loss`: the spec's ``loss_weight``, else 1 for the
         first (main) output and 0 for the others."""
-        return dict(self._archspec_info.get("loss_weights", {}))
+        return dict(self._archspec_info.loss_weights)
 
     def loss(self, outputs: Any, target: Any, criterion: Any) -> torch.Tensor:
         """The training loss over every output this forward returned, each weighted as the
         spec says: ``sum(w * criterion(out, target))`` (GoogLeNet: ``loss(logits) + 0.3 *
         loss(aux2) + 0.3 * loss(aux1)`` in train mode, the logits' loss alone in eval
         mode). One training loop then serves every spec, with auxiliary heads or without."""
-        weights = self._archspec_info.get("loss_weights", {})
+        weights = self._archspec_info.loss_weights
         if isinstance(outputs, torch.Tensor):  # one output returned: the main one
             return criterion(outputs, target)
         if isinstance(outputs, dict):
@@ -243,31 +244,33 @@ class ArchModule(nn.Module):
     def variant(self, **overrides: Any) -> ArchModule:
         """The same spec compiled with other parameters (``num_classes=10``), every weight
         of this model that still fits (same key, same shape) carried over, the rest
-        initialised as the spec says; ``load_report`` on the result says which is which."""
-        if self._archspec_info.get("optimized"):  # its folded weights would load into the unfolded layers
+        initialised as the spec says; ``load_report`` on the result says which is which.
+
+        It compiles through the :class:`~archspec._info.Recipe` that ``compile_spec`` left
+        on the model, which holds the compiler's function itself: this runtime layer sits
+        below the compiler and does not import it (no import circle), and no registry has
+        to be filled at import time for a model unpickled in another process."""
+        if self._archspec_info.optimized is not None:  # its folded weights would load into the unfolded layers
             raise RuntimeError("this model is optimised for inference (batch norm folded into its layers): make the "
                                "variant from the unoptimised model, then optimise it")
-        recipe = self._archspec_info.get("recipe")
+        recipe = self._archspec_info.recipe
         if recipe is None:
             raise RuntimeError("this model does not know the spec it was compiled from (compile it with compile_spec)")
-        from ._compiler import compile_spec
-
-        path, params, input_shape, limits, checkpoint = recipe
         like = next((p for p in self.parameters()), None)
-        model = compile_spec(path, params={**params, **overrides}, input_shape=input_shape, limits=limits, checkpoint=checkpoint,
-                             weights=self.state_dict(), strict=False, device=like.device if like is not None else None)
+        model = recipe.again(overrides, weights=self.state_dict(), strict=False,
+                             device=like.device if like is not None else None)
         return model.to(like.dtype) if like is not None and like.is_floating_point() else model
 
     def _archspec_install(self) -> None:
         """Compile the generated source into a class of this instance's own."""
         info = self._archspec_info
         glb = _standard_globals()
-        train_fields = [n for n, _ in info["outputs"]]
-        eval_fields = [n for n, training_only in info["outputs"] if not training_only]
-        if not info.get("taps"):  # a feature extractor returns a dict keyed by path instead
-            glb["_TrainOutputs"] = _outputs_class(info["type_name"], tuple(train_fields))
-            glb["_EvalOutputs"] = _outputs_class(info["type_name"], tuple(eval_fields))
-        filename = f"<archspec:{info['name']}:{next(_counter)}>"
+        train_fields = [n for n, _ in info.outputs]
+        eval_fields = [n for n, training_only in info.outputs if not training_only]
+        if not info.taps:  # a feature extractor returns a dict keyed by path instead
+            glb["_TrainOutputs"] = _outputs_class(info.type_name, tuple(train_fields))
+            glb["_EvalOutputs"] = _outputs_class(info.type_name, tuple(eval_fields))
+        filename = f"<archspec:{info.name}:{next(_counter)}>"
         src = self._archspec_code
         linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
         exec(compile(src, filename, "exec"), glb)  # noqa: S102 - our own generated code, see lower
@@ -277,9 +280,9 @@ class ArchModule(nn.Module):
             "_forward_train": glb["_forward_train"],
             "__module__": ArchModule.__module__,
         }
-        if info.get("optimized"):
+        if info.optimized is not None:
             members["train"] = _inference_only
-        cls = type(camel_case(info["name"]), (ArchModule,), members)
+        cls = type(camel_case(info.name), (ArchModule,), members)
         cls.Outputs = glb.get("_TrainOutputs")
         self.__class__ = cls
 
@@ -325,7 +328,7 @@ def _rebuild(state: dict[str, Any]) -> ArchModule:
     return obj
 
 
-def make_module(code: str, info: dict[str, Any]) -> ArchModule:
+def make_module(code: str, info: ModelInfo) -> ArchModule:
     """An empty ``ArchModule`` that will run ``code`` (children are added by *lower*)."""
     model = ArchModule()
     model._archspec_code = code

@@ -30,6 +30,7 @@ reads a checkpoint of the unoptimised network, then folds.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -37,6 +38,7 @@ from torch import nn
 
 from . import ops
 from ._infer import needed, readers
+from ._info import Optimized
 from ._ir import INPUT, Graph
 from ._module import ArchModule, Block
 from .layers import FUSED_ACTIVATIONS, FusedConv2d
@@ -202,10 +204,9 @@ def optimize(model: ArchModule, graph: Graph, mode: str = "inference", channels_
     from ._lower import inference_source
 
     model._archspec_code = inference_source(graph, skip, channels_last, residual)
-    model._archspec_info = {**model._archspec_info, "optimized": {"folded": len(folds), "fused": len(fused),
-                                                                  "residual": len(sums),
-                                                                  "dropped": len(skip) - len(folds) - len(fused) - len(sums),
-                                                                  "channels_last": channels_last}}
+    model._archspec_info = replace(model._archspec_info, optimized=Optimized(
+        folded=len(folds), fused=len(fused), residual=len(sums), dropped=len(skip) - len(folds) - len(fused) - len(sums),
+        channels_last=channels_last))
     model._archspec_install()
     for block in model.modules():  # their forwards would call the folded batch norms
         if isinstance(block, Block):

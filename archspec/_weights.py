@@ -208,7 +208,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str] | Mapping[str, t
         report, checkpoint = LoadReport("a state_dict"), dict(path)
     else:
         report, checkpoint = LoadReport(str(path)), read_checkpoint(path)
-    state = _renamed(checkpoint, own, getattr(model, "_archspec_info", {}).get("checkpoint_keys", []), report)
+    info = getattr(model, "_archspec_info", None)  # a compiled spec's ModelInfo; other modules have no rules
+    state = _renamed(checkpoint, own, info.checkpoint_keys if info is not None else [], report)
     fitting = {}
     for key, tensor in state.items():
         if key not in own:

@@ -204,7 +204,7 @@ def test_eval_calls_a_container_that_holds_a_training_only_output(write_spec):
     assert torch.allclose(aux, torch.sigmoid(a)) and torch.allclose(out, torch.relu(a).flatten(1))
     assert torch.allclose(model.eval()(x), out)
     assert calls == [True, False]
-    assert model._archspec_info["eval_inlined"] == []
+    assert model._archspec_info.eval_inlined == []
 
 
 def test_shard_refuses_a_container_eval_does_not_call(write_spec):

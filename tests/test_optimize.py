@@ -19,6 +19,7 @@ import torch
 from archspec import compile_spec, load_spec
 from archspec._compiler import build_model
 from archspec._infer import needed
+from archspec._info import Optimized
 from archspec._optimize import _prefers_channels_last, eval_noops, fold_plan, optimize
 from archspec.cli import main
 from reference import SPECS, assert_optimized_agrees, relative_error, zoo_specs
@@ -109,8 +110,7 @@ def test_weights_load_before_folding(tmp_path):
     with torch.no_grad():
         assert relative_error(fast(x), model(x)) < 1e-5
     assert "bn1.weight" not in fast.state_dict() and "conv1.bias" in fast.state_dict()
-    assert fast._archspec_info["optimized"] == {"folded": 20, "fused": 17, "residual": 8, "dropped": 0,
-                                                      "channels_last": True}
+    assert fast._archspec_info.optimized == Optimized(folded=20, fused=17, residual=8, dropped=0, channels_last=True)
 
 
 def test_training_only_heads_are_dropped():
@@ -142,7 +142,7 @@ def test_export_optimize_writes_the_folded_network(tmp_path, capsys):
 def test_compiled_mode_wraps_in_torch_compile():
     fast = compile_spec(zoo_specs()["squeezenet1_1"], input_shape=(3, 64, 64), optimize="compiled")
     assert isinstance(fast, torch._dynamo.eval_frame.OptimizedModule)
-    assert fast._orig_mod._archspec_info["optimized"]["channels_last"]
+    assert fast._orig_mod._archspec_info.optimized.channels_last
 
 
 def test_unknown_mode_and_meta_models_are_refused():

@@ -89,7 +89,7 @@ def test_a_bfloat16_autocast_training_step_and_eval(name, overrides):
     head = model.get_classifier()
     if not head.weight.abs().sum():  # ViT starts its head at 0
         nn.init.normal_(head.weight, std=0.02)
-    x, y = torch.randn(4, *model._archspec_info["input_shape"]), torch.randint(0, 1000, (4,))
+    x, y = torch.randn(4, *model._archspec_info.input_shape), torch.randint(0, 1000, (4,))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = model.train().loss(model(x), y, nn.CrossEntropyLoss())
     loss.backward()
