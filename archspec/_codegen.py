@@ -249,11 +249,11 @@ def _signature(graph: Graph, sc: Scope, found: dict[str, Scope], chains: dict[st
 
 def _shapes_key(graph: Graph, node: Node) -> tuple | None:
     """What of a functional op's input shapes its code depends on: all of them (``add``
-    writes broadcasting sums differently), except for a ``concat`` of activations only,
-    which is written the same whatever their channels (one with a learnable tensor expands
-    it to its shape). Checked against generating every source, for every bundled spec, in
-    tests/test_containers.py."""
-    if node.op == "concat" and not any(_learned(graph, s) for s in node.sources):
+    writes broadcasting sums differently), except for an op whose code is the same whatever
+    the shapes (``OpDef.emit_shapeless``: a ``concat`` of activations, written the same
+    whatever their channels; one with a learnable tensor expands it to its shape). Checked
+    against generating every source, for every bundled spec, in tests/test_containers.py."""
+    if ops.REGISTRY[node.op].emit_shapeless and not any(_learned(graph, s) for s in node.sources):
         return None
     return tuple(node.in_shapes)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import ops
 from ._infer import needed
 from ._ir import INPUT, Graph
 
@@ -107,10 +108,11 @@ def _name(graph: Graph, node: str) -> str:
     return name
 
 
-#: ops that end the trunk: pools to a fixed size (the classifier's head)
-_HEAD = ("adaptive_avgpool2d", "adaptive_maxpool2d")
-#: ops that pass their input in eval mode: never named as a feature map
-_PASS = ("dropout", "identity", "stochastic_depth", "permute")
+def _passes(op: str) -> bool:
+    """Whether the op computes nothing new in eval mode: it passes its input through (dropout,
+    identity) or reorders its dimensions (a permute): never named as a feature map."""
+    d = ops.REGISTRY[op]
+    return d.passthrough_eval or d.layout == "dims"
 
 
 def feature_maps(graph: Graph) -> list[Feature]:
@@ -126,7 +128,7 @@ def feature_maps(graph: Graph) -> list[Feature]:
     for p in order:
         node = graph.nodes[p]
         cut = p in cuts
-        if (cut and node.op in _HEAD) or (head is not None and node.display == head[0]):
+        if (cut and ops.REGISTRY[node.op].ends_trunk) or (head is not None and node.display == head[0]):
             break  # the head
         images = [s for s in node.sources if s in stride]
         if (node.image or node.channels_last) and images:
@@ -136,7 +138,7 @@ def feature_maps(graph: Graph) -> list[Feature]:
             # squeeze-and-excitation gate, 1 x 1)
             src = next((s for s in images if size[s] == size[p]), images[0])
             stride[p] = stride[src] * max(1, round(size[src] / size[p]))
-            if cut and node.op not in _PASS:
+            if cut and not _passes(node.op):
                 at.setdefault(stride[p], []).append((_name(graph, p).count("."), p))
         elif cut and at and len(node.shape) == 1:
             break  # flat features: the head (ShuffleNetV2's mean over the map)
@@ -170,10 +172,11 @@ def select(features: list[Feature], out_indices: Sequence[int] | None, name: str
 
 
 def classifier(graph: Graph) -> tuple[str, int] | None:
-    """The classifier (the eval graph's last ``linear`` or ``conv2d``) and what it reads:
-    ``(path, num_features)``, or None for a network without one."""
+    """The classifier (the eval graph's last op with a ``classifier_dim``: a linear or a
+    conv2d) and what it reads: ``(path, num_features)``, or None for a network without one."""
     for p in reversed(needed(graph, training=False)):
         node = graph.nodes[p]
-        if node.op in ("linear", "conv2d"):
-            return node.display, node.in_shapes[0][-1] if node.op == "linear" else node.in_shapes[0][0]
+        dim = ops.REGISTRY[node.op].classifier_dim
+        if dim is not None:
+            return node.display, node.in_shapes[0][dim]
     return None

@@ -313,7 +313,7 @@ class Inference:
         if op.layout == "same":
             node.image = rank3 and self.is_image(batched[0])
             node.channels_last = rank3 and self.is_channels_last(batched[0])
-        elif node.op == "permute" and rank3:
+        elif op.layout == "dims" and rank3:
             dims = list(concrete.dims)
             node.channels_last = dims == [0, 2, 3, 1] and self.is_image(batched[0])
             node.image = dims == [0, 3, 1, 2] and self.is_channels_last(batched[0])

@@ -99,9 +99,9 @@ def _a_view(graph: Graph, source: str) -> bool:
     while source != INPUT:
         node = graph.nodes[source]
         op = ops.REGISTRY[node.op]
-        if node.op == "linear":  # torch's linear over more than one dimension returns a view of a 2-D product
-            return len(node.in_shapes[0]) > 1
-        if node.op in ("identity", "dropout", "stochastic_depth") or (op.category == "join" and len(node.sources) == 1):
+        if op.returns_view is not None:  # its own output, but a view of another tensor (a linear over tokens)
+            return op.returns_view(node.in_shapes)
+        if op.passthrough_eval or (op.category == "join" and len(node.sources) == 1):
             source = node.sources[0]  # the tensor itself (dropout in eval or with p = 0)
             continue
         return bool(op.alias)

@@ -41,13 +41,11 @@ from ._infer import needed, readers
 from ._info import Optimized
 from ._ir import INPUT, Graph
 from ._module import ArchModule, Block
-from .layers import FUSED_ACTIVATIONS, FusedConv2d
+from .layers import FusedConv2d
 
 __all__ = ["MODES", "fold_plan", "eval_noops", "fuse_plan", "optimize"]
 
 MODES = ("inference", "compiled")
-_FOLDS = {"batchnorm2d": "conv2d", "batchnorm1d": "linear"}
-_NOOPS = ("dropout", "stochastic_depth", "identity")
 
 
 def fold_plan(graph: Graph) -> dict[str, str]:
@@ -57,12 +55,13 @@ def fold_plan(graph: Graph) -> dict[str, str]:
     plan = {}
     for p in paths:
         node = graph.nodes[p]
-        if node.op not in _FOLDS or not node.concrete.track_running_stats or len(node.sources) != 1:
+        fold = ops.REGISTRY[node.op].folds_into
+        if fold is None or not node.concrete.track_running_stats or len(node.sources) != 1:
             continue
         src = node.sources[0]
-        if src == INPUT or graph.nodes[src].op != _FOLDS[node.op] or count.get(src) != 1:
+        if src == INPUT or graph.nodes[src].op != fold[0] or count.get(src) != 1:
             continue
-        if node.op == "batchnorm1d" and len(graph.nodes[src].shape) != 1:
+        if len(graph.nodes[src].shape) != fold[1]:
             continue  # a linear on tokens: the batch norm's channels are not its outputs
         plan[p] = src
     return plan
@@ -71,7 +70,7 @@ def fold_plan(graph: Graph) -> dict[str, str]:
 def eval_noops(graph: Graph) -> dict[str, str]:
     """Nodes of the eval graph that compute nothing in eval mode: {node: its input}."""
     return {p: graph.nodes[p].sources[0] for p in needed(graph, training=False)
-            if graph.nodes[p].op in _NOOPS and len(graph.nodes[p].sources) == 1}
+            if ops.REGISTRY[graph.nodes[p].op].passthrough_eval and len(graph.nodes[p].sources) == 1}
 
 
 def fuse_plan(graph: Graph, skip: dict[str, str], fusable: Callable[[str], bool] = lambda conv: True
@@ -107,13 +106,14 @@ def fuse_plan(graph: Graph, skip: dict[str, str], fusable: Callable[[str], bool]
         return value, count
 
     def sole(conv: str, count: dict[str, int]) -> bool:
-        return conv != INPUT and graph.nodes[conv].op == "conv2d" and count.get(conv) == 1 and fusable(conv)
+        return (conv != INPUT and ops.REGISTRY[graph.nodes[conv].op].convolution and count.get(conv) == 1
+                and fusable(conv))
 
     value, count = counted(skip, {})
     residual: dict[str, tuple[str, str]] = {}
     for p in paths:
         node = graph.nodes[p]
-        if node.op != "add" or len(node.sources) != 2 or any(
+        if not ops.REGISTRY[node.op].residual_sum or len(node.sources) != 2 or any(
                 s != INPUT and (graph.nodes[s].shape != node.shape or not graph.nodes[s].batched) for s in node.sources) \
                 or (INPUT in node.sources and graph.input_shape != node.shape):
             continue  # a learnable tensor (no batch dimension) is broadcast: not a residual
@@ -126,7 +126,7 @@ def fuse_plan(graph: Graph, skip: dict[str, str], fusable: Callable[[str], bool]
     activation = {}
     for p in paths:
         node = graph.nodes[p]
-        if node.op in FUSED_ACTIVATIONS and len(node.sources) == 1 and sole(value(node.sources[0]), count):
+        if ops.REGISTRY[node.op].fusable_activation and len(node.sources) == 1 and sole(value(node.sources[0]), count):
             activation[p] = value(node.sources[0])
     return activation, residual
 
@@ -137,7 +137,7 @@ def _prefers_channels_last(graph: Graph, eval_paths: set[str]) -> bool:
     permute to H x W x C becomes free (0.90 of eager against 0.99 without, ``bench/``),
     though its linears do 93 % of its multiply-accumulates. A transformer whose one conv
     is its patch embedding (ViT, Swin) would only gain layout copies before its tokens."""
-    convs = sum(1 for p in eval_paths if graph.nodes[p].op == "conv2d")
+    convs = sum(1 for p in eval_paths if ops.REGISTRY[graph.nodes[p].op].convolution)
     return len(graph.input_shape) == 3 and convs > 1
 
 
@@ -213,7 +213,7 @@ def optimize(model: ArchModule, graph: Graph, mode: str = "inference", channels_
             block._archspec_uninstall("a model optimised for inference runs as one function")
     activation = {conv: graph.nodes[a].op for a, conv in fused.items()}
     for p in eval_paths - set(skip):
-        if graph.nodes[p].op == "conv2d" and type(model.get_submodule(p)) is nn.Conv2d:
+        if ops.REGISTRY[graph.nodes[p].op].convolution and type(model.get_submodule(p)) is nn.Conv2d:
             FusedConv2d.fuse(model.get_submodule(p), activation.get(p), p in residual)
     model.requires_grad_(False)
     if channels_last:

@@ -500,7 +500,7 @@ class Resolver:
                                                                "decide with the block's parameters")
                 if kind == "dense" and branch_outputs and entry.when is not False:
                     join = f"{path}#in"
-                    self.add_node(Node(join, "concat", {"dim": 1}, [input_ref, *branch_outputs], entry.loc, parent=parent,
+                    self.add_node(Node(join, *ops.join_for(kind), [input_ref, *branch_outputs], entry.loc, parent=parent,
                                        implicit=True, sites=scope.sites, env=entry.env))
                     inputs = [join]
                 else:
@@ -538,7 +538,7 @@ class Resolver:
             return children, previous
         join_path = f"{parent}#{kind}"
         join_inputs = [input_ref, *branch_outputs] if kind == "dense" else branch_outputs
-        op = "add" if kind == "add" else "concat"
+        op, params = ops.join_for(kind)
         if kind == "add" and len(entries) < 2:
             raise SpecSchemaError(f"an add needs at least 2 branches, found {len(entries)}", self.loc(raw), node=where,
                                   hint="a branch switched off by 'when' drops out of the sum; an add of one branch is that branch")
@@ -546,7 +546,7 @@ class Resolver:
             what = f"every branch of this {kind} is switched off ('when' is false)" if entries else f"a {kind} needs at least one branch"
             raise SpecSchemaError(what, self.loc(raw), node=where, expected="at least one branch")
         container = self.containers.get(parent) if parent else None
-        self.add_node(Node(join_path, op, {"dim": 1} if op == "concat" else {}, join_inputs,
+        self.add_node(Node(join_path, op, params, join_inputs,
                            container.loc if container else self.loc(raw), parent=parent, implicit=True, sites=scope.sites, env=env))
         return children, join_path
 

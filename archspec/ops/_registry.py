@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch  # noqa: F401  (named in the string annotations below)
     from torch import fx  # noqa: F401
 
-__all__ = ["OpParams", "OpDef", "Inferred", "ShapeError", "Shape", "register", "unregister", "get", "names", "version", "REGISTRY",
+__all__ = ["OpParams", "OpDef", "Inferred", "ShapeError", "Shape", "register", "unregister", "get", "join_for", "names", "version", "REGISTRY",
            "fmt_shape", "rank_name", "overview", "summary", "known", "LEARNED"]
 
 Shape = tuple[int, ...]
@@ -117,7 +117,9 @@ class OpDef:
       split), which autograd forbids writing into in place;
     - ``layout``: what the output is, for the checks of ops that act on the last
       dimension: ``"image"`` (a C x H x W image), ``"any"`` (a layout the op chose, such as
-      a permute's), ``"same"`` (as its first input);
+      a reshape's), ``"same"`` (as its first input), ``"dims"`` (its input's dimensions in
+      the order of its ``dims`` parameter: a permute ``[0, 2, 3, 1]`` makes an image
+      channels-last, ``[0, 3, 1, 2]`` turns it back);
     - ``last_dim``: the op acts on the last dimension (linear, layernorm), which on a
       C x H x W image is its width: such an input is refused, with ``image_hint`` (or a
       hint to flatten or permute it);
@@ -144,6 +146,34 @@ class OpDef:
     - ``shapeless``: the module ``build`` makes does not depend on the input shapes (an
       activation, a pooling window, dropout), so *lower* makes one for all the nodes of the
       same settings and copies it for the rest (:func:`archspec._lower._build_tree`);
+    - ``passthrough_eval``: in eval mode the op returns its input itself (dropout,
+      stochastic depth, identity): *optimize* drops it, the in-place plan looks through it,
+      and it is never named as a feature map;
+    - ``returns_view(in_shapes) -> bool``: whether the output, though the op's own, is a
+      view of another tensor for these input shapes (torch's linear over more than one
+      dimension returns a view of a 2-D product), which the in-place plan must not write into;
+    - ``ends_trunk``: a cut between stages at this op ends the network's trunk (a pool to a
+      fixed size, which starts the classifier head): no feature map is looked for past it;
+    - ``classifier_dim``: the op may be the network's classifier (the eval graph's last such
+      op, which a variant with another ``num_classes`` replaces), reading its features along
+      this dimension of its per-sample input: ``-1`` for linear, ``0`` (channels) for conv2d;
+    - ``folds_into``: ``(layer op, rank)``: a normalisation with running statistics that
+      *optimize* folds into the layer before it, where that layer's output has this rank (a
+      batchnorm1d folds into a linear of flat features, not of tokens);
+    - ``convolution``: the op's module is an ``nn.Conv2d``: *optimize* fuses activations and
+      residual sums into it (:class:`archspec.layers.FusedConv2d`) and prefers channels-last
+      memory order where more than one runs;
+    - ``fusable_activation``: an activation the convolution before it can apply itself
+      (its oneDNN post-op is in :data:`archspec.layers.FUSED_ACTIVATIONS`);
+    - ``residual_sum``: an element-wise sum that the convolution giving one of its inputs may
+      compute itself (a residual connection);
+    - ``emit_shapeless``: what ``emit`` writes does not depend on the input shapes unless one
+      of the inputs is a learnable tensor (a concat), so *codegen* writes one forward for
+      blocks that differ only in their channels;
+    - ``joins``: the container kinds (``concat:``, ``add:``, ``dense:``) whose implicit join
+      node is this op, with ``join_params`` (name, value pairs) as that node's parameters;
+    - ``glyph``: what a drawing shows for the op's implicit join node instead of its name
+      (``+`` for add);
     - ``origin``: where a user op comes from (``None`` for the built-in ops): the Python
       module that registered it, or the package and entry point that provided it
       (:mod:`archspec.ops._user`); shown by ``archspec ops NAME``.
@@ -173,13 +203,25 @@ class OpDef:
     tensor: bool = False
     defaults: Callable[[Any, list[Shape]], dict[str, Any]] | None = None
     shapeless: bool = False
+    passthrough_eval: bool = False
+    returns_view: Callable[[list[Shape]], bool] | None = None
+    ends_trunk: bool = False
+    classifier_dim: int | None = None
+    folds_into: tuple[str, int] | None = None
+    convolution: bool = False
+    fusable_activation: bool = False
+    residual_sum: bool = False
+    emit_shapeless: bool = False
+    joins: tuple[str, ...] = ()
+    join_params: tuple[tuple[str, Any], ...] = ()
+    glyph: str | None = None
     origin: str | None = None
 
     def __post_init__(self) -> None:
         if (self.build is None) == (self.emit is None):
             raise ValueError(f"op '{self.name}' needs exactly one of build or emit")
-        if self.layout not in ("image", "any", "same"):
-            raise ValueError(f"op '{self.name}': layout must be 'image', 'any' or 'same'")
+        if self.layout not in ("image", "any", "same", "dims"):
+            raise ValueError(f"op '{self.name}': layout must be 'image', 'any', 'same' or 'dims'")
 
 
 REGISTRY: dict[str, OpDef] = {}
@@ -208,6 +250,25 @@ def version() -> int:
 
 def get(name: str) -> OpDef | None:
     return REGISTRY.get(name)
+
+
+_JOINS: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {}
+_JOINS_AT = [-1]  # the registry version _JOINS was gathered at
+
+
+def join_for(kind: str) -> tuple[str, dict[str, Any]]:
+    """The op and the parameters of a container's implicit join: ``concat`` with dim 1
+    for ``concat:`` and ``dense:``, ``add`` for ``add:`` (the ops that declare ``joins``)."""
+    if _JOINS_AT[0] != _VERSION[0]:
+        _JOINS.clear()
+        for op in REGISTRY.values():
+            for k in op.joins:
+                _JOINS.setdefault(k, (op.name, op.join_params))
+        _JOINS_AT[0] = _VERSION[0]
+    if kind not in _JOINS:
+        raise KeyError(f"no registered op joins a '{kind}' container")
+    name, params = _JOINS[kind]
+    return name, dict(params)
 
 
 def names() -> list[str]:

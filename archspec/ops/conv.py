@@ -92,7 +92,7 @@ def _conv_defaults(p: Conv2dParams, shapes: list[Shape]) -> dict[str, Any]:
 
 
 register(OpDef("conv2d", Conv2dParams, _conv_shape, Conv2dParams.__doc__ or "", build=_conv_build, layout="image",
-               defaults=_conv_defaults))
+               defaults=_conv_defaults, classifier_dim=0, convolution=True))
 
 
 class LinearParams(OpParams):
@@ -120,4 +120,6 @@ def _linear_build(p: LinearParams, shapes: list[Shape], inplace: bool):
 
 
 register(OpDef("linear", LinearParams, _linear_shape, LinearParams.__doc__ or "", build=_linear_build, last_dim=True,
-               defaults=lambda p, shapes: torch_default(shapes[0][-1], p.bias)))
+               defaults=lambda p, shapes: torch_default(shapes[0][-1], p.bias), classifier_dim=-1,
+               # torch's linear over more than one dimension returns a view of a 2-D product
+               returns_view=lambda shapes: len(shapes[0]) > 1))

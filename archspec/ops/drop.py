@@ -23,7 +23,7 @@ def _dropout_build(p: DropoutParams, shapes: list[Shape], inplace: bool):
 
 
 register(OpDef("dropout", DropoutParams, same_shape, DropoutParams.__doc__ or "", build=_dropout_build, alias=True,
-               shapeless=True, category="dropout"))
+               shapeless=True, category="dropout", passthrough_eval=True))
 
 
 class StochasticDepthParams(OpParams):
@@ -43,4 +43,4 @@ def _sd_build(p: StochasticDepthParams, shapes: list[Shape], inplace: bool):
 
 
 register(OpDef("stochastic_depth", StochasticDepthParams, same_shape, StochasticDepthParams.__doc__ or "", build=_sd_build,
-               alias=True, shapeless=True, category="dropout"))
+               alias=True, shapeless=True, category="dropout", passthrough_eval=True))

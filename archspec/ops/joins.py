@@ -65,7 +65,7 @@ def _concat_emit(graph, p: ConcatParams, args: list, name: str, inplace: bool, s
 
 
 register(OpDef("concat", ConcatParams, _concat_shape, ConcatParams.__doc__ or "", emit=_concat_emit, arity=(1, None),
-               category="join", expands=True))
+               category="join", expands=True, emit_shapeless=True, joins=("concat", "dense"), join_params=(("dim", 1),)))
 
 
 def broadcast(shapes: list[Shape]) -> Shape | None:
@@ -115,7 +115,7 @@ def _add_emit(graph, p: AddParams, args: list, name: str, inplace: bool, shapes:
 
 
 register(OpDef("add", AddParams, _add_shape, AddParams.__doc__ or "", emit=_add_emit, arity=(2, None), inplace=True,
-               category="join", broadcast=True))
+               category="join", broadcast=True, residual_sum=True, joins=("add",), glyph="+"))
 
 
 class MulParams(OpParams):

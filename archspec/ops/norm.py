@@ -45,7 +45,7 @@ def _bn_build(p: BatchNorm2dParams, shapes: list[Shape], inplace: bool):
 
 
 register(OpDef("batchnorm2d", BatchNorm2dParams, _bn_shape, BatchNorm2dParams.__doc__ or "", build=_bn_build, category="norm",
-               defaults=_norm_defaults))
+               defaults=_norm_defaults, folds_into=("conv2d", 3)))
 
 
 class BatchNorm1dParams(BatchNorm2dParams):
@@ -67,7 +67,7 @@ def _bn1d_build(p: BatchNorm1dParams, shapes: list[Shape], inplace: bool):
 
 register(OpDef("batchnorm1d", BatchNorm1dParams, _bn1d_shape, BatchNorm1dParams.__doc__ or "", build=_bn1d_build,
                category="norm",
-               defaults=_norm_defaults))
+               defaults=_norm_defaults, folds_into=("linear", 1)))
 
 
 class LayerNormParams(OpParams):

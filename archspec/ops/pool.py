@@ -98,9 +98,11 @@ def _adaptive_max_build(p: AdaptiveMaxPool2dParams, shapes: list[Shape], inplace
 
 
 register(OpDef("adaptive_avgpool2d", AdaptiveAvgPool2dParams, _adaptive_shape("adaptive_avgpool2d"),
-               AdaptiveAvgPool2dParams.__doc__ or "", build=_adaptive_avg_build, shapeless=True, category="pool", layout="image"))
+               AdaptiveAvgPool2dParams.__doc__ or "", build=_adaptive_avg_build, shapeless=True, category="pool", layout="image",
+               ends_trunk=True))
 register(OpDef("adaptive_maxpool2d", AdaptiveMaxPool2dParams, _adaptive_shape("adaptive_maxpool2d"),
-               AdaptiveMaxPool2dParams.__doc__ or "", build=_adaptive_max_build, shapeless=True, category="pool", layout="image"))
+               AdaptiveMaxPool2dParams.__doc__ or "", build=_adaptive_max_build, shapeless=True, category="pool", layout="image",
+               ends_trunk=True))
 
 
 class MeanParams(OpParams):

@@ -59,7 +59,7 @@ def _identity_build(p: IdentityParams, shapes: list[Shape], inplace: bool):
 
 
 register(OpDef("identity", IdentityParams, same_shape, IdentityParams.__doc__ or "", build=_identity_build, alias=True, shapeless=True,
-               category="reshape"))
+               category="reshape", passthrough_eval=True))
 
 
 class PermuteParams(OpParams):
@@ -87,7 +87,7 @@ def _permute_emit(graph, p: PermuteParams, args: list, name: str, inplace: bool,
 
 
 register(OpDef("permute", PermuteParams, _permute_shape, PermuteParams.__doc__ or "", emit=_permute_emit, alias=True,
-               category="reshape", layout="any"))
+               category="reshape", layout="dims"))
 
 
 class ReshapeParams(OpParams):
