@@ -36,6 +36,7 @@ from typing import BinaryIO
 from ._files import write_file
 from ._infer import needed
 from ._ir import INPUT, Graph, Node
+from . import ops
 from ._summary import format_count
 from .ops import fmt_shape
 
@@ -72,11 +73,16 @@ class GraphvizNotFound(DrawError):
 
 # -- the scene: what is drawn, independent of the format -------------------------------------
 
-_FILL = {"conv2d": "#dbeafe", "batchnorm2d": "#fef3c7", "lrn": "#fef3c7", "relu": "#dcfce7",
-         "maxpool2d": "#fde2e2", "avgpool2d": "#fde2e2", "adaptive_avgpool2d": "#fde2e2",
-         "linear": "#ede9fe", "concat": "#ffffff", "add": "#ffffff"}
-_CLASS = {"conv2d": "conv", "batchnorm2d": "norm", "lrn": "norm", "relu": "act", "maxpool2d": "pool",
-          "avgpool2d": "pool", "adaptive_avgpool2d": "pool", "linear": "fc", "concat": "join", "add": "join"}
+#: an op's fill colour, by its ``category`` (which also names its Mermaid class); the other
+#: categories (dropout, tensor plumbing, learnable tensors, user ops) are ``other``
+_FILL = {"layer": "#dbeafe", "norm": "#fef3c7", "activation": "#dcfce7", "pool": "#fde2e2", "join": "#ffffff",
+         "other": "#f3f4f6"}
+
+
+def _style(op: str) -> str:
+    """The class an op is drawn with: its category, where that has a colour of its own."""
+    d = ops.get(op)
+    return d.category if d is not None and d.category in _FILL else "other"
 
 
 @dataclass
@@ -131,10 +137,11 @@ class _Ids:
 
 
 def _settings(node: Node) -> str:
-    """``7x7/2``, ``dw 3x3``: the kernel and stride of a convolution or a pooling window."""
+    """``7x7/2``, ``dw 3x3``: the kernel and stride of a convolution or a pooling window (of
+    an op with a ``kernel`` parameter)."""
     p = node.concrete
     kernel = getattr(p, "kernel", None)
-    if node.op not in ("conv2d", "maxpool2d", "avgpool2d") or not isinstance(kernel, tuple):
+    if not isinstance(kernel, tuple):
         return ""
     text = "x".join(map(str, kernel))
     stride = getattr(p, "stride", None)
@@ -180,7 +187,8 @@ def _scene(graph: Graph, depth: int | None) -> _Scene:
     def op_item(p: str, body: list) -> None:
         node = graph.nodes[p]
         if node.implicit:
-            add(_Item(ident("n_", p), ["+" if node.op == "add" else node.op], "join", status([p]), p, node.op), body, [p])
+            glyph = ops.REGISTRY[node.op].glyph
+            add(_Item(ident("n_", p), [glyph or node.op], "join", status([p]), p, node.op), body, [p])
             return
         op = " ".join(filter(None, [node.op, _settings(node)]))
         head = node.name if op == node.name else f"{node.name}: {op}"
@@ -260,7 +268,7 @@ def _dot_item(item: _Item) -> str:
         attrs.update(shape="oval", fillcolor=_q("#fff7ed"))
     else:
         style.insert(0, "rounded")
-        attrs["fillcolor"] = _q(_FILL.get(item.op, "#f3f4f6"))
+        attrs["fillcolor"] = _q(_FILL[_style(item.op)])
     if item.status:
         style.append("dashed" if item.status == "train" else "dotted")
         attrs.update(color=_q(_GREY), fontcolor=_q("#666666"), fillcolor=_q("#f5f5f5"))
@@ -323,7 +331,7 @@ def to_mermaid(graph: Graph, depth: int | None = None) -> str:
         for part in body:
             if isinstance(part, _Item):
                 cls = part.status or ("block" if part.kind == "block" else "io" if part.kind == "io"
-                                      else _CLASS.get(part.op, "other"))
+                                      else _style(part.op))
                 lines.append(f"{indent}{part.id}{shapes[part.kind].format(_mm(part.lines))}:::{cls}")
                 continue
             lines.append(f"{indent}subgraph {part.id} [{_mm([part.label])}]")
@@ -336,8 +344,7 @@ def to_mermaid(graph: Graph, depth: int | None = None) -> str:
     for e in scene.edges:
         arrow = "-.->" if e.status else "-->"
         lines.append(f"  {e.src} {arrow}|{_mm([', '.join(e.labels)])}| {e.dst}")
-    for cls, fill in [("conv", "#dbeafe"), ("norm", "#fef3c7"), ("act", "#dcfce7"), ("pool", "#fde2e2"), ("fc", "#ede9fe"),
-                      ("join", "#ffffff"), ("other", "#f3f4f6"), ("block", "#e0f2fe"), ("io", "#fff7ed")]:
+    for cls, fill in [*_FILL.items(), ("block", "#e0f2fe"), ("io", "#fff7ed")]:
         lines.append(f"  classDef {cls} fill:{fill},stroke:#6b7280")
     lines.append(f"  classDef train fill:#f5f5f5,stroke:{_GREY},color:#666666,stroke-dasharray:5 5")
     lines.append(f"  classDef unused fill:#f5f5f5,stroke:{_GREY},color:#666666,stroke-dasharray:2 2")

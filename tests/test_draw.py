@@ -244,7 +244,7 @@ def test_mermaid_flowchart(googlenet):
     assert '  subgraph c_inception3a ["inception3a : inception"]' in lines
     assert sum(line.strip().startswith("subgraph ") for line in lines) == sum(line.strip() == "end" for line in lines) == 97
     assert '    n_inception3a__concat(("concat")):::join' in lines
-    assert '      n_inception3a_branch1_conv["conv: conv2d 1x1<br/>64x28x28"]:::conv' in lines
+    assert '      n_inception3a_branch1_conv["conv: conv2d 1x1<br/>64x28x28"]:::layer' in lines
     assert '  n_maxpool2 -->|"192x28x28"| n_inception3a_branch1_conv' in lines
     assert '  n_inception4a__concat -.->|"512x14x14"| n_aux1_pool' in lines
     assert '  o_aux_logits1(["aux_logits1 #40;train#41;<br/>1000"]):::train' in lines
