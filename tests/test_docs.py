@@ -1,13 +1,19 @@
-"""The README's promises: its first two commands, and the tutorial's commands with their
-output, run here so the docs cannot rot. `--update-golden` rewrites the outputs in the
-README's ```console blocks from a real run (review the diff)."""
+"""The promises of the README and the manual (docs/, an MkDocs site): the README's first two
+commands, every command of a ```console block with its output, the tour's Python, the
+error messages shown, the tables of bundled specs, and the ops reference generated from
+the registry, checked here so the docs cannot rot. `--update-golden` rewrites the outputs
+in the ```console blocks from a real run (review the diff); `python docs/gen_ops.py`
+rewrites docs/ops.md. `mkdocs build --strict` (in .ci/run) checks the links."""
 
 from __future__ import annotations
 
+import glob
 import re
+import runpy
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +21,14 @@ from archspec.cli import main
 from reference import ROOT, installed_command
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = [README, *sorted(DOCS.rglob("*.md"))]
 BLOCK = re.compile(r"```console\n\$ (?P<cmd>[^\n]+)\n(?P<out>.*?)```", re.S)
+SPEC_ROW = re.compile(r"\| `(specs/[^`]+\.yaml)` \| [^|]+ \| ([\d,]+) \| ([\d.]+) \| (\d+) \|$")
+
+
+def _name(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
 
 
 def test_first_lines_are_the_two_commands():
@@ -28,6 +41,17 @@ def test_first_lines_are_the_two_commands():
     assert lines[5] == "```"
     ci = (ROOT / ".ci" / "run").read_text()
     assert "README.md" in ci  # CI runs the README's own test command
+    assert "mkdocs build --strict" in ci  # and builds the manual
+
+
+def test_the_readme_stays_short_and_links_into_the_manual():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 200
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    assert any(t.startswith("docs/") for t in targets)
+    for target in targets:
+        if "://" not in target:
+            assert (ROOT / target).exists(), target
 
 
 def test_the_install_command_runs_googlenet():
@@ -41,8 +65,9 @@ def test_the_peer_comparison_claims_only_what_was_measured():
     """Measured on one ResNet-18 with five mistakes (issue 9): Ultralytics refuses an unknown
     module or a bad `from` index when it builds, and both peers give a YAML syntax error
     its line. The README once said they fail with a bare KeyError at run time."""
-    text = README.read_text()
-    why = text[text.index("## Why"):text.index("## The spec language")]
+    text = (DOCS / "index.md").read_text()
+    why = text[text.index("## Why"):]
+    why = why[:why.find("\n## ", 1)] if "\n## " in why[1:] else why
     assert "KeyError" not in why and "at run time" not in why
     for fact in ("A YAML syntax error: both report it with its line", "Ultralytics refuses it when it builds the model",
                  "TorchArc names\n  the module key", "in both it surfaces only at the first forward",
@@ -51,20 +76,23 @@ def test_the_peer_comparison_claims_only_what_was_measured():
         assert fact in why, fact
 
 
-def _blocks():
-    return list(BLOCK.finditer(README.read_text()))
+def _blocks() -> list[tuple[Path, re.Match]]:
+    return [(page, m) for page in PAGES for m in BLOCK.finditer(page.read_text())]
 
 
 def test_the_tutorial_has_commands():
-    commands = [m["cmd"] for m in _blocks()]
+    commands = [m["cmd"] for page, m in _blocks() if page == DOCS / "tutorial.md"]
     assert any(c.startswith("archspec build docs/tutorial/densenet_cifar.yaml") for c in commands)
     assert any(c.startswith("archspec diff specs/densenet121.yaml docs/tutorial/densenet_cifar.yaml") for c in commands)
     assert any(c.startswith("archspec graph docs/tutorial/densenet_cifar.yaml") for c in commands)
+    readme = [m["cmd"] for page, m in _blocks() if page == README]
+    assert any(c.startswith("archspec validate") for c in readme) and any(c.startswith("archspec build") for c in readme)
 
 
-@pytest.mark.parametrize("index", range(len(_blocks())), ids=[m["cmd"].split()[1] for m in _blocks()])
-def test_tutorial_command(index, capsys, monkeypatch, request, tmp_path):
-    block = _blocks()[index]
+@pytest.mark.parametrize("index", range(len(_blocks())),
+                         ids=[f"{page.stem}-{m['cmd'].split()[1]}" for page, m in _blocks()])
+def test_docs_command(index, capsys, monkeypatch, request, tmp_path):
+    page, block = _blocks()[index]
     argv = shlex.split(block["cmd"])
     assert argv[0] == "archspec"
     target = None
@@ -72,7 +100,7 @@ def test_tutorial_command(index, capsys, monkeypatch, request, tmp_path):
         i = argv.index("-o") + 1
         target = argv[i]
         if target.endswith((".svg", ".png")) and shutil.which("dot") is None:
-            pytest.skip("Graphviz's dot is not installed: the .svg in the README cannot be rendered here")
+            pytest.skip("Graphviz's dot is not installed: the committed .svg cannot be rendered here")
         argv[i] = str(tmp_path / target.rsplit("/", 1)[-1])
     monkeypatch.chdir(ROOT)
     status = main(argv[1:])
@@ -82,13 +110,13 @@ def test_tutorial_command(index, capsys, monkeypatch, request, tmp_path):
         out = out.replace(argv[argv.index("-o") + 1], target)
     written = tmp_path / target.rsplit("/", 1)[-1] if target is not None else None
     if request.config.getoption("--update-golden"):
-        text = README.read_text()
+        text = page.read_text()
         text = text.replace(block.group(0), f"```console\n$ {block['cmd']}\n{out}```")
-        README.write_text(text)
+        page.write_text(text)
         if written is not None and written.suffix == ".svg":
             shutil.copyfile(written, ROOT / target)  # the committed picture, redrawn
         return
-    assert out == block["out"]
+    assert out == block["out"], _name(page)
     if written is not None and written.suffix == ".svg":
         # the committed picture shows what the spec draws now: the same labels, in the same order
         # (coordinates are left out: they differ between Graphviz versions)
@@ -104,20 +132,67 @@ def svg_labels(path) -> list[tuple[str, str]]:
             if el.tag in (ns + "title", ns + "text")]
 
 
+def test_the_shown_error_messages_are_the_golden_ones():
+    """A ```text block of `$ archspec build tests/bad_specs/NAME.yaml` shows the message
+    that tests/bad_specs/NAME.expected holds (tests/test_bad_specs.py checks that one)."""
+    shown = [(page, m) for page in PAGES
+             for m in re.finditer(r"```text\n\$ archspec \w+ (tests/bad_specs/[^\s]+)\.yaml\n(.*?)```", page.read_text(), re.S)]
+    assert {page for page, _ in shown} >= {README, DOCS / "cli.md"}
+    for page, m in shown:
+        assert m[2] == (ROOT / f"{m[1]}.expected").read_text(), _name(page)
+
+
+def test_the_readme_tour_runs(capsys, monkeypatch):
+    """The tour's spec is docs/examples/digits.yaml, and its Python prints what it says."""
+    text = README.read_text()
+    tour = text[text.index("## A 30-second tour"):text.index("\n## ", text.index("## A 30-second tour") + 1)]
+    spec = re.search(r"```yaml\n(.*?)```", tour, re.S)[1]
+    assert spec == "archspec: 1\n" + (DOCS / "examples" / "digits.yaml").read_text().split("archspec: 1\n", 1)[1]
+    python = re.search(r"```python\n(.*?)```", tour, re.S)[1]
+    monkeypatch.chdir(ROOT)
+    exec(compile(python, "README.md", "exec"), {"__name__": "readme_tour"})
+    assert capsys.readouterr().out.splitlines() == re.findall(r"# (torch\.Size\(.*\))", python)
+
+
+def _spec_rows() -> dict[str, tuple[str, str, str]]:
+    rows = {}
+    for line in (DOCS / "specs.md").read_text().splitlines():
+        m = SPEC_ROW.match(line)
+        if m:
+            rows[m[1]] = (m[2], m[3], m[4])
+    return rows
+
+
 def test_the_table_of_bundled_specs_is_true():
-    """Every spec under specs/ has a row in the README's table, with the parameters and
+    """Every spec under specs/ has a row in docs/specs.md's table, with the parameters and
     GMACs a static load computes and its input size."""
     from archspec import load_spec
     from archspec._summary import totals
 
-    rows = {}
-    for line in README.read_text().splitlines():
-        m = re.match(r"\| `(specs/[^`]+\.yaml)` \| [^|]+ \| ([\d,]+) \| ([\d.]+) \| (\d+) \|$", line)
-        if m:
-            rows[m[1]] = (m[2], m[3], m[4])
+    rows = _spec_rows()
     specs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").rglob("*.yaml"))
     assert sorted(rows) == specs
     for spec, (params, gmacs, size) in rows.items():
         graph = load_spec(ROOT / spec)
         t = totals(graph)
         assert (params, gmacs, size) == (f"{t.params:,}", f"{t.macs / 1e9:.3f}", str(graph.input_shape[1])), spec
+
+
+def test_the_readme_zoo_is_the_bundled_specs():
+    """The README's table of families covers every bundled spec once, with the count and the
+    range of parameters of docs/specs.md's rows (which the test above checks)."""
+    params = {spec: int(p.replace(",", "")) for spec, (p, _, _) in _spec_rows().items()}
+    covered: list[str] = []
+    for m in re.finditer(r"^\| [^|]+ \| `(specs/[^`]+)` \| (\d+) \| ([^|]+) \|$", README.read_text(), re.M):
+        files = sorted(glob.glob(m[1], root_dir=ROOT))
+        covered += files
+        low, high = (f"{n / 1e6:.1f} M" for n in (min(params[f] for f in files), max(params[f] for f in files)))
+        assert (int(m[2]), m[3]) == (len(files), low if low == high else f"{low} to {high}"), m[1]
+    assert sorted(covered) == sorted(params)
+
+
+def test_the_ops_page_is_generated_from_the_registry():
+    """docs/ops.md is what docs/gen_ops.py makes of the op registry now: after a change to
+    an op, run `python docs/gen_ops.py` and commit the page."""
+    render = runpy.run_path(str(DOCS / "gen_ops.py"))["render"]
+    assert (DOCS / "ops.md").read_text() == render(), "docs/ops.md is stale: run python docs/gen_ops.py"

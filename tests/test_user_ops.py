@@ -399,18 +399,17 @@ def test_a_variant_requires_its_bases_packages_too(write_spec):
     assert "'fake-archspec-b'" in b.message
 
 
-# -- the README ---------------------------------------------------------------------------
+# -- the manual's page (docs/user-ops.md) ------------------------------------------------
 
 
-def test_the_readme_user_op_example_runs(tmp_path, monkeypatch, capsys, write_spec):
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### User ops"):readme.index("### Blocks")]
+def test_the_docs_user_op_example_runs(tmp_path, monkeypatch, capsys, write_spec):
+    section = (ROOT / "docs" / "user-ops.md").read_text()
     python, yaml_text = re.findall(r"```python\n(.*?)```", section, re.S)[0], re.findall(r"```yaml\n(.*?)```", section, re.S)
     name = yaml_text[0].splitlines()[0].removeprefix("# ")
     (tmp_path / name).write_text(yaml_text[0])
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "readme_example"}
-    exec(compile(python, "README.md", "exec"), namespace)
+    exec(compile(python, "docs/user-ops.md", "exec"), namespace)
     printed = capsys.readouterr().out.splitlines()
     assert printed == [comment.strip() for comment in re.findall(r"# (\(64.*|torch\.Size.*)", python)]
     model = namespace["model"]
