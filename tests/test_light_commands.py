@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from archspec import _load
+from archspec._load import yaml_text as _load
 from reference import SPECS
 
 ROOT = Path(__file__).resolve().parent.parent
