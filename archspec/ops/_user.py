@@ -62,39 +62,24 @@ module is re-run). ``unregister_op(name)`` removes one.
 
 from __future__ import annotations
 
-import collections.abc
 import inspect
 import re
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 from pydantic import create_model
-from pydantic_core import PydanticCustomError
 
 from .._errors import camel_case
-from .._values import Bool, Choice, Float, Int, IntList, Str, _ValueType
 from ._plugins import origin as plugin_origin
-from ._registry import REGISTRY, Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, rank_name, register, unregister
+from ._registry import REGISTRY, Inferred, OpDef, OpParams, Shape, ShapeError, register, unregister
+from ._user_module import Fresh, Part, check_out, construct, on_cpu, run_on_meta
+from ._user_params import FROM_INPUT, read_params
 
 __all__ = ["register_op", "unregister_op", "UserOp", "FROM_INPUT", "CATEGORIES"]
 
-#: constructor arguments filled from the node's input shape (per sample), never spec parameters
-FROM_INPUT: dict[str, Callable[[Shape], Any]] = {
-    "in_shape": tuple,
-    "in_channels": lambda s: s[0],
-    "num_features": lambda s: s[0],
-    "num_channels": lambda s: s[0],
-    "in_features": lambda s: s[-1],
-}
-#: the keys every node uses for itself: no op parameter may be called so
-_NODE_KEYS = ("op", "use", "params", "from", "when", "repeat", "index", "inline", "doc", "seq", "concat", "add", "dense")
-_PLACEMENT = ("device", "dtype")
 CATEGORIES = ("user", "layer", "norm", "activation", "pool", "dropout", "reshape")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_EMPTY = inspect.Parameter.empty
 _CACHE_SIZE = 256
 
 
@@ -154,72 +139,6 @@ def _check_name(name: Any, qualname: str, replace: bool) -> None:
         raise ValueError(f"op '{name}' is already registered ({existing.origin}); pass replace=True to replace it")
 
 
-# -- parameters ---------------------------------------------------------------------------
-
-
-def _value_type(tp: Any, default: Any) -> _ValueType | None:
-    """The spec value type of a parameter annotated ``tp`` (``None``: no spec form)."""
-    if tp is _EMPTY or tp is Any:
-        if default is _EMPTY or type(default) not in (bool, int, float, str):
-            return None
-        tp = type(default)
-    if isinstance(tp, _ValueType):
-        return tp
-    if get_origin(tp) is Annotated:
-        found = next((m for m in get_args(tp)[1:] if isinstance(m, _ValueType)), None)
-        return found if found is not None else _value_type(get_args(tp)[0], default)
-    nullable = False
-    if get_origin(tp) in (Union, types.UnionType):
-        args = get_args(tp)
-        rest = [a for a in args if a is not type(None)]
-        if len(rest) != 1 or len(args) != 2:
-            return None
-        tp, nullable = rest[0], True
-    if tp is bool:
-        return None if nullable else Bool()
-    if tp is int:
-        return Int(nullable=nullable)
-    if tp is float:
-        return Float(nullable=nullable)
-    if tp is str:
-        return Str(nullable=nullable)
-    if nullable:
-        return None
-    origin = get_origin(tp)
-    if origin is Literal:
-        choices = get_args(tp)
-        return Choice(*choices) if choices and all(isinstance(c, str) for c in choices) else None
-    if origin in (list, tuple, collections.abc.Sequence) and get_args(tp) in ((int,), (int, Ellipsis)):
-        return IntList()
-    return None
-
-
-_SUPPORTED = ("int, float, bool, str, a Literal of strings, list[int], X | None for numbers and strings, "
-              "or Annotated[..., <an archspec.ops value type>]")
-
-
-def _signature(factory: Any, name: str, qualname: str) -> tuple[inspect.Signature | None, dict[str, Any]]:
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):  # a builtin without a signature: nothing to read
-        return None, {}
-    target = factory.__init__ if isinstance(factory, type) else factory
-    try:
-        hints = typing.get_type_hints(target, include_extras=True)
-    except Exception:  # an annotation naming something undefined: the parameters' own (strings) are read
-        hints = {}
-    return sig, hints
-
-
-def _check_default(name: str, pname: str, vt: _ValueType, default: Any) -> None:
-    if default is _EMPTY:
-        return
-    try:
-        vt.check(default)
-    except PydanticCustomError:
-        raise TypeError(f"op '{name}': the default of '{pname}', {default!r}, is not {vt.expected}") from None
-
-
 @dataclass
 class _Config:
     """What one configuration of a user op (its arguments and input shape) comes to."""
@@ -247,82 +166,17 @@ class UserOp:
         self.qualname = _qualname(factory)
         self.shape = shape
         self.macs = macs
-        self.inputs: list[str] = []  # constructor arguments filled from the input shape
-        self.fixed: list[str] = []  # constructor arguments no spec can set (they keep their defaults)
-        self.inplace = False  # the constructor takes `inplace` (always given False)
         self._cache: dict[Any, _Config] = {}
-        self.params = self._model(params)
-
-    # the parameter model, from the signature or from params=
-    def _model(self, params: Any) -> type[OpParams]:
-        name = self.name
-        sig, hints = _signature(self.factory, name, self.qualname)
-        arguments = sig.parameters if sig is not None else {}
-        open_kwargs = any(p.kind is p.VAR_KEYWORD for p in arguments.values())
-        fields: dict[str, Any] = {}
-        for pname, p in arguments.items():
-            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                continue
-            if pname in FROM_INPUT:
-                self.inputs.append(pname)
-            elif pname == "inplace":
-                self.inplace = True
-            elif pname in _PLACEMENT and p.default is not _EMPTY:
-                continue
-            elif params is None:
-                if p.kind is p.POSITIONAL_ONLY:
-                    if p.default is _EMPTY:
-                        raise TypeError(f"op '{name}': {self.qualname} takes '{pname}' by position only; archspec passes "
-                                        "parameters by keyword")
-                    continue
-                annotation = hints.get(pname, p.annotation)
-                vt = _value_type(annotation, p.default)
-                if vt is None:
-                    if p.default is _EMPTY:
-                        what = (f"its annotation {annotation!r} names something undefined" if isinstance(annotation, str)
-                                else "it has no spec form")
-                        raise TypeError(f"op '{name}': parameter '{pname}' of {self.qualname} has no default and {what} "
-                                        f"(annotate it {_SUPPORTED})")
-                    self.fixed.append(pname)
-                    continue
-                _check_default(name, pname, vt, p.default)
-                fields[pname] = (Annotated[Any, vt], ... if p.default is _EMPTY else p.default)
-        if params is None:
-            model_fields = fields
-        elif isinstance(params, type) and issubclass(params, OpParams):
-            model_fields = None
-        elif isinstance(params, collections.abc.Mapping):
-            model_fields = {}
-            for pname, given in params.items():
-                tp, default = given if isinstance(given, tuple) else (given, _EMPTY)
-                vt = _value_type(tp, default)
-                if vt is None:
-                    raise TypeError(f"op '{name}': parameter '{pname}' is given as {given!r}; give a type ({_SUPPORTED}), "
-                                    "or a pair (type, default)")
-                _check_default(name, pname, vt, default)
-                model_fields[pname] = (Annotated[Any, vt], ... if default is _EMPTY else default)
-        else:
-            raise TypeError(f"op '{name}': params must be None, a mapping of names to types, or an OpParams model")
-        names = list(params.model_fields) if model_fields is None else list(model_fields)
-        for pname in names:
-            if pname in _NODE_KEYS:
-                raise TypeError(f"op '{name}': a parameter named '{pname}' would mean two things in a node (every node "
-                                f"uses '{pname}' for itself); rename it")
-            if pname in FROM_INPUT or pname == "inplace":
-                raise TypeError(f"op '{name}': '{pname}' is filled from the input, or fixed, by archspec: it cannot be a "
-                                "parameter")
-            keyword = pname in arguments and arguments[pname].kind is not inspect.Parameter.POSITIONAL_ONLY
-            if sig is not None and not open_kwargs and not keyword:
-                raise TypeError(f"op '{name}': {self.qualname} takes no keyword argument '{pname}'")
-        if sig is not None:
-            given = set(names) | set(self.inputs) | {"inplace"}
-            for pname, p in arguments.items():
-                if p.default is _EMPTY and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and pname not in given:
-                    raise TypeError(f"op '{name}': {self.qualname} needs '{pname}', which no parameter and no input gives")
-        if model_fields is None:
-            return params
+        found = read_params(name, factory, self.qualname, params)
+        self.inputs: list[str] = found.inputs  # constructor arguments filled from the input shape
+        self.fixed: list[str] = found.fixed  # constructor arguments no spec can set (they keep their defaults)
+        self.inplace = found.inplace  # the constructor takes `inplace` (always given False)
+        if found.fields is None:
+            self.params: type[OpParams] = params
+            return
         try:
-            return create_model(camel_case(name, "Op") + "Params", __base__=OpParams, __module__=__name__, **model_fields)
+            self.params = create_model(camel_case(name, "Op") + "Params", __base__=OpParams, __module__=__name__,
+                                       **found.fields)
         except Exception as e:  # a field name pydantic refuses
             raise TypeError(f"op '{name}': its parameters cannot form a model: {e}") from None
 
@@ -349,8 +203,7 @@ class UserOp:
             key = None
         if key is not None and key in self._cache:
             return self._cache[key]
-        module, on_meta = self._construct(kwargs)
-        self._refuse_stray_tensors(module)
+        module, on_meta = construct(self.factory, kwargs, self.name, self.qualname)
         parameters = [n for n, _ in module.named_parameters(remove_duplicate=False)]
         params: dict[str, Shape] = {}
         buffers: dict[str, Shape] = {}
@@ -359,7 +212,7 @@ class UserOp:
         names = parameters + [n for n, _ in module.named_buffers(remove_duplicate=False)]
         counted = 0
         if self.shape is None:
-            out, counted = self._run(module if on_meta else module.to("meta"), in_shape)
+            out, counted = run_on_meta(module if on_meta else module.to("meta"), in_shape, self.name, self.qualname)
         elif self.shape == "same":
             out = in_shape
         else:
@@ -375,87 +228,13 @@ class UserOp:
             self._cache[key] = config
         return config
 
-    def _construct(self, kwargs: dict[str, Any]) -> tuple[Any, bool]:
-        import torch
-
-        try:
-            with torch.device("meta"):
-                module = self.factory(**kwargs)
-            on_meta = True
-        except ShapeError:
-            raise
-        except Exception:  # perhaps it reads tensor values, which meta tensors lack: build it for real
-            try:
-                module = self._on_cpu(kwargs)
-            except ShapeError:
-                raise
-            except Exception as e:
-                settings = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no arguments"
-                raise ShapeError(f"{self.name} cannot be built with {settings}: {_first_line(e)}") from None
-            on_meta = False
-        if not isinstance(module, torch.nn.Module):
-            raise TypeError(f"op '{self.name}': {self.qualname}(...) returned {type(module).__name__}, not a torch.nn.Module")
-        return module, on_meta
-
-    def _on_cpu(self, kwargs: dict[str, Any]) -> Any:
-        """The module built for real on the CPU, leaving the random number generator as it
-        was (its draws are made when the model is filled, in order)."""
-        import torch
-
-        with torch.random.fork_rng(devices=[]), torch.device("cpu"):
-            return self.factory(**kwargs)
-
-    def _refuse_stray_tensors(self, module: Any) -> None:
-        import torch
-
-        for path, sub in module.named_modules():
-            for attr, value in vars(sub).items():
-                if isinstance(value, torch.Tensor):
-                    where = f"{path}.{attr}" if path else attr
-                    raise TypeError(f"op '{self.name}': {self.qualname} keeps a tensor in the plain attribute '{where}'; "
-                                    "archspec cannot place or fill it: register it as a parameter or with "
-                                    f"register_buffer('{attr}', ..., persistent=False)")
-
-    def _run(self, module: Any, in_shape: Shape) -> tuple[Shape, int]:
-        """The output shape per sample and the MACs per sample, from running ``module`` (on
-        the meta device) on a batch of two."""
-        import torch
-        from torch.utils.flop_counter import FlopCounterMode
-
-        x = torch.empty((2, *in_shape), device="meta")
-        try:
-            with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                y = module(x)
-        except ShapeError:
-            raise
-        except Exception as e:
-            meta = isinstance(e, NotImplementedError) or "meta" in str(e)
-            raise ShapeError(
-                f"{self.name} fails on its input, {rank_name(in_shape)}: {_first_line(e)}",
-                hint=(f"its forward cannot run on the meta device, where archspec finds its output shape: register "
-                      f"'{self.name}' with shape=..." if meta else None)) from None
-        if not isinstance(y, torch.Tensor):
-            raise TypeError(f"op '{self.name}': the forward of {self.qualname} returns {type(y).__name__}; a user op "
-                            "returns one tensor")
-        if y.dim() == 0 or y.shape[0] != 2:
-            raise TypeError(f"op '{self.name}': the forward of {self.qualname} does not keep the batch dimension first "
-                            f"(a batch of 2 of {fmt_shape(in_shape)} gave {tuple(y.shape)})")
-        out = tuple(int(d) for d in y.shape[1:])
-        self._check_out(out, in_shape)
-        return out, counter.get_total_flops() // 4  # a MAC is 2 FLOPs; a batch of 2
-
     def _shape_of(self, in_shape: Shape, p: Any) -> Shape:
         out = self.shape(in_shape, p)  # type: ignore[operator]
         if not isinstance(out, (tuple, list)) or not all(isinstance(d, int) and not isinstance(d, bool) for d in out):
             raise TypeError(f"op '{self.name}': its shape function returned {out!r}, not a tuple of integers")
         out = tuple(out)
-        self._check_out(out, in_shape)
+        check_out(out, in_shape, self.name)
         return out
-
-    def _check_out(self, out: Shape, in_shape: Shape) -> None:
-        if any(d < 1 for d in out):
-            raise ShapeError(f"{self.name} would make an output of {fmt_shape(out)} from {rank_name(in_shape)}",
-                             expected="an output of size 1 or more in every dimension")
 
     # the OpDef's entry points
     def infer(self, p: Any, shapes: list[Shape], names: list[str]) -> Inferred:
@@ -467,40 +246,9 @@ class UserOp:
         kwargs = self.arguments(p, tuple(shapes[0]))
         if config.on_meta:
             return self.factory(**kwargs)
-        return self._on_cpu(kwargs).to("meta")
+        return on_cpu(self.factory, kwargs).to("meta")
 
     def defaults(self, p: Any, shapes: list[Shape]) -> dict[str, Any]:
         """Each tensor's start: copied from the module built for real, once per node."""
-        fresh = _Fresh(self.factory, self.arguments(p, tuple(shapes[0])))
-        return {name: _Part(fresh, name) for name in self.config(p, shapes[0]).names}
-
-
-class _Fresh:
-    """A node's module built for real on first use, for its tensors' starting values."""
-
-    def __init__(self, factory: Callable[..., Any], kwargs: dict[str, Any]) -> None:
-        self.factory, self.kwargs = factory, kwargs
-        self.tensors: dict[str, Any] | None = None
-
-    def get(self, name: str) -> Any:
-        if self.tensors is None:
-            module = self.factory(**self.kwargs)
-            self.tensors = {**dict(module.named_parameters(remove_duplicate=False)),
-                            **dict(module.named_buffers(remove_duplicate=False))}
-        return self.tensors[name]
-
-
-@dataclass(frozen=True)
-class _Part:
-    """Fills one tensor from the node's freshly built module."""
-
-    fresh: _Fresh
-    name: str
-
-    def __call__(self, tensor: Any) -> None:
-        tensor.copy_(self.fresh.get(self.name))
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+        fresh = Fresh(self.factory, self.arguments(p, tuple(shapes[0])))
+        return {name: Part(fresh, name) for name in self.config(p, shapes[0]).names}
