@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import Loc, SpecLimitError, did_you_mean
 from ._infer import infer
 from ._info import Recipe
-from ._ir import Graph, is_meta
+from ._ir import Graph, is_meta, needed
 from ._limits import DEFAULT_LIMITS, Limits
 from ._load import display_path, load_document
 from ._resolve import resolve
@@ -168,7 +168,6 @@ def _backbone(path, params, input_shape, outputs, weights, strict, init, device,
               overrides, checkpoint) -> ArchModule:
     """``compile_spec(..., features_only=True)``: the feature maps' network."""
     from ._features import FeatureInfo, feature_maps, select
-    from ._infer import needed
     from ._module import pruned
 
     if outputs is not None or optimize is not None:

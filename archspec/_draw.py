@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ._files import write_file
-from ._infer import needed
-from ._ir import INPUT, Graph, Node
+from ._ir import INPUT, Graph, Node, needed
 from . import ops
 from ._summary import format_count
 from .ops import fmt_shape

@@ -44,8 +44,7 @@ from typing import BinaryIO
 import torch
 from torch import nn
 
-from ._infer import needed
-from ._ir import Graph
+from ._ir import Graph, needed
 from ._module import ArchModule, pruned
 
 __all__ = ["FORMATS", "MissingExtraError", "export_model"]

@@ -17,7 +17,8 @@ statically, so it finds them without running the network:
   ``layer3`` (16), ``layer4`` (32); MobileNetV3's ``features.1`` (a block's output) rather
   than the expansion conv inside ``features.2`` that is still at stride 2;
 - the *classifier* is the last layer with weights (``linear`` or ``conv2d``) of the eval
-  graph; ``num_features`` is what it reads (ResNet-50's 2048).
+  graph; ``num_features`` is what it reads (ResNet-50's 2048). It is a query of the IR
+  (:func:`archspec._ir.classifier`), which *lower* asks too; this module re-exports it.
 
 Tokens (ViT) are not feature maps in this sense: a trunk that turns its images into tokens
 is refused, and ``compile_spec(..., outputs=[...])`` returns any node's value by path.
@@ -29,8 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import ops
-from ._infer import needed
-from ._ir import INPUT, Graph
+from ._ir import INPUT, Graph, classifier, needed
 
 __all__ = ["Feature", "FeatureInfo", "feature_maps", "select", "classifier"]
 
@@ -169,14 +169,3 @@ def select(features: list[Feature], out_indices: Sequence[int] | None, name: str
             raise ValueError(f"out_indices has {i!r}, but {name} has {len(features)} feature maps ({listing})")
         chosen.append(features[i])
     return chosen
-
-
-def classifier(graph: Graph) -> tuple[str, int] | None:
-    """The classifier (the eval graph's last op with a ``classifier_dim``: a linear or a
-    conv2d) and what it reads: ``(path, num_features)``, or None for a network without one."""
-    for p in reversed(needed(graph, training=False)):
-        node = graph.nodes[p]
-        dim = ops.REGISTRY[node.op].classifier_dim
-        if dim is not None:
-            return node.display, node.in_shapes[0][dim]
-    return None

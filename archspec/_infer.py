@@ -7,8 +7,9 @@ stands for its input), evaluates the values left deferred by *resolve* (those us
 ``in_c``, ``in_h``, ``in_w``), validates the op's parameters, and applies the op's shape
 rule. Shape problems become :class:`SpecShapeError` s located at the value at fault, with
 the shapes involved; independent problems are reported together. It also finds nodes
-that feed nothing (a :class:`SpecWarning`), which nodes the eval and the train graphs
-need, and refuses networks over ``Limits.max_parameters`` before anything is allocated.
+that feed nothing (a :class:`SpecWarning`) and refuses networks over
+``Limits.max_parameters`` before anything is allocated (which nodes the eval and the
+train graphs need is a query of the IR, :func:`archspec._ir.needed`).
 
 What it deliberately does not do: build modules or touch torch.
 """
@@ -38,13 +39,13 @@ from ._errors import (
 )
 from ._expr import SHAPE_NAMES, evaluate
 from ._inplace import inplace_plan
-from ._ir import INPUT, Deferred, Graph, Lazy, Node, site_notes
+from ._ir import INPUT, Deferred, Graph, Lazy, Node, readers, site_notes
 from ._limits import DEFAULT_LIMITS, Limits
 from ._schema import MAX_ERRORS
 from ._values import FLOAT32_MAX, init_reach, shown
 from .ops import fmt_shape
 
-__all__ = ["infer", "Inference", "needed", "ABSENT"]
+__all__ = ["infer", "Inference", "ABSENT"]
 
 #: what a switched-off node that reads nothing (a param) stands for: a join leaves it out
 ABSENT = "#absent"
@@ -579,33 +580,6 @@ def _stable_topo(paths: list[str], deps: dict[str, list[str]]) -> list[str]:
             if indegree[u] == 0:
                 heapq.heappush(heap, (position[u], u))
     return out
-
-
-def readers(graph: Graph, paths: list[str]) -> dict[str, int]:
-    """How many of the nodes ``paths`` and of the graph's outputs read each node."""
-    count = {p: 0 for p in paths}
-    for p in paths:
-        for s in graph.nodes[p].sources:
-            if s != INPUT:
-                count[s] = count.get(s, 0) + 1
-    for o in graph.outputs:
-        if o.node != INPUT:
-            count[o.node] = count.get(o.node, 0) + 1
-    return count
-
-
-def needed(graph: Graph, training: bool) -> list[str]:
-    """The nodes (in order) that the eval or the train graph computes."""
-    wanted = [o.node for o in graph.outputs if training or not o.training_only]
-    keep: set[str] = set()
-    stack = [w for w in wanted if w != INPUT]
-    while stack:
-        p = stack.pop()
-        if p in keep:
-            continue
-        keep.add(p)
-        stack.extend(s for s in graph.nodes[p].sources if s != INPUT)
-    return [p for p in graph.order if p in keep]
 
 
 def infer(graph: Graph, limits: Limits = DEFAULT_LIMITS) -> Graph:

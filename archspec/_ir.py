@@ -12,6 +12,9 @@ buffer and MAC counts, the remaining values); *lower* turns it into modules and 
   instantiates, if any.
 - :class:`Graph`: nodes (document order), containers, the top-level order, outputs,
   init rules, and where everything came from.
+- Queries of an inferred graph, for every stage after *infer*: :func:`needed` (the nodes
+  the eval or the train graph computes), :func:`readers` (how many read each node) and
+  :func:`classifier` (the eval graph's last layer with weights).
 
 Every node and container keeps its source :class:`Loc` and, inside a block, the chain of
 ``use`` sites that instantiated it, so any later stage can say where a problem is.
@@ -24,10 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import ops
 from ._errors import Loc
 from ._expr import Expr
 
-__all__ = ["Deferred", "Lazy", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "UseSite", "site_notes", "is_meta"]
+__all__ = ["Deferred", "Lazy", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "UseSite", "site_notes", "is_meta",
+           "needed", "readers", "classifier"]
 
 #: the reference to the network's (or a body's) input
 INPUT = "input"
@@ -205,3 +210,44 @@ class Graph:
         """The compiled module's ``state_dict`` keys and shapes, known without building it."""
         return {f"{p}.{name}" if name else p: shape for p in self.order if not self.nodes[p].implicit
                 for name, shape in self.nodes[p].tensors.items()}
+
+
+# -- queries of an inferred graph --------------------------------------------------------------
+
+
+def readers(graph: Graph, paths: list[str]) -> dict[str, int]:
+    """How many of the nodes ``paths`` and of the graph's outputs read each node."""
+    count = {p: 0 for p in paths}
+    for p in paths:
+        for s in graph.nodes[p].sources:
+            if s != INPUT:
+                count[s] = count.get(s, 0) + 1
+    for o in graph.outputs:
+        if o.node != INPUT:
+            count[o.node] = count.get(o.node, 0) + 1
+    return count
+
+
+def needed(graph: Graph, training: bool) -> list[str]:
+    """The nodes (in order) that the eval or the train graph computes."""
+    wanted = [o.node for o in graph.outputs if training or not o.training_only]
+    keep: set[str] = set()
+    stack = [w for w in wanted if w != INPUT]
+    while stack:
+        p = stack.pop()
+        if p in keep:
+            continue
+        keep.add(p)
+        stack.extend(s for s in graph.nodes[p].sources if s != INPUT)
+    return [p for p in graph.order if p in keep]
+
+
+def classifier(graph: Graph) -> tuple[str, int] | None:
+    """The classifier (the eval graph's last op with a ``classifier_dim``: a linear or a
+    conv2d) and what it reads: ``(path, num_features)``, or None for a network without one."""
+    for p in reversed(needed(graph, training=False)):
+        node = graph.nodes[p]
+        dim = ops.REGISTRY[node.op].classifier_dim
+        if dim is not None:
+            return node.display, node.in_shapes[0][dim]
+    return None

@@ -26,11 +26,9 @@ from torch import fx, nn
 
 from . import ops
 from ._errors import camel_case
-from ._features import classifier
-from ._infer import needed
 from ._codegen import Scope, container_sources, emit, scopes
 from ._info import ModelInfo
-from ._ir import Graph, is_meta
+from ._ir import Graph, classifier, is_meta, needed
 from ._module import ArchModule, Block, make_module
 
 __all__ = ["lower", "codegen"]

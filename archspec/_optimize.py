@@ -37,9 +37,8 @@ import torch
 from torch import nn
 
 from . import ops
-from ._infer import needed, readers
 from ._info import Optimized
-from ._ir import INPUT, Graph
+from ._ir import INPUT, Graph, needed, readers
 from ._module import ArchModule, Block
 from .layers import FusedConv2d
 

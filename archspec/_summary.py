@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._infer import needed
-from ._ir import Graph
+from ._ir import Graph, needed
 from .ops import fmt_shape
 
 __all__ = ["Row", "Totals", "rows", "totals", "format_summary", "format_count"]

@@ -78,7 +78,7 @@ def test_sources_generated_once_per_signature_equal_those_generated_one_by_one(n
     a signature that missed something the code depends on would give a block another's code."""
     from archspec._codegen import container_source, container_sources, scopes
     from archspec._compiler import load_spec
-    from archspec._infer import needed
+    from archspec._ir import needed
 
     graph = load_spec(name, **kw)
     found, chains = scopes(graph, needed(graph, training=True), needed(graph, training=False))

@@ -18,8 +18,8 @@ import torch
 
 from archspec import compile_spec, load_spec
 from archspec._compiler import build_model
-from archspec._infer import needed
 from archspec._info import Optimized
+from archspec._ir import needed
 from archspec._optimize import _prefers_channels_last, eval_noops, fold_plan, optimize
 from archspec.cli import main
 from reference import SPECS, assert_optimized_agrees, relative_error, zoo_specs
