@@ -456,7 +456,7 @@ class Inference:
             shapes = [self.shape_of(s) for s in sources if s != ABSENT and (s == INPUT or g.nodes[s].enabled)]
             if len(shapes) < 2 or any(s is None for s in shapes) or sources[0] == ABSENT:
                 continue
-            from .ops.joins import broadcast
+            from .ops._common import broadcast
 
             full = broadcast(shapes)
             if full is not None and shapes[0] != full:

@@ -8,7 +8,7 @@ from typing import Any
 from .._values import Bool
 from ._registry import Inferred, Shape, ShapeError, fmt_shape, rank_name
 
-__all__ = ["torch_default", "NORM_DEFAULTS", "need_image", "need_rank", "arg", "window", "window_out", "same_shape", "listing", "torch_dim", "InplaceValue"]
+__all__ = ["torch_default", "NORM_DEFAULTS", "need_image", "need_rank", "arg", "window", "window_out", "same_shape", "listing", "broadcast", "torch_dim", "InplaceValue"]
 
 
 def torch_default(fan_in: int, bias: bool) -> dict[str, Any]:
@@ -110,6 +110,18 @@ def same_shape(p: Any, shapes: list[Shape], names: list[str]) -> Inferred:
 
 def listing(shapes: list[Shape], names: list[str]) -> str:
     return ", ".join(f"{n} is {fmt_shape(s)}" for n, s in zip(names, shapes))
+
+
+def broadcast(shapes: list[Shape]) -> Shape | None:
+    """The numpy broadcast of ``shapes`` (aligned from the last dimension), or ``None``."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for i in range(1, rank + 1):
+        sizes = {s[-i] for s in shapes if len(s) >= i} - {1}
+        if len(sizes) > 1:
+            return None
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(reversed(out))
 
 
 class InplaceValue(Bool):

@@ -18,7 +18,7 @@ import operator
 from typing import Annotated, Any
 
 from .._values import Int
-from ._common import listing
+from ._common import broadcast, listing
 from ._registry import LEARNED, Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, register
 
 
@@ -66,18 +66,6 @@ def _concat_emit(graph, p: ConcatParams, args: list, name: str, inplace: bool, s
 
 register(OpDef("concat", ConcatParams, _concat_shape, ConcatParams.__doc__ or "", emit=_concat_emit, arity=(1, None),
                category="join", expands=True, emit_shapeless=True, joins=("concat", "dense"), join_params=(("dim", 1),)))
-
-
-def broadcast(shapes: list[Shape]) -> Shape | None:
-    """The numpy broadcast of ``shapes`` (aligned from the last dimension), or ``None``."""
-    rank = max(len(s) for s in shapes)
-    out = []
-    for i in range(1, rank + 1):
-        sizes = {s[-i] for s in shapes if len(s) >= i} - {1}
-        if len(sizes) > 1:
-            return None
-        out.append(sizes.pop() if sizes else 1)
-    return tuple(reversed(out))
 
 
 def _first_clash(shapes: list[Shape]) -> int:
