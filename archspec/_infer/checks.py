@@ -1,0 +1,133 @@
+"""Whole-graph checks, once every node is inferred.
+
+What it does: resolves the outputs to the nodes that produce them (refusing one that is
+switched off where outputs were asked for by path, and a learnable tensor returned as an
+output), refuses networks over ``Limits.max_parameters`` (before anything is allocated)
+and initialisers that do not fit their tensors, warns where a switched-off add or mul
+passes a first input smaller than what it would have made, and where a node feeds nothing
+(a :class:`SpecWarning`).
+
+What it deliberately does not do: change a node's shape or costs (the walk made them).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from .. import ops
+from .._errors import SpecError, SpecLimitError, SpecReferenceError, SpecSchemaError, SpecShapeError, SpecWarning
+from .._ir import INPUT, readers
+from .._values import FLOAT32_MAX, init_reach
+from ..ops import fmt_shape
+from ..ops._common import broadcast
+from .refs import ABSENT, live
+from .state import State
+
+__all__ = ["resolve_outputs", "check_limits", "check_init", "warn_off_joins", "mark_usage"]
+
+
+def warn_off_joins(state: State) -> None:
+    """A switched-off add or mul passes its first input: warn where that input is smaller
+    than what the join would have made (a gate written first is an easy trap)."""
+    g = state.g
+    joins = dict(g.off_joins)
+    joins.update({p: (n.op, n.inputs) for p, n in g.nodes.items()
+                  if not n.enabled and not n.implicit and ops.REGISTRY[n.op].broadcast})
+    for path, (op, inputs) in joins.items():
+        try:
+            sources = [live(state, r, absent_ok=True) for r in inputs]
+        except SpecError:
+            continue
+        shapes = [state.shape_of(s) for s in sources if s != ABSENT and (s == INPUT or g.nodes[s].enabled)]
+        if len(shapes) < 2 or any(s is None for s in shapes) or sources[0] == ABSENT:
+            continue
+        full = broadcast(shapes)
+        if full is not None and shapes[0] != full:
+            name = path.split("#", 1)[0]
+            loc = g.alias_locs.get(path) or (g.nodes[path].loc if path in g.nodes else None)
+            warnings.warn(SpecWarning(
+                f"'{name}' is switched off, so it passes its first input ({fmt_shape(shapes[0])}), not the "
+                f"{fmt_shape(full)} its {op} would make: write the main path first in 'from'", loc, name), stacklevel=3)
+
+
+def resolve_outputs(state: State) -> None:
+    g = state.g
+    kept = []
+    for output in g.outputs:
+        if state.switched_off(output.ref) and not output.implicit:  # the graph's last node stands for its input
+            if g.taps:
+                raise SpecReferenceError(f"the node '{output.ref}' is switched off ('when' is false), so it has no value",
+                                         None)
+            continue  # its node was left out: so is the output
+        output.node = live(state, output.ref)
+        if output.node != INPUT and not g.nodes[output.node].batched:
+            node = g.nodes[output.node]
+            raise SpecShapeError(
+                f"the network returns the learnable tensor '{node.display}' (output '{output.name}'), which has no "
+                "batch dimension", node.loc, node=node.display, expected="outputs computed from the network input",
+                hint="combine it with what the input computes (add, mul) before it is returned")
+        kept.append(output)
+    if not any(not o.training_only for o in kept):
+        raise SpecReferenceError("every output that eval mode returns is switched off ('when' is false)",
+                                 g.outputs[0].loc if g.outputs else None)
+    g.outputs = kept
+
+
+def check_init(state: State) -> None:
+    """Every initialiser fits its tensor, statically: those that need a fan (kaiming_*,
+    xavier_*) only tensors of 2 or more dimensions, and no initialiser may make values
+    float32 cannot hold (nothing is scanned after filling)."""
+    g = state.g
+    for rule in g.init:
+        for tensor, spec in rule.tensors.items():
+            fn = spec.get("fn", "") if isinstance(spec, dict) else ""
+            for p, name in ((p, t) for p in g.order for t in rule.targets(g.nodes[p], tensor)):  # weight: also qkv.weight
+                node = g.nodes[p]
+                shape = node.tensors.get(name)
+                if shape is None or not rule.selects(node) or ops.REGISTRY[node.op].tensor:
+                    continue
+                where = dict(node=f"init rule {rule.index + 1}")
+                if fn.startswith(("kaiming", "xavier")) and len(shape) < 2:
+                    raise SpecSchemaError(
+                        f"{fn} cannot initialise '{node.display}.{name}' ({fmt_shape(shape)}): it needs a tensor "
+                        "of 2 or more dimensions", rule.loc, **where,
+                        hint="select conv2d and linear nodes with 'ops' for fan-based initialisers")
+                if init_reach(spec, shape) > FLOAT32_MAX:
+                    raise SpecSchemaError(
+                        f"the rule makes '{node.display}.{name}' hold values beyond float32 (inf or nan)", rule.loc,
+                        **where, expected="arguments whose values float32 can hold")
+    for p in g.order:
+        node = g.nodes[p]
+        if ops.REGISTRY[node.op].tensor and init_reach(node.concrete.init, node.tensors[""]) > FLOAT32_MAX:
+            raise SpecSchemaError(f"'init' makes '{node.display}' hold values beyond float32 (inf or nan)",
+                                  node.loc, node=node.display, expected="arguments whose values float32 can hold")
+
+
+def check_limits(state: State) -> None:
+    total = sum(state.g.nodes[p].n_params for p in state.g.order)
+    if total > state.limits.max_parameters:
+        biggest = max(state.g.order, key=lambda p: state.g.nodes[p].n_params)
+        node = state.g.nodes[biggest]
+        raise SpecLimitError(
+            f"the network would have {total:,} parameters ({_bytes(total * 4)} in float32), over the limit of "
+            f"{state.limits.max_parameters:,} (Limits.max_parameters)",
+            node.loc, node=node.display,
+            notes=[(node.loc, f"the largest node, '{node.display}', has {node.n_params:,}")],
+        )
+
+
+def mark_usage(state: State) -> None:
+    g = state.g
+    consumers = readers(g, g.order)
+    for p in g.order:
+        node = g.nodes[p]
+        if consumers[p] == 0 and not node.implicit:
+            warnings.warn(SpecWarning("this node feeds nothing: no node reads it and it is not an output",
+                                      node.loc, node.display), stacklevel=2)
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
