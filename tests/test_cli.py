@@ -120,3 +120,27 @@ def test_output_into_a_missing_folder_names_the_file_asked_for(capsys, tmp_path)
     status, _, err = run(capsys, "graph", SPECS / "alexnet.yaml", "-o", target)
     assert status == 1
     assert err == f"archspec: error: cannot write {target}: no such folder\n"  # not the temporary file's name
+
+
+# -- regressions from review --------------------------------------------------------------
+# Defects found in review, each pinned by a test (the spec that showed it, and what must
+# happen instead): moved here from tests/test_regressions.py, beside the stage they guard.
+
+
+@pytest.mark.parametrize("args,error", [
+    (["--limit", "max_parameters=inf"], "needs a finite number"),
+    (["--set", "block_config.--1=5"], "there is no entry '--1'"),
+    (["--set", "block_config.x=5"], "there is no entry 'x'"),
+])
+def test_cli_arguments_fail_cleanly(capsys, args, error):
+    assert main(["validate", str(SPECS / "densenet121.yaml"), *args]) == 2
+    assert error in capsys.readouterr().err
+
+
+# - second review (an adversarial audit of the messages)
+
+
+@pytest.mark.parametrize("target,message", [("", "cannot write to an empty file name"), (".", "cannot write .: it is a folder")])
+def test_outputs_to_a_folder_or_no_name(capsys, target, message):
+    assert main(["export", str(SPECS / "alexnet.yaml"), "--format", "state_dict", "-o", target]) == 1
+    assert capsys.readouterr().err == f"archspec: error: {message}\n"

@@ -163,3 +163,22 @@ def test_name_templates():
         parse_name_template("layer{i")
     with pytest.raises(SpecExpressionError, match="unmatched"):
         parse_name_template("layer}i")
+
+
+# -- regressions from review --------------------------------------------------------------
+# Defects found in review, each pinned by a test (the spec that showed it, and what must
+# happen instead): moved here from tests/test_regressions.py, beside the stage they guard.
+
+from archspec import load_spec
+
+H = "archspec: 1\nname: t\ninput: [3, 8, 8]\n"
+
+
+def spec(write_spec, text, **kw):
+    return load_spec(write_spec(H + text), **kw)
+
+
+@pytest.mark.parametrize("text", ["${1e308 ** 2}", "${0.0 ** -1}", "${(-8) ** 0.5}", "${99999999999999999999999}"])
+def test_arithmetic_errors_are_expression_errors(write_spec, text):
+    with pytest.raises(SpecExpressionError):
+        spec(write_spec, f'graph:\n  c: {{op: conv2d, out: "{text}", kernel: 1}}\n')

@@ -105,3 +105,52 @@ def test_parameter_limit_refuses_before_allocating(write_spec):
     assert g.nodes["fc"].n_params == 3_073_000
     with pytest.raises(SpecLimitError, match="Limits.max_parameters"):
         build(write_spec, "  f: {op: flatten}\n  fc: {op: linear, out: 1000}\n", limits=Limits(max_parameters=10**6))
+
+
+# -- regressions from review --------------------------------------------------------------
+# Defects found in review, each pinned by a test (the spec that showed it, and what must
+# happen instead): moved here from tests/test_regressions.py, beside the stage they guard.
+
+from archspec import SpecReferenceError, SpecSchemaError, compile_spec
+
+H = "archspec: 1\nname: t\ninput: [3, 8, 8]\n"
+
+
+def spec(write_spec, text, **kw):
+    return load_spec(write_spec(H + text), **kw)
+
+
+def test_cycles_and_long_chains_through_switched_off_nodes(write_spec):
+    with pytest.raises(SpecReferenceError, match="cycle through nodes that are switched off"):
+        spec(write_spec, "graph:\n  a: {op: relu, when: false, from: b}\n  b: {op: relu, when: false, from: a}\n"
+                         "  c: {op: relu, from: a}\n")
+    chain = "graph:\n  n0: {op: relu}\n" + "".join(f"  n{i}: {{op: relu, when: false}}\n" for i in range(1, 3000)) + "  end: {op: relu}\n"
+    g = spec(write_spec, chain)
+    assert g.nodes["end"].sources == ["n0"]
+
+
+def test_an_output_of_a_node_switched_off_by_shape_is_left_out(write_spec):
+    g = spec(write_spec, "graph:\n  conv: {op: conv2d, out: 4, kernel: 1}\n  extra: {op: relu, when: \"${in_c == 3}\"}\n"
+                         "outputs: {main: conv, aux: {node: extra, training_only: true}}\n")
+    assert [o.name for o in g.outputs] == ["main"]
+
+
+def test_validate_finds_what_build_would(write_spec):
+    with pytest.raises(SpecShapeError, match="cannot run in place"):
+        spec(write_spec, "graph:\n  r: {op: relu, inplace: true}\n")
+    with pytest.raises(SpecSchemaError, match="kaiming_normal cannot initialise 'bn.weight'"):
+        spec(write_spec, "graph:\n  bn: {op: batchnorm2d}\ninit:\n  - {ops: [batchnorm2d], weight: {fn: kaiming_normal}}\n")
+
+
+# - second review (an adversarial audit of the messages)
+
+
+@pytest.mark.parametrize("init", [
+    "{fn: kaiming_uniform, a: 1e300}", "{fn: normal, std: 1e300}", "{fn: xavier_normal, gain: 1e300}", "1e300",
+    "{fn: normal, mean: 3e38, std: 3e38}",
+])
+def test_init_rules_cannot_make_weights_float32_cannot_hold(write_spec, init):
+    path = write_spec(H + f"graph:\n  c: {{op: conv2d, out: 2, kernel: 1}}\ninit:\n  - {{ops: [conv2d], weight: {init}}}\n")
+    with pytest.raises(SpecSchemaError, match="float32") as e:
+        compile_spec(path)
+    assert e.value.node == "init rule 1"

@@ -135,3 +135,80 @@ def test_extends_cycle_and_missing_base(tmp_path):
     with pytest.raises(SpecReferenceError) as e:
         load_document(tmp_path / "c.yaml")
     assert e.value.loc.line == 2 and "no such file" in str(e.value)
+
+
+# -- regressions from review --------------------------------------------------------------
+# Defects found in review, each pinned by a test (the spec that showed it, and what must
+# happen instead): moved here from tests/test_regressions.py, beside the stage they guard.
+
+import os
+
+from archspec import load_spec
+
+H = "archspec: 1\nname: t\ninput: [3, 8, 8]\n"
+
+
+def spec(write_spec, text, **kw):
+    return load_spec(write_spec(H + text), **kw)
+
+
+def test_alias_expansion_depth_is_bounded():
+    lines = ["p0: &a0 " + "[" * 60 + "1" + "]" * 60]
+    lines += [f"p{k}: &a{k} " + "[" * 30 + f"*a{k - 1}" + "]" * 30 for k in range(1, 4)]
+    with pytest.raises(SpecLimitError, match="deeper than 100 levels"):
+        load_text("\n".join(lines) + "\n", "f.yaml")
+
+
+@pytest.mark.parametrize("text,error", [
+    ("a: !!map foo\n", "the tag '!!map' does not fit a plain value"),
+    ("a: !!str [1, 2]\n", "the tag '!!str' does not fit a list"),
+    ("a: !!seq {b: 1}\n", "the tag '!!seq' does not fit a mapping"),
+])
+def test_tags_must_fit_their_value(text, error):
+    with pytest.raises(SpecSyntaxError, match=error):
+        load_text(text, "f.yaml")
+
+
+def test_extends_merges_graphs_with_nodes_named_like_kinds(tmp_path):
+    (tmp_path / "base.yaml").write_text(H + "graph:\n  c: {op: conv2d, out: 4, kernel: 1}\n  concat: {op: concat, from: [c, input]}\n"
+                                            "  add: {op: conv2d, out: 2, kernel: 1}\n")
+    (tmp_path / "child.yaml").write_text("archspec: 1\nextends: base.yaml\nname: c\ngraph:\n  add: {op: conv2d, out: 3}\n")
+    g = load_spec(tmp_path / "child.yaml")
+    assert list(g.nodes) == ["c", "concat", "add"] and g.nodes["add"].shape == (3, 8, 8)
+    (tmp_path / "typo.yaml").write_text("archspec: 1\nextends: base.yaml\nname: c\ngraph:\n  ad: null\n")
+    with pytest.raises(SpecReferenceError) as e:
+        load_spec(tmp_path / "typo.yaml")
+    assert "'ad: null' removes nothing" in str(e.value) and e.value.hint == "did you mean 'add'?" and e.value.loc.line == 5
+
+
+# - second review (an adversarial audit of the messages)
+
+
+@pytest.mark.parametrize("literal", ["0x" + "f" * 3600, "9" * 5000])
+def test_integer_literals_past_python_digit_limits(write_spec, literal):
+    with pytest.raises(SpecSyntaxError, match="integers in a spec have at most 40") as e:
+        spec(write_spec, f"graph:\n  c: {{op: conv2d, out: {literal}, kernel: 1}}\n")
+    assert e.value.loc.line == 5
+
+
+@pytest.mark.parametrize("escape,code", [("\\ud800", "D800"), ("\\x1b[31m", "001B"), ("\\x00", "0000")])
+def test_control_characters_and_surrogates_from_escapes_are_refused(write_spec, escape, code):
+    with pytest.raises(SpecSyntaxError, match=f"a string holds the character U\\+{code}"):
+        spec(write_spec, f'description: "{escape}x"\ngraph:\n  r: {{op: relu}}\n')
+
+
+def test_pipes_and_devices_are_not_read(tmp_path):
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecReferenceError, match="not a regular file"):
+        load_spec(fifo)  # would block forever if opened
+    with pytest.raises(SpecReferenceError, match="not a regular file"):
+        load_spec("/dev/zero")
+    with pytest.raises(SpecReferenceError, match="the spec path is empty"):
+        load_spec("")
+
+
+def test_an_alias_as_a_mapping_key_is_refused(write_spec):
+    with pytest.raises(SpecSyntaxError, match="the alias '\\*k' is used as a mapping key") as e:
+        spec(write_spec, "params: {a: &k 5}\ngraph:\n  *k : {op: relu}\n")
+    assert (e.value.loc.line, e.value.loc.col) == (6, 3)

@@ -190,3 +190,38 @@ def test_block_containers_run_their_own_forward(write_spec):
     model = compile_text(write_spec, "graph:\n  s: [{op: relu}]\n")
     x = torch.randn(1, 3, 16, 16)
     assert torch.equal(model.s(x), torch.relu(x)) and model.s.code is not None
+
+
+# -- regressions from review --------------------------------------------------------------
+# Defects found in review, each pinned by a test (the spec that showed it, and what must
+# happen instead): moved here from tests/test_regressions.py, beside the stage they guard.
+
+H = "archspec: 1\nname: t\ninput: [3, 8, 8]\n"
+
+
+def test_add_with_a_repeated_operand_is_computed_right(write_spec):
+    model = compile_spec(write_spec(H + "graph:\n  a: {op: conv2d, out: 2, kernel: 1}\n"
+                                        "  b: {op: conv2d, out: 2, kernel: 1, from: input}\n  s: {op: add, from: [a, b, a]}\n")).eval()
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        a, b = model.a(x), model.b(x)
+        assert torch.allclose(model(x), a + b + a)
+
+
+def test_a_join_of_one_input_is_a_view_of_it(write_spec):
+    model = compile_spec(write_spec(H + "graph:\n  br: {concat: {only: {op: identity}}}\n  r: {op: relu}\n")).eval()
+    x = torch.randn(1, 3, 8, 8)
+    before = x.clone()
+    model(x)
+    assert torch.equal(x, before) and model.r.inplace is False
+
+
+def test_nodes_may_be_called_kind_or_block(write_spec):
+    model = compile_spec(write_spec(H + "graph:\n  s: {seq: {kind: {op: relu}, block: {op: identity}}}\n"))
+    assert isinstance(model.s.kind, torch.nn.ReLU)
+
+
+def test_a_spec_name_starting_with_a_digit(write_spec):
+    model = compile_spec(write_spec("archspec: 1\nname: 3d-net\ninput: [3, 8, 8]\ngraph:\n  r: {op: relu}\n  "
+                                    "q: {op: identity, from: input}\noutputs: {a: r, b: {node: q, training_only: true}}\n"))
+    assert type(model.train()(torch.randn(1, 3, 8, 8))).__name__ == "Net3dNetOutputs"

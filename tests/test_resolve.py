@@ -92,12 +92,6 @@ def test_repeat_without_index_in_name_is_a_duplicate(write_spec):
     assert e.value.hint == "put the repeat index in the name, as in 'layer{i+1}'"
 
 
-@pytest.mark.parametrize("value,message", [("0", "'repeat': found 0"), ("-1", "'repeat': found -1"), ("2.5", "'repeat': found 2.5")])
-def test_bad_repeat_counts(write_spec, value, message):
-    with pytest.raises(SpecSchemaError, match=message):
-        spec(write_spec, f"graph:\n  c: {{op: relu, repeat: {value}}}\n")
-
-
 def test_repeat_limit(write_spec):
     from archspec import Limits, SpecLimitError
 
@@ -296,3 +290,172 @@ def test_a_misspelt_parameter_of_a_variant_warns_with_the_name_meant(tmp_path):
     assert len(found) == 1
     assert found[0].message == "the parameter 'widht' is never used: no expression names it; did you mean 'width'?"
     assert found[0].loc.file.endswith("variant.yaml") and found[0].loc.line == 4
+
+
+# -- regressions from review --------------------------------------------------------------
+# Defects found in review, each pinned by a test (the spec that showed it, and what must
+# happen instead): moved here from tests/test_regressions.py, beside the stage they guard.
+
+from archspec import Limits, SpecError, SpecErrors, SpecLimitError
+from archspec.cli import main
+from reference import SPECS
+
+
+def test_switched_off_list_items_with_outputs(write_spec):
+    g = spec(write_spec, "graph:\n  body: [{op: relu}, {op: identity, when: false}]\n  head: {op: relu}\noutputs: {o: head}\n")
+    assert [o.name for o in g.outputs] == ["o"]
+
+
+def test_a_switched_off_node_in_a_seq_passes_its_input_on(write_spec):
+    g = spec(write_spec, "graph:\n  a: {op: conv2d, out: 4, kernel: 1}\n  b: {op: conv2d, out: 5, kernel: 1, from: input}\n"
+                         "  c: {op: relu, from: a, when: false}\n  d: {op: identity}\noutputs: {o: d, p: b}\n")
+    assert g.nodes["d"].sources == ["a"]
+
+
+def test_inline_list_in_a_mapping_is_refused(write_spec):
+    with pytest.raises(SpecSchemaError, match="an inline seq in a mapping needs named children"):
+        spec(write_spec, "graph:\n  conv: {op: conv2d, out: 4, kernel: 1}\n  grp: {seq: [{op: relu}], inline: true}\n")
+
+
+def test_nesting_is_bounded(write_spec):
+    body = "{op: relu}"
+    for _ in range(150):
+        body = "{seq: {x: " + body + "}}"
+    with pytest.raises(SpecLimitError, match="Limits.max_nesting|Limits.max_yaml_depth"):
+        spec(write_spec, "graph:\n  deep: " + body + "\n")
+    blocks = "blocks:\n" + "".join(f"  b{i}: {{seq: {{a: {{seq: {{b: {{use: b{i + 1}}}}}}}}}}}\n" for i in range(60)) + "  b60: {op: relu}\n"
+    with pytest.raises(SpecLimitError, match="Limits.max_nesting"):
+        spec(write_spec, blocks + "graph:\n  n: {use: b0}\n")
+
+
+def test_work_is_bounded(write_spec):
+    with pytest.raises(SpecLimitError, match="Limits.max_nodes"):
+        spec(write_spec, 'graph:\n  "x{i}": {op: relu, when: false, repeat: 5000}\n  y: {op: identity}\n',
+             limits=Limits(max_nodes=1000))
+    with pytest.raises(SpecLimitError, match="Limits.max_edges"):
+        spec(write_spec, 'graph:\n  d: {dense: {"l{i}": {op: conv2d, out: 1, kernel: 1, repeat: 4000}}}\n')
+    with pytest.raises(SpecLimitError, match="Limits.max_int"):
+        spec(write_spec, 'graph:\n  d: {dense: {"l{i}": {op: identity, repeat: 100}}}\n')
+
+
+@pytest.mark.parametrize("name", ["class", "self", "code", "output_names", "load_report"])
+def test_names_that_would_break_the_module_are_refused(write_spec, name):
+    with pytest.raises(SpecSchemaError, match=f"the node name '{name}' is reserved"):
+        spec(write_spec, f"graph:\n  {name}: {{op: relu}}\n")
+
+
+def test_derived_defaults_see_all_arguments_and_shadow_spec_params(write_spec):
+    g = spec(write_spec, "params: {width: 64}\nblocks:\n  blk:\n    params: {wide: \"${width * 2}\", width: 16, ks: [\"$k\", 1], k: 3}\n"
+                         "    op: conv2d\n    out: $wide\n    kernel: $ks\ngraph:\n  c: {use: blk, width: 4}\n")
+    assert g.nodes["c"].shape == (8, 6, 8)
+
+
+@pytest.mark.parametrize("shape", [(0, 8, 8), (-3, 8, 8), (3.0, 8, 8), ("3", 8, 8), (3, 8, 8, 8, 8), ()])
+def test_input_shape_is_validated(shape):
+    with pytest.raises(SpecSchemaError, match="input_shape is"):
+        load_spec(SPECS / "alexnet.yaml", input_shape=shape)
+
+
+@pytest.mark.parametrize("value,error", [
+    ("{fn: normal, std: $s}", "found 'x'"),
+    ('"${in_c}"', "uses the input shape, which an init rule cannot see"),
+    ('"${[1, 2]}"', "expected a finite number"),
+])
+def test_init_values_are_checked(write_spec, value, error):
+    with pytest.raises(SpecError, match=error):
+        spec(write_spec, f"params: {{s: x}}\ngraph:\n  c: {{op: conv2d, out: 4, kernel: 1}}\ninit:\n  - {{ops: [conv2d], weight: {value}}}\n")
+
+
+def test_init_bounds_from_expressions(write_spec):
+    g = spec(write_spec, "params: {hi: 5.0}\ngraph:\n  c: {op: conv2d, out: 4, kernel: 1}\n"
+                         "init:\n  - {ops: [conv2d], weight: {fn: uniform, a: 2.0, b: $hi}}\n")
+    assert g.init[0].tensors["weight"] == {"fn": "uniform", "a": 2.0, "b": 5.0}
+
+
+def test_shape_names_cannot_be_params_or_indices(write_spec):
+    with pytest.raises(SpecSchemaError, match="'in_c' cannot be a spec parameter"):
+        spec(write_spec, "params: {in_c: 100}\ngraph:\n  c: {op: conv2d, out: \"${in_c // 2}\", kernel: 1}\n")
+    with pytest.raises(SpecSchemaError, match="names the input shape"):
+        spec(write_spec, 'graph:\n  "c{in_h}": {op: relu, repeat: 2, index: in_h}\n')
+
+
+def test_repeat_with_from_chains_the_copies(write_spec):
+    g = spec(write_spec, 'graph:\n  a: {op: conv2d, out: 4, kernel: 1}\n  b: {op: relu, from: input}\n'
+                         '  "l{i}": {op: conv2d, out: 4, kernel: 1, from: a, repeat: 3}\noutputs: {o: l2, p: b}\n')
+    assert [g.nodes[f"l{i}"].sources for i in range(3)] == [["a"], ["l0"], ["l1"]]
+
+
+# - second review (an adversarial audit of the messages)
+
+
+def test_a_node_name_with_a_final_newline_is_refused(write_spec):
+    with pytest.raises(SpecSchemaError, match=r"invalid node name 'r\\n'") as e:
+        spec(write_spec, 'graph:\n  "r\\n": {op: relu}\n')
+    assert e.value.node == "r\\n"  # printable in the message
+
+
+def test_huge_python_integers_are_shown_briefly():
+    with pytest.raises(SpecLimitError, match="parameter 'growth_rate' set to an integer of about 6,020 digits, over the limit"):
+        load_spec(SPECS / "densenet121.yaml", growth_rate=2 ** 20000)
+
+
+def test_names_that_python_normalises_alike_are_refused(write_spec):
+    with pytest.raises(SpecSchemaError, match="invalid output name 'ﬁ'"):
+        spec(write_spec, "graph:\n  a: {op: relu}\n  b: {op: relu}\noutputs: {ﬁ: a, fi: b}\n")
+    with pytest.raises(SpecSchemaError, match="'ﬁ' cannot be a spec parameter name"):
+        spec(write_spec, "params: {ﬁ: 2}\ngraph:\n  a: {op: relu}\n")
+
+
+def test_a_limit_stops_the_work_at_once(write_spec):
+    """Exceeding max_nodes inside nested blocks is one error, not one per enclosing copy."""
+    blocks = "".join(f"  b{k}:\n    seq:\n      x: {{use: b{k + 1}}}\n      y: {{use: b{k + 1}}}\n" for k in range(14))
+    with pytest.raises(SpecLimitError, match="more than 5,000 nodes"):
+        spec(write_spec, f"blocks:\n{blocks}  b14: {{op: relu}}\ngraph:\n  top: {{use: b0}}\n", limits=Limits(max_nodes=5000))
+
+
+@pytest.mark.parametrize("copies", [30, 100])
+def test_one_mistake_in_many_copies_is_one_error(write_spec, copies):
+    """The note counts every copy, not only those met before the cap of 20 errors shown."""
+    with pytest.raises(SpecExpressionError) as e:
+        spec(write_spec, f'graph:\n  "c{{i}}": {{op: conv2d, out: "${{undefined_thing}}", kernel: 1, repeat: {copies}}}\n')
+    assert e.value.node == "c0"
+    assert e.value.notes[-1][1] == f"the same mistake in {copies - 1} more copies: c1, c2, c3, c4, c5 and {copies - 6} more"
+
+
+def test_training_only_from_a_parameter_must_be_a_boolean(write_spec):
+    with pytest.raises(SpecSchemaError, match="'training_only' is 'no' \\(expected true or false\\)"):
+        spec(write_spec, "params: {t: 'no'}\ngraph:\n  a: {op: relu}\n  b: {op: relu}\n"
+                         "outputs:\n  main: a\n  side: {node: b, training_only: $t}\n")
+
+
+def test_empty_outputs_and_nonpositive_limits(write_spec, capsys):
+    with pytest.raises(SpecSchemaError, match="'outputs' is empty") as e:
+        spec(write_spec, "graph:\n  a: {op: relu}\noutputs: {}\n")
+    assert e.value.hint == "leave 'outputs' out to return the last node"
+    with pytest.raises(ValueError, match="Limits.max_int must be a positive integer, found -5"):
+        Limits().with_overrides(max_int=-5)
+    assert main(["validate", str(SPECS / "alexnet.yaml"), "--limit", "max_nodes=0"]) == 2
+    assert "--limit max_nodes needs a positive number, found '0'" in capsys.readouterr().err
+
+
+def test_spec_parameters_are_values_and_block_names_are_names(write_spec):
+    with pytest.raises(SpecSchemaError, match="the spec parameter 'w' is the expression") as e:
+        spec(write_spec, "params: {w: '${4*2}'}\ngraph:\n  a: {op: conv2d, out: $w, kernel: 1}\n")
+    assert e.value.loc.line == 4
+    with pytest.raises(SpecSchemaError, match="invalid block name 'a b'"):
+        spec(write_spec, "blocks:\n  a b: {op: relu}\ngraph:\n  a: {op: relu}\n")
+    with pytest.raises(SpecSchemaError, match="unsupported spec format version 1.0"):
+        one_point_oh = write_spec("archspec: 1.0\nname: t\ninput: [3, 8, 8]\ngraph:\n  a: {op: relu}\n")
+        load_spec(one_point_oh)
+
+
+def test_errors_collected_inside_a_nested_body_are_reported_once(write_spec):
+    with pytest.raises(SpecExpressionError) as e:
+        spec(write_spec, 'graph:\n  outer:\n    seq:\n      "c{i}": {op: conv2d, out: "${nope}", kernel: 1, repeat: 30}\n')
+    assert [text for _, text in e.value.notes if text.startswith("the same mistake")] == [
+        "the same mistake in 29 more copies: outer.c1, outer.c2, outer.c3, outer.c4, outer.c5 and 24 more"]
+    body = "".join(f"      c{k}: {{op: conv2d, out: '${{u{k}}}', kernel: 1}}\n" for k in range(25))
+    with pytest.raises(SpecErrors) as e:
+        spec(write_spec, f"graph:\n  outer:\n    seq:\n{body}")
+    nodes = [err.node for err in e.value.errors]
+    assert len(nodes) == len(set(nodes)) == 20 and not any(n for err in e.value.errors for n in err.notes)

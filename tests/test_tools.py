@@ -1,25 +1,18 @@
-"""The tools around a spec: validate, schema, list, diff, checkpoints, feature outputs, the API."""
+"""The tools around a spec: validate, list, diff, checkpoints, feature outputs, the API."""
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
-from pathlib import Path
 
-import jsonschema
 import pytest
 import torch
 
 import archspec
 from archspec import SpecReferenceError, WeightsError, compile_spec, load_spec
-from archspec._load import load_document
-from archspec._schema import json_schema
 from archspec.cli import main
 from reference import ROOT, SPECS
-
-SCHEMA_FILE = SPECS / "archspec.schema.json"
 
 
 def run(capsys, *args):
@@ -57,69 +50,6 @@ def test_validate_imports_no_torch_and_allocates_nothing():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "33337704 False\n"
-
-
-# -- schema ------------------------------------------------------------------------------
-
-
-def test_schema_command_matches_the_committed_file(capsys):
-    status, out, _ = run(capsys, "schema")
-    assert status == 0
-    assert json.loads(out) == json.loads(SCHEMA_FILE.read_text()), "run: archspec schema -o specs/archspec.schema.json"
-    assert json.loads(out)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-
-
-@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.name)
-def test_bundled_specs_validate_against_the_schema(path):
-    assert path.read_text().splitlines()[0] == "# yaml-language-server: $schema=archspec.schema.json"
-    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
-    data = load_document(path).data if "extends" not in path.read_text() else _raw(path)
-    assert list(validator.iter_errors(data)) == []
-
-
-def _raw(path):
-    from archspec._load import load_text
-
-    return load_text(path.read_text(), str(path)).data
-
-
-@pytest.mark.parametrize("mutate,expected", [
-    (lambda d: d.update(grpah=d.pop("graph")), "Additional properties are not allowed ('grpah' was unexpected)"),
-    (lambda d: d["graph"]["features"].__setitem__(0, {"op": "conv2d", "out": 64, "kernal": 11}), None),
-    (lambda d: d["graph"].__setitem__("avgpool", {"op": "avgpool"}), None),
-    (lambda d: d.update(archspec=2), None),
-])
-def test_schema_rejects_mistakes(mutate, expected):
-    validator = jsonschema.Draft202012Validator(json_schema())
-    data = _raw(SPECS / "alexnet.yaml")
-    mutate(data)
-    errors = list(validator.iter_errors(data))
-    assert errors
-    if expected:
-        assert any(expected in e.message for e in errors)
-
-
-def test_schema_allows_a_variant_without_graph():
-    validator = jsonschema.Draft202012Validator(json_schema())
-    assert not list(validator.iter_errors({"archspec": 1, "extends": "base.yaml", "name": "v", "params": {"n": 2}}))
-    assert list(validator.iter_errors({"archspec": 1, "name": "v"}))  # no extends: graph and input are required
-
-
-def test_schema_accepts_variants_with_partial_nodes_and_removals():
-    """A variant is merged over its base before it is checked, so its editor schema allows
-    partial nodes and nulls, as the tutorial's file has them; a spec without `extends`
-    still gets the strict node schema."""
-    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
-    tutorial = Path(__file__).parent.parent / "docs" / "tutorial" / "densenet_cifar.yaml"
-    assert list(validator.iter_errors(_raw(tutorial))) == []
-    variant = {"archspec": 1, "name": "v", "extends": "googlenet.yaml",
-               "graph": {"aux1": None, "inception4b": {"c1": 64}}, "outputs": {"aux_logits1": None}}
-    assert list(validator.iter_errors(variant)) == []
-    variant["grpah"] = variant.pop("graph")
-    assert [e.message for e in validator.iter_errors(variant)] == ["Additional properties are not allowed ('grpah' was unexpected)"]
-    not_a_variant = _raw(SPECS / "alexnet.yaml")
-    not_a_variant["graph"]["classifier"] = {"kernel": 3}  # a partial node needs a base to merge over
-    assert list(validator.iter_errors(not_a_variant))
 
 
 # -- list --------------------------------------------------------------------------------
@@ -363,3 +293,31 @@ def test_public_api():
         assert getattr(archspec, name) is not None
     assert all(issubclass(getattr(archspec, n), archspec.SpecError) for n in archspec.__all__ if n.startswith("SpecE") or
                n in ("SpecSyntaxError", "SpecSchemaError", "SpecReferenceError", "SpecShapeError", "SpecLimitError"))
+
+
+# -- regressions from review --------------------------------------------------------------
+# Defects found in review, each pinned by a test (the spec that showed it, and what must
+# happen instead): moved here from tests/test_regressions.py, beside the stage they guard.
+
+import math
+
+
+def test_weights_edge_cases(tmp_path):
+    bad = tmp_path / "bad.pt"
+    torch.save({1: torch.zeros(2)}, bad)
+    with pytest.raises(WeightsError, match="mapping of names to tensors"):
+        compile_spec(SPECS / "alexnet.yaml", weights=bad, strict=False)
+    good = tmp_path / "good.pt"
+    torch.save(compile_spec(SPECS / "densenet121.yaml", init=False, block_config=[1, 1, 1, 1]).state_dict(), good)
+    with pytest.raises(WeightsError, match="meta"):
+        compile_spec(SPECS / "densenet121.yaml", weights=good, device="meta", block_config=[1, 1, 1, 1])
+
+
+def test_diff_folds_only_consecutive_numbers():
+    from archspec._diff import diff
+
+    d = diff(load_spec(SPECS / "densenet121.yaml"), load_spec(SPECS / "densenet161.yaml"))
+    paths = [c.path for c in d.changes]
+    assert "features.denseblock1.denselayer{1..6}.conv1" in paths
+    assert not any("norm{0..5}" in p for p in paths)
+    assert math.isclose(sum(c.params_delta for c in d.changes), 28_681_000 - 7_978_856)
