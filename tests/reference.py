@@ -197,7 +197,8 @@ def _write_gain1_fixtures(names: list[str]) -> None:
 def torchvision_models():
     """torchvision's model code, where shared/tools/install-reference-models.sh installed it
     (its compiled ops need not load: the shim of shared/tools/reference-shim, applied here),
-    or ``None`` with a skip reason for tests that compare against it."""
+    or ``None`` where torchvision is not installed (tests that compare against it skip with
+    NO_TORCHVISION); any other error importing it is raised."""
     import importlib
     import sys
     import types
@@ -205,7 +206,9 @@ def torchvision_models():
     sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
     try:
         return importlib.import_module("torchvision.models")
-    except Exception:  # not installed, or it cannot import beside this torch
+    except ModuleNotFoundError as e:  # not installed; one installed that fails to import is a failure, not a skip
+        if e.name not in ("torchvision", "torchvision.models"):
+            raise
         return None
 
 

@@ -289,10 +289,16 @@ def test_public_api():
         "SpecLimitError", "SpecReferenceError", "SpecSchemaError", "SpecShapeError", "SpecSyntaxError", "SpecWarning",
         "WeightsError", "__version__", "compile_spec", "load_spec", "PluginError", "register_op", "shard", "unregister_op",
     }
-    for name in archspec.__all__:
-        assert getattr(archspec, name) is not None
-    assert all(issubclass(getattr(archspec, n), archspec.SpecError) for n in archspec.__all__ if n.startswith("SpecE") or
-               n in ("SpecSyntaxError", "SpecSchemaError", "SpecReferenceError", "SpecShapeError", "SpecLimitError"))
+    exported = {name: getattr(archspec, name) for name in archspec.__all__}  # an AttributeError names one missing
+    assert f'\nversion = "{exported["__version__"]}"\n' in (ROOT / "pyproject.toml").read_text()
+    for name, value in exported.items():
+        if name != "__version__":
+            assert callable(value) and value.__module__.split(".")[0] == "archspec", name  # archspec's own, not re-exported
+    errors = {name for name, value in exported.items() if isinstance(value, type) and issubclass(value, archspec.SpecError)}
+    assert errors == {"SpecError", "SpecErrors", "SpecExpressionError", "SpecLimitError", "SpecReferenceError",
+                      "SpecSchemaError", "SpecShapeError", "SpecSyntaxError"}
+    assert issubclass(archspec.SpecWarning, UserWarning) and issubclass(archspec.WeightsError, ValueError)
+    assert issubclass(archspec.PluginError, RuntimeError)
 
 
 # -- regressions from review --------------------------------------------------------------
