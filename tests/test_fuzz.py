@@ -5,7 +5,8 @@ located SpecError; never another exception, never a hang.
   duplicated lines, bogus names);
 - random bytes as a spec file;
 - random small networks generated from the grammar: when they compile, the module runs
-  and every module's output shape is the one inferred statically.
+  and every module's output shape is the one inferred statically; and a share of them
+  compiles, so that the comparison with torch is made at all.
 
 Together these run 1,800 examples in CI (see the counts in @settings).
 """
@@ -194,9 +195,10 @@ def small_specs(draw):
 
 @fuzz(250)
 @given(spec=small_specs())
-def test_random_networks_agree_with_torch(spec, tmp_path_factory):
+def _random_network_agrees_with_torch(spec, tmp_path_factory, outcomes):
     path = tmp_path_factory.mktemp("net") / "random.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    outcomes["cases"] += 1
     try:
         graph = load_spec(path)
         model = compile_spec(path)
@@ -205,6 +207,7 @@ def test_random_networks_agree_with_torch(spec, tmp_path_factory):
         assert_located(e, path)
         return
     event("compiled and ran")
+    outcomes["compiled"] += 1
     seen = {}
     hooks = [m.register_forward_hook(lambda mod, args, out, name=name: seen.__setitem__(name, tuple(out.shape[1:])))
              for name, m in model.named_modules() if name in graph.nodes]
@@ -220,3 +223,13 @@ def test_random_networks_agree_with_torch(spec, tmp_path_factory):
     for h in hooks:
         h.remove()
     assert torch.equal(x, before)  # the input was not overwritten in place
+
+
+def test_random_networks_agree_with_torch(tmp_path_factory):
+    """The property above, over its 250 random networks, and a share of them that compile:
+    a grammar whose every network ends in a SpecError would check nothing against torch.
+    Measured: 108 of the 250 compile (43%); the floor is about half of that."""
+    outcomes = {"cases": 0, "compiled": 0}
+    _random_network_agrees_with_torch(tmp_path_factory=tmp_path_factory, outcomes=outcomes)
+    assert outcomes["compiled"] >= 0.2 * outcomes["cases"], \
+        f"only {outcomes['compiled']} of {outcomes['cases']} random networks compiled (expected 20% or more)"

@@ -14,6 +14,25 @@ from pydantic import ValidationError
 from archspec import ops
 
 
+class Agreement:
+    """The cases a property compared, and how many of them both sides accepted. Two sides
+    that refuse every case agree trivially, so each property also asks that a share of its
+    random cases be accepted: about half the share measured with the seeds here (the
+    measured counts are beside each floor)."""
+
+    def __init__(self) -> None:
+        self.cases = self.accepted = 0
+
+    def check(self, ours, theirs, context) -> None:
+        assert ours == theirs, context
+        self.cases += 1
+        self.accepted += ours is not None
+
+    def at_least(self, share: float, what: str = "") -> None:
+        assert self.accepted >= share * self.cases, \
+            f"{what}: only {self.accepted} of {self.cases} cases were accepted by both sides (expected {share:.0%} or more)"
+
+
 def ours(op: str, params: dict, shape: tuple):
     try:
         concrete = ops.get(op).params.model_validate(params, context={"concrete": True})
@@ -34,18 +53,21 @@ def theirs(module_fn, shape: tuple):
 @pytest.mark.parametrize("seed", range(4))
 def test_conv2d_shapes_agree_with_torch(seed):
     rng = random.Random(seed)
+    agreement = Agreement()
     for _ in range(150):
         c, h, w = rng.randint(1, 6), rng.randint(1, 9), rng.randint(1, 9)
         k, s, d = [rng.randint(1, 5), rng.randint(1, 5)], [rng.randint(1, 3), rng.randint(1, 3)], [rng.randint(1, 3), rng.randint(1, 3)]
         p = rng.choice([[rng.randint(0, 3), rng.randint(0, 3)], "same", "valid"])
         g, out = rng.randint(1, 3), rng.randint(1, 6)
         params = {"out": out, "kernel": k, "stride": s, "padding": p, "dilation": d, "groups": g}
-        assert ours("conv2d", params, (c, h, w)) == theirs(lambda: torch.nn.Conv2d(c, out, k, s, p, d, g), (c, h, w)), params
+        agreement.check(ours("conv2d", params, (c, h, w)), theirs(lambda: torch.nn.Conv2d(c, out, k, s, p, d, g), (c, h, w)), params)
+    agreement.at_least(0.06, f"conv2d, seed {seed}")  # measured: 26, 20, 21 and 29 of 150 (13-19%)
 
 
 @pytest.mark.parametrize("op", ["maxpool2d", "avgpool2d"])
 def test_pool_shapes_agree_with_torch(op):
     rng = random.Random(op)
+    agreement = Agreement()
     for _ in range(600):
         h, w = rng.randint(1, 9), rng.randint(1, 9)
         k, s, p = [rng.randint(1, 5), rng.randint(1, 5)], [rng.randint(1, 4), rng.randint(1, 4)], [rng.randint(0, 3), rng.randint(0, 3)]
@@ -57,7 +79,8 @@ def test_pool_shapes_agree_with_torch(op):
             module = lambda: torch.nn.MaxPool2d(k, s, p, d, ceil_mode=ceil)  # noqa: E731
         else:
             module = lambda: torch.nn.AvgPool2d(k, s, p, ceil_mode=ceil)  # noqa: E731
-        assert ours(op, params, (2, h, w)) == theirs(module, (2, h, w)), (params, h, w)
+        agreement.check(ours(op, params, (2, h, w)), theirs(module, (2, h, w)), (params, h, w))
+    agreement.at_least({"maxpool2d": 0.07, "avgpool2d": 0.14}[op], op)  # measured: 87 and 170 of 600 (14.5%, 28%)
 
 
 def ours_many(op: str, params: dict, shapes: list[tuple]):
@@ -80,13 +103,19 @@ def theirs_fn(fn, shapes: list[tuple]):
 @pytest.mark.parametrize("op,fn", [("add", lambda a, b: a + b), ("mul", lambda a, b: a * b)])
 def test_broadcasting_joins_agree_with_torch(op, fn):
     rng = random.Random(op)
+    agreement = Agreement()
     for _ in range(400):
         shapes = [tuple(rng.choice([1, 2, 3]) for _ in range(rng.randint(1, 3))) for _ in range(2)]
-        assert ours_many(op, {}, shapes) == theirs_fn(fn, shapes), shapes
+        agreement.check(ours_many(op, {}, shapes), theirs_fn(fn, shapes), shapes)
+    agreement.at_least(0.35, op)  # measured: add 298, mul 278 of 400 (74%, 70%)
 
 
 def test_tensor_plumbing_agrees_with_torch():
     rng = random.Random(5)
+    # the floors: about half the share of the 300 cases accepted as measured (permute 249,
+    # reshape 60, chunk 118, split 51, mean 300, linear 300, channel_shuffle 88)
+    floors = {"permute": 0.4, "reshape": 0.1, "chunk": 0.2, "split": 0.08, "mean": 0.5, "linear": 0.5, "channel_shuffle": 0.14}
+    agree = {op: Agreement() for op in floors}
     for _ in range(300):
         shape = tuple(rng.randint(1, 6) for _ in range(rng.randint(1, 3)))
         rank = len(shape) + 1
@@ -96,28 +125,27 @@ def test_tensor_plumbing_agrees_with_torch():
             dims.remove(0)
             dims.insert(0, 0)  # the batch first, mostly (moving it is refused)
         expected = theirs_fn(lambda x: x.permute(*dims), [shape]) if dims[0] == 0 else None
-        assert ours_many("permute", {"dims": dims}, [shape]) == expected, (shape, dims)
+        agree["permute"].check(ours_many("permute", {"dims": dims}, [shape]), expected, (shape, dims))
         target = [rng.choice([-1, 1, 2, 3, 4, 6, 12]) for _ in range(rng.randint(1, 3))]
         expected = theirs_fn(lambda x: x.reshape(x.shape[0], *target), [shape]) if target.count(-1) <= 1 else None
-        assert ours_many("reshape", {"shape": target}, [shape]) == expected, (shape, target)
+        agree["reshape"].check(ours_many("reshape", {"shape": target}, [shape]), expected, (shape, target))
         chunks, part, dim = rng.randint(1, 5), rng.randint(0, 4), rng.randint(1, rank - 1)
-        assert ours_many("chunk", {"chunks": chunks, "part": part, "dim": dim}, [shape]) == \
-            theirs_fn(lambda x: torch.chunk(x, chunks, dim)[part], [shape]), (shape, chunks, part, dim)
+        agree["chunk"].check(ours_many("chunk", {"chunks": chunks, "part": part, "dim": dim}, [shape]),
+                             theirs_fn(lambda x: torch.chunk(x, chunks, dim)[part], [shape]), (shape, chunks, part, dim))
         sizes = [rng.randint(1, 3) for _ in range(rng.randint(1, 3))]
-        if sum(sizes) == shape[dim - 1]:
-            assert ours_many("split", {"sizes": sizes, "part": 0, "dim": dim}, [shape]) == \
-                theirs_fn(lambda x: torch.split(x, sizes, dim)[0], [shape])
-        else:
-            assert ours_many("split", {"sizes": sizes, "part": 0, "dim": dim}, [shape]) is None
+        expected = theirs_fn(lambda x: torch.split(x, sizes, dim)[0], [shape]) if sum(sizes) == shape[dim - 1] else None
+        agree["split"].check(ours_many("split", {"sizes": sizes, "part": 0, "dim": dim}, [shape]), expected, (shape, sizes, dim))
         mean_dims = sorted(rng.sample(range(1, rank), rng.randint(1, rank - 1)))
         keep = rng.random() < 0.5
-        assert ours_many("mean", {"dims": mean_dims, "keepdim": keep}, [shape]) == \
-            theirs_fn(lambda x: x.mean(mean_dims, keepdim=keep), [shape]), (shape, mean_dims)
+        agree["mean"].check(ours_many("mean", {"dims": mean_dims, "keepdim": keep}, [shape]),
+                            theirs_fn(lambda x: x.mean(mean_dims, keepdim=keep), [shape]), (shape, mean_dims))
         out = rng.randint(1, 5)
-        assert ours_many("linear", {"out": out}, [shape]) == theirs_fn(torch.nn.Linear(shape[-1], out), [shape])
+        agree["linear"].check(ours_many("linear", {"out": out}, [shape]), theirs_fn(torch.nn.Linear(shape[-1], out), [shape]), shape)
         groups = rng.randint(1, 4)
         expected = theirs_fn(lambda x: torch.channel_shuffle(x, groups), [shape]) if len(shape) >= 2 else None
-        assert ours_many("channel_shuffle", {"groups": groups}, [shape]) == expected, (shape, groups)
+        agree["channel_shuffle"].check(ours_many("channel_shuffle", {"groups": groups}, [shape]), expected, (shape, groups))
+    for op, agreement in agree.items():
+        agreement.at_least(floors[op], op)
 
 
 @pytest.mark.parametrize("op,module", [
