@@ -46,7 +46,8 @@ from . import ops
 from ._errors import SpecError, SpecReferenceError, SpecSchemaError, camel_case, did_you_mean, name_list, raise_collected
 from ._load import NODE_KIND_KEYS, Document
 from ._expr import is_expression
-from ._values import EXPRESSION_SCHEMA, INIT_ARGS, Bool, Float, Int, Text, shown
+from ._values import (EXPRESSION_SCHEMA, INIT_ARGS, INIT_FIELDS, INIT_WORDS, NUMBER_INIT_ARGS, POSITIVE_INIT_ARGS, Bool, Float, Int,
+                      Text, init_args_error, shown)
 
 __all__ = ["validate", "validate_op_node", "spec_model", "json_schema", "node_path_of", "COMMON_KEYS", "CONTAINER_KINDS",
            "INIT_FNS", "MAX_ERRORS", "NAME_RE", "NODE_NAME_RE", "PARAM_TYPES"]
@@ -56,8 +57,7 @@ MAX_ERRORS = 20
 COMMON_KEYS = ("from", "when", "repeat", "index", "inline", "checkpoint", "doc")
 CONTAINER_KINDS = ("seq", "concat", "add", "dense")
 PARAM_TYPES = ("int", "float", "number", "bool", "str", "size", "list", "any")
-INIT_FNS = ("normal", "trunc_normal", "uniform", "constant", "zeros", "ones", "kaiming_normal", "kaiming_uniform",
-            "xavier_normal", "xavier_uniform")
+INIT_FNS = tuple(INIT_ARGS)
 
 NAME_RE = re.compile(r"[A-Za-z0-9_]+")  # use with fullmatch: "$" would let a final newline through
 #: node names may also hold '-' after the first character (RegNet's ``block1-0``)
@@ -484,38 +484,6 @@ def _build_models(covered: frozenset[str]) -> type[BaseModel]:
         loss_weight: Annotated[Any, Float(ge=0)] = Field(
             None, description="the weight of this output's loss in model.loss() (default 1 for the main output, 0 otherwise)")
 
-    class InitFn(_Model):
-        """An initialiser: `fn` and its arguments (those of the torch.nn.init function of that name)."""
-
-        fn: Annotated[Any, _Literal(*INIT_FNS)]
-        mean: Annotated[Any, Float()] = None
-        std: Annotated[Any, Float(gt=0)] = None
-        a: Annotated[Any, Float()] = None
-        b: Annotated[Any, Float()] = None
-        value: Annotated[Any, Float()] = None
-        gain: Annotated[Any, Float(gt=0)] = None
-        mode: Annotated[Any, _Literal("fan_in", "fan_out")] = None
-        nonlinearity: Annotated[Any, _Literal("relu", "leaky_relu", "linear", "tanh", "sigmoid", "selu")] = None
-
-        @model_validator(mode="after")
-        def _args_fit(self) -> "InitFn":
-            allowed = _INIT_ARGS[self.fn]
-            for name in ("mean", "std", "a", "b", "value", "gain", "mode", "nonlinearity"):
-                if getattr(self, name) is not None and name not in allowed:
-                    raise PydanticCustomError(
-                        "archspec_value", "'{fn}' takes no argument '{name}' (it takes: {allowed})",
-                        {"fn": self.fn, "name": name, "allowed": ", ".join(allowed) or "nothing"})
-            if self.fn == "constant" and self.value is None:
-                raise PydanticCustomError("archspec_value", "'constant' needs 'value'")
-            if self.fn in ("uniform", "trunc_normal") and not (isinstance(self.a, str) or isinstance(self.b, str)):
-                lo, hi = (-2.0, 2.0) if self.fn == "trunc_normal" else (0.0, 1.0)  # torch's defaults
-                a = self.a if self.a is not None else lo
-                b = self.b if self.b is not None else hi
-                if a >= b:  # (with expressions, resolve checks the evaluated values)
-                    raise PydanticCustomError("archspec_value", "'{fn}' needs a < b, found a={a} and b={b}",
-                                              {"fn": self.fn, "a": a, "b": b})
-            return self
-
     InitValue = Annotated[Any, _InitValue(InitFn)]
 
     class InitRule(_Model):
@@ -641,9 +609,6 @@ def _block_tag(value: Any) -> str:
     return "<invalid>" if tag == "<list>" else tag
 
 
-_INIT_ARGS = INIT_ARGS
-
-
 class _OpName(Text):
     expected = "the name of an op"
 
@@ -654,6 +619,29 @@ class _OpName(Text):
                                       {"found": shown(value), "expected": ops.known(), "hint": hint,
                                        "why": "", "what": "unknown op"})
         return value
+
+
+class _InitFnChecks(_Model):
+    @model_validator(mode="after")
+    def _args_fit(self) -> "_InitFnChecks":
+        error = init_args_error(self.fn, {name: getattr(self, name) for name in INIT_FIELDS if getattr(self, name) is not None})
+        if error is not None:  # (with expressions, resolve checks the evaluated values)
+            raise error
+        return self
+
+
+def _init_arg_type(name: str) -> Any:
+    if name in INIT_WORDS:
+        return Annotated[Any, _Literal(*INIT_WORDS[name])]
+    return Annotated[Any, Float(gt=0) if name in POSITIVE_INIT_ARGS else Float()]
+
+
+#: an initialiser: ``fn`` and its arguments (those of the torch.nn.init function of that name),
+#: its fields from the table in :mod:`._values`
+InitFn = type("InitFn", (_InitFnChecks,), {
+    "__annotations__": {"fn": Annotated[Any, _Literal(*INIT_FNS)], **{name: _init_arg_type(name) for name in INIT_FIELDS}},
+    **dict.fromkeys(INIT_FIELDS), "__module__": __name__,
+    "__doc__": "An initialiser: `fn` and its arguments (those of the torch.nn.init function of that name)."})
 
 
 class _InitValue(Float):
@@ -672,9 +660,8 @@ class _InitValue(Float):
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict:
         return {"anyOf": [{"type": "number"}, EXPRESSION_SCHEMA, {
             "type": "object", "required": ["fn"], "additionalProperties": False,
-            "properties": {"fn": {"enum": list(INIT_FNS)}, **{k: {"type": "number"} for k in ("mean", "std", "a", "b", "value", "gain")},
-                           "mode": {"enum": ["fan_in", "fan_out"]},
-                           "nonlinearity": {"enum": ["relu", "leaky_relu", "linear", "tanh", "sigmoid", "selu"]}}}]}
+            "properties": {"fn": {"enum": list(INIT_FNS)}, **{k: {"type": "number"} for k in NUMBER_INIT_ARGS},
+                           **{k: {"enum": list(words)} for k, words in INIT_WORDS.items()}}}]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -860,9 +847,9 @@ def _context(doc: Document, path: tuple, op: str | None = None) -> tuple[str, li
     if head == "init":
         if len(path) == 2:
             return "an init rule", ["ops", "paths", "weight", "bias"]
-        if isinstance(raw, dict) and "fn" in raw and raw["fn"] in _INIT_ARGS:
-            return f"the initialiser '{raw['fn']}'", ["fn", *_INIT_ARGS[raw["fn"]]]
-        return "an initialiser", ["fn", "mean", "std", "a", "b", "value", "gain", "mode", "nonlinearity"]
+        if isinstance(raw, dict) and "fn" in raw and raw["fn"] in INIT_ARGS:
+            return f"the initialiser '{raw['fn']}'", ["fn", *INIT_ARGS[raw["fn"]]]
+        return "an initialiser", ["fn", *INIT_FIELDS]
     if head == "outputs":
         return "an output", ["node", "training_only", "loss_weight"]
     if head == "checkpoint_keys":

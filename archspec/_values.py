@@ -20,7 +20,8 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from ._expr import is_expression
 
-__all__ = ["Int", "Float", "Bool", "Size", "Text", "Str", "Choice", "IntList", "InitValue", "INIT_ARGS", "FLOAT32_MAX", "EXPRESSION_SCHEMA", "shown"]
+__all__ = ["Int", "Float", "Bool", "Size", "Text", "Str", "Choice", "IntList", "InitValue", "INIT_ARGS", "INIT_FIELDS", "INIT_WORDS",
+           "NONLINEARITIES", "NUMBER_INIT_ARGS", "POSITIVE_INIT_ARGS", "init_args_error", "FLOAT32_MAX", "EXPRESSION_SCHEMA", "shown"]
 
 EXPRESSION_SCHEMA = {
     "type": "string",
@@ -300,7 +301,16 @@ INIT_ARGS = {
     "xavier_normal": ("gain",),
     "xavier_uniform": ("gain",),
 }
-_INIT_WORDS = {"mode": ("fan_in", "fan_out"), "nonlinearity": ("relu", "leaky_relu", "linear", "tanh", "sigmoid", "selu")}
+#: the initialisers' arguments that are numbers (those of ``POSITIVE_INIT_ARGS`` > 0), and those
+#: that are words, with the words each takes (torch.nn.init's names)
+NUMBER_INIT_ARGS = ("mean", "std", "a", "b", "value", "gain")
+POSITIVE_INIT_ARGS = ("std", "gain")
+NONLINEARITIES = ("relu", "leaky_relu", "linear", "tanh", "sigmoid", "selu")
+INIT_WORDS = {"mode": ("fan_in", "fan_out"), "nonlinearity": NONLINEARITIES}
+#: every argument an initialiser may take, in the order the schema lists them
+INIT_FIELDS = (*NUMBER_INIT_ARGS, *INIT_WORDS)
+#: torch's defaults for the bounds ``a`` and ``b`` of the initialisers that take them
+_BOUNDS = {"uniform": (0.0, 1.0), "trunc_normal": (-2.0, 2.0)}
 FLOAT32_MAX = 3.4028234663852886e38
 #: how many standard deviations from the mean a normal draw is taken to reach at most, for
 #: the static check that an initialiser's values fit float32 (float32's normal sampler
@@ -342,6 +352,27 @@ def init_reach(spec: Any, shape: tuple[int, ...]) -> float:
     return std * (math.sqrt(3.0) if fn.endswith("uniform") else NORMAL_REACH)
 
 
+def init_args_error(fn: str, args: dict[str, Any]) -> PydanticCustomError | None:
+    """What is wrong with the arguments ``args`` of the initialiser ``fn`` (a key of
+    :data:`INIT_ARGS`) as a whole, or ``None``: an argument ``fn`` does not take (the first
+    in ``args``' order), ``constant`` without ``value``, or ``a >= b`` for ``uniform`` and
+    ``trunc_normal`` (torch's default for a bound left out; where either is still an
+    expression the check waits for its value). Each value's own kind and range is its value
+    type's to check, before this."""
+    allowed = INIT_ARGS[fn]
+    for name in args:
+        if name not in allowed:
+            return PydanticCustomError("archspec_value", "'{fn}' takes no argument '{name}' (it takes: {allowed})",
+                                       {"fn": fn, "name": name, "allowed": ", ".join(allowed) or "nothing"})
+    if fn == "constant" and "value" not in args:
+        return PydanticCustomError("archspec_value", "'constant' needs 'value'")
+    if fn in _BOUNDS:
+        lo, hi = args.get("a", _BOUNDS[fn][0]), args.get("b", _BOUNDS[fn][1])
+        if isinstance(lo, float) and isinstance(hi, float) and lo >= hi:
+            return PydanticCustomError("archspec_value", "'{fn}' needs a < b, found a={a} and b={b}", {"fn": fn, "a": lo, "b": hi})
+    return None
+
+
 class InitValue(_ValueType):
     """How a tensor starts: a number (every element), or an initialiser ``{fn: ..., args}``
     (``{fn: normal, std: 0.02}``); numbers inside it may be expressions."""
@@ -350,8 +381,8 @@ class InitValue(_ValueType):
     json = {"anyOf": [{"type": "number"}, {
         "type": "object", "required": ["fn"], "additionalProperties": False,
         "properties": {"fn": {"enum": list(INIT_ARGS)},
-                       **{k: {"anyOf": [{"type": "number"}, EXPRESSION_SCHEMA]} for k in ("mean", "std", "a", "b", "value", "gain")},
-                       **{k: {"enum": list(v)} for k, v in _INIT_WORDS.items()}}}]}
+                       **{k: {"anyOf": [{"type": "number"}, EXPRESSION_SCHEMA]} for k in NUMBER_INIT_ARGS},
+                       **{k: {"enum": list(v)} for k, v in INIT_WORDS.items()}}}]}
 
     def _validate(self, value: Any, info: core_schema.ValidationInfo) -> Any:
         concrete = bool(info.context and info.context.get("concrete"))
@@ -380,28 +411,24 @@ class InitValue(_ValueType):
         for key, v in value.items():
             if key == "fn":
                 continue
-            if key not in INIT_ARGS[fn]:
-                raise PydanticCustomError("archspec_value", "'{fn}' takes no argument '{name}' (it takes: {allowed})",
-                                          {"fn": fn, "name": key, "allowed": ", ".join(INIT_ARGS[fn]) or "nothing"})
-            if key in _INIT_WORDS:
-                if v not in _INIT_WORDS[key]:
+            if key not in INIT_ARGS[fn]:  # here, in the order written: an earlier argument's bad value comes first
+                raise init_args_error(fn, {key: v})
+            if key in INIT_WORDS:
+                if v not in INIT_WORDS[key]:
                     raise PydanticCustomError("archspec_value", "expected {expected}, found {found}{why}",
-                                              {"expected": " or ".join(_INIT_WORDS[key]), "found": shown(v), "why": f" for '{key}'"})
+                                              {"expected": " or ".join(INIT_WORDS[key]), "found": shown(v), "why": f" for '{key}'"})
                 out[key] = v
             elif not concrete and is_expression(v):
                 out[key] = v
             else:
                 out[key] = self._number(v, key)
-        if fn == "constant" and "value" not in out:
-            raise PydanticCustomError("archspec_value", "'constant' needs 'value'")
-        for key in ("std", "gain"):  # as the init rules' initialisers: positive
+        for key in POSITIVE_INIT_ARGS:  # as the init rules' initialisers: positive
             if isinstance(out.get(key), float) and out[key] <= 0:
                 raise PydanticCustomError("archspec_value", "expected {expected}, found {found}{why}",
                                           {"expected": "a number > 0", "found": shown(out[key]), "why": f" for '{key}'"})
-        if fn in ("uniform", "trunc_normal"):
-            lo, hi = out.get("a", -2.0 if fn == "trunc_normal" else 0.0), out.get("b", 2.0 if fn == "trunc_normal" else 1.0)
-            if isinstance(lo, float) and isinstance(hi, float) and lo >= hi:
-                raise PydanticCustomError("archspec_value", "'{fn}' needs a < b, found a={a} and b={b}", {"fn": fn, "a": lo, "b": hi})
+        error = init_args_error(fn, {k: v for k, v in out.items() if k != "fn"})  # ('constant' takes neither std nor gain)
+        if error is not None:
+            raise error
         return out
 
     def check(self, value: Any) -> float:
