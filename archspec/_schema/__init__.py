@@ -28,20 +28,20 @@ A node is ``{op: ...}`` (an op of the registry), ``{use: block, ...args}``,
 sequence named 0, 1, ...); a body is a map of named nodes or a list. Every node may carry
 ``from``, ``when``, ``repeat``, ``index``, ``inline``, ``checkpoint`` and ``doc``.
 
-The package, by job: :mod:`._types` (the keys' own value types and the language's word
-lists), :mod:`._nodes` (the node and block models, one per op, built on first use),
-:mod:`._rules` (outputs, init rules, checkpoint key rules), :mod:`._regex` (the checks of
-those rules' regular expressions), :mod:`._spec` (the whole spec's model),
-:mod:`._validate` (:func:`validate` and the ``requires:`` look-up), :mod:`._translate`
-(pydantic's errors as located :class:`SpecSchemaError` s) and :mod:`._json` (the JSON
-Schema that editors read).
+The package, by job: :mod:`.key_types` (the keys' own value types and the language's
+word lists), :mod:`.nodes` (the node and block models, one per op, built on first use),
+:mod:`.rules` (outputs, init rules, checkpoint key rules), :mod:`.patterns` (the checks of
+those rules' regular expressions), :mod:`.spec` (the whole spec's model),
+:mod:`.validation` (:func:`validate` and the ``requires:`` look-up), :mod:`.translate`
+(pydantic's errors as located :class:`SpecSchemaError` s) and :mod:`.json_export` (the
+JSON Schema that editors read).
 """
 
-from ._json import json_schema
-from ._spec import spec_model
-from ._translate import node_path_of
-from ._types import COMMON_KEYS, CONTAINER_KINDS, INIT_FNS, MAX_ERRORS, NAME_RE, NODE_NAME_RE, PARAM_TYPES
-from ._validate import validate, validate_op_node
+from .json_export import json_schema
+from .key_types import COMMON_KEYS, CONTAINER_KINDS, INIT_FNS, MAX_ERRORS, NAME_RE, NODE_NAME_RE, PARAM_TYPES
+from .spec import spec_model
+from .translate import node_path_of
+from .validation import validate, validate_op_node
 
 __all__ = ["validate", "validate_op_node", "spec_model", "json_schema", "node_path_of", "COMMON_KEYS", "CONTAINER_KINDS",
            "INIT_FNS", "MAX_ERRORS", "NAME_RE", "NODE_NAME_RE", "PARAM_TYPES"]

@@ -4,7 +4,7 @@ tied to the top-level keys.
 
 What it deliberately does not do: build every op's member when a spec names a few
 (:func:`spec_model` covers what it is asked to, and grows), or report errors (that is
-:mod:`._translate`).
+:mod:`.translate`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing_extensions import TypeAliasType
 
 from .. import ops
 from .._values import Text
-from ._nodes import (BlockCommon, NodeCommon, _Invalid, _InvalidBody, _Model, _UseArgs, _block_tag, _body_tag, _current, _node_tag,
+from .key_types import _InputShape, _OpExpression, _Plain, _Requirement, _spec_name, _Version
+from .nodes import (BlockCommon, NodeCommon, _Invalid, _InvalidBody, _Model, _UseArgs, _block_tag, _body_tag, _current, _node_tag,
                      op_model)
-from ._rules import InitRule, KeyRule, Output, _output_tag
-from ._types import _InputShape, _OpExpression, _Plain, _Requirement, _spec_name, _Version
+from .rules import InitRule, KeyRule, Output, _output_tag
 
 
 def spec_model(used: Any = None) -> type[BaseModel]:

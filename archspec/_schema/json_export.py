@@ -1,7 +1,7 @@
 """The JSON Schema (Draft 2020-12) of the spec language, for editors: the spec model's,
 with the top level relaxed for a variant (a file with ``extends``).
 
-What it deliberately does not do: describe the checks only :func:`~._validate.validate`
+What it deliberately does not do: describe the checks only :func:`~.validation.validate`
 and the later stages make (names resolve, shapes fit).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from pydantic.json_schema import CoreModeRef, DefsRef, GenerateJsonSchema
 
 from .. import ops
-from ._spec import spec_model
+from .spec import spec_model
 
 
 class _Names(GenerateJsonSchema):
@@ -30,7 +30,7 @@ class _Names(GenerateJsonSchema):
         return super().get_defs_ref((_MODULE_IN_PACKAGE.sub(__package__ + ".", core_ref), mode))
 
 
-_MODULE_IN_PACKAGE = re.compile(re.escape(__package__) + r"\._[a-z]+\.")
+_MODULE_IN_PACKAGE = re.compile(re.escape(__package__) + r"\.[a-z_]+\.")
 
 
 def json_schema() -> dict[str, Any]:

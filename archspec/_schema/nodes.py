@@ -3,7 +3,7 @@ per op (generated from its registry entry, built on first use and cached until t
 changes), and the union members that fail with a specific message.
 
 What it deliberately does not do: tie the members into the unions of a whole spec (that is
-:mod:`._spec`, which knows which ops a spec names).
+:mod:`.spec`, which knows which ops a spec names).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .._errors import camel_case, did_you_mean
 from .._expr import is_expression
 from .._load import NODE_KIND_KEYS
 from .._values import Bool, Int, Text, shown
-from ._types import COMMON_KEYS, CONTAINER_KINDS, Refs, _Identifier, _ParamDecl
+from .key_types import COMMON_KEYS, CONTAINER_KINDS, Refs, _Identifier, _ParamDecl
 
 
 class _Model(BaseModel):

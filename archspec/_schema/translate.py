@@ -19,8 +19,8 @@ from .._errors import SpecError, SpecSchemaError, did_you_mean, name_list
 from .._expr import is_expression
 from .._load import NODE_KIND_KEYS, Document
 from .._values import INIT_ARGS, INIT_FIELDS, shown
-from ._spec import spec_model
-from ._types import COMMON_KEYS, CONTAINER_KINDS
+from .key_types import COMMON_KEYS, CONTAINER_KINDS
+from .spec import spec_model
 
 
 def _translate(exc: ValidationError, doc: Document, prefix: tuple = (), op: str | None = None) -> list[SpecError]:

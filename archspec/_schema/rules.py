@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from .._values import EXPRESSION_SCHEMA, INIT_FIELDS, INIT_WORDS, NUMBER_INIT_ARGS, POSITIVE_INIT_ARGS, Bool, Float, Text, init_args_error
-from ._nodes import _Model
-from ._regex import _regex_problem, _replace_problem, _template_problem
-from ._types import INIT_FNS, _Literal, _OpName
+from .key_types import INIT_FNS, _Literal, _OpName
+from .nodes import _Model
+from .patterns import _regex_problem, _replace_problem, _template_problem
 
 
 class Output(_Model):

@@ -16,10 +16,10 @@ from .. import ops
 from .._errors import SpecError, SpecReferenceError, raise_collected
 from .._expr import is_expression
 from .._load import Document
-from ._nodes import op_model
-from ._spec import spec_model
-from ._translate import _translate
-from ._types import MAX_ERRORS
+from .key_types import MAX_ERRORS
+from .nodes import op_model
+from .spec import spec_model
+from .translate import _translate
 
 
 def validate(doc: Document) -> Any:
