@@ -14,6 +14,7 @@ import archspec._initialize as initialize
 from archspec import SpecSchemaError, compile_spec, load_spec
 from archspec._compiler import build_model
 from archspec._lower import _build_tree
+from archspec._info import ModelInfo
 from archspec._module import make_module
 from reference import SPECS, zoo_specs
 
@@ -41,7 +42,9 @@ def constructed_by_torch(graph, seed: int) -> dict[str, torch.Tensor]:
     ``reset_parameters`` in construction order): what archspec compiled before issue 10."""
     torch.manual_seed(seed)
     model = make_module("def forward(self, x):\n    return x\n\ndef _forward_eval(self, x):\n    return x\n\n"
-                        "def _forward_train(self, x):\n    return x\n", {"name": graph.name, "outputs": [], "taps": True})
+                        "def _forward_train(self, x):\n    return x\n",
+                        ModelInfo(name=graph.name, type_name="Outputs", outputs=[], loss_weights={}, input_shape=[],
+                                  taps=True, source="", checkpoint_keys=[], classifier=None))
     _build_tree(model, graph, graph.inplace, meta=False)
     return model.state_dict()
 
