@@ -1,0 +1,188 @@
+"""Blocks: a ``use:`` resolved to its block, and the block's parameters bound.
+
+What it does: reads a block's declared parameters (a type, a mapping with a type and a
+default, or a bare default); resolves a ``use:`` (possibly an expression) to a block,
+refusing unknown blocks, a block that uses itself and blocks nested past the limit;
+binds the instance's arguments, type-checks them and fills in the defaults (a default
+that is an expression sees the arguments and the defaults before it; one that needs the
+input shape becomes :class:`Lazy`); returns the :class:`Site` the block's body is built
+at.
+
+What it deliberately does not do: build the block's node or body (:mod:`.bodies` does,
+with the site returned here).
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .. import ops
+from .._errors import Loc, SpecExpressionError, SpecLimitError, SpecReferenceError, SpecSchemaError, did_you_mean, name_list
+from .._expr import SHAPE_NAMES, is_expression
+from .._ir import INPUT, Deferred, Lazy, UseSite, site_notes
+from .._schema import COMMON_KEYS, PARAM_TYPES
+from .._values import shown
+from .context import Context
+from .state import Scope, Site
+
+
+@dataclass
+class ParamSpec:
+    """A block parameter as declared."""
+
+    name: str
+    type: str
+    required: bool
+    default: Any
+    loc: Loc | None
+    raw: tuple = ()  # data path of the default value
+
+
+@dataclass
+class Instance:
+    """A block bound at a ``use:``: its name, its model, its parameters' values, and the
+    site its body is built at (the block's data path, its parameters in scope)."""
+
+    name: str
+    block: Any
+    values: dict[str, Any]
+    site: Site
+
+
+def _has_expression(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_has_expression(v) for v in value)
+    return is_expression(value)
+
+
+def _check_param_type(declared: str, value: Any) -> str | None:
+    ok = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "size": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (
+            isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)),
+        "list": lambda v: isinstance(v, (list, tuple)),
+        "any": lambda v: True,
+    }[declared]
+    if isinstance(value, (Deferred, Lazy)) or ok(value):
+        return None
+    return {
+        "int": "an integer", "float": "a number", "number": "a number", "bool": "true or false", "str": "a string",
+        "size": "an integer or a pair [height, width]", "list": "a list", "any": "any value",
+    }[declared]
+
+
+class Blocks:
+    """The spec's blocks, their declared parameters read once each."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._params: dict[str, list[ParamSpec]] = {}
+
+    def params(self, name: str, block: Any) -> list[ParamSpec]:
+        if name in self._params:
+            return self._params[name]
+        specs = []
+        for pname, decl in block.params.items():
+            raw = ("blocks", name, "params", pname)
+            loc = self.ctx.key_loc(raw)
+            if not pname.isidentifier() or not pname.isascii() or keyword.iskeyword(pname) or pname in COMMON_KEYS or pname == "use" or pname in SHAPE_NAMES:
+                raise SpecSchemaError(f"'{pname}' cannot be a block parameter name", loc, node=f"block '{name}'",
+                                      expected="an ASCII identifier other than use, " + ", ".join(COMMON_KEYS) + ", in_c, in_h, in_w")
+            if isinstance(decl, str) and decl in PARAM_TYPES:
+                specs.append(ParamSpec(pname, decl, True, None, loc, raw))
+            elif isinstance(decl, dict):
+                declared = decl.get("type", "any")
+                specs.append(ParamSpec(pname, declared, "default" not in decl, decl.get("default"), loc, raw + ("default",)))
+            else:
+                specs.append(ParamSpec(pname, "any", False, decl, loc, raw))
+        self._params[name] = specs
+        return specs
+
+    def bind(self, model: Any, site: Site) -> Instance:
+        """The block that the ``use:`` node ``model`` at ``site`` instantiates, bound."""
+        ctx = self.ctx
+        path, raw, env, inputs, loc, scope = site.path, site.raw, site.env, site.inputs, site.loc, site.scope
+        blocks = ctx.spec.blocks
+        name = model.use
+        source = ""
+        if is_expression(name):  # a block chosen by the parameters: use: "${'bottleneck' if deep else 'basic'}"
+            source = f", from '{name}'"
+            name = ctx.value(name, env, raw + ("use",), path, structural=True)
+            if not isinstance(name, str):
+                raise SpecSchemaError(f"'use' is {shown(name)}{source}", ctx.loc(raw + ("use",)), node=path,
+                                      expected="the name of a block (a string)", notes=site_notes(scope.sites))
+        if name not in blocks:
+            hint = did_you_mean(name, blocks)
+            if name in ops.REGISTRY:
+                hint = f"'{name}' is an op: write 'op: {name}'"
+            raise SpecReferenceError(f"unknown block '{name}'{source}", ctx.loc(raw + ("use",)), node=path,
+                                     expected="one of: " + name_list(sorted(blocks)) if blocks else "a block defined under 'blocks:'",
+                                     hint=hint, notes=site_notes(scope.sites))
+        stack = [s.block for s in scope.sites]
+        if name in stack:
+            cycle = " -> ".join(stack[stack.index(name):] + [name])
+            raise SpecReferenceError(f"block '{name}' uses itself ({cycle})", ctx.loc(raw + ("use",)), node=path,
+                                     notes=site_notes(scope.sites))
+        if len(stack) >= ctx.limits.max_block_depth:
+            raise SpecLimitError(f"blocks nest deeper than {ctx.limits.max_block_depth} (Limits.max_block_depth)", loc, node=path)
+        block = blocks[name]
+        declared = self.params(name, block)
+        known = [p.name for p in declared]
+        args = dict(model.model_extra or {})
+        bound: dict[str, Any] = {}
+        for arg, value in args.items():
+            arg_raw = raw + (arg,)
+            if arg not in known:
+                raise SpecReferenceError(
+                    f"block '{name}' has no parameter '{arg}'", ctx.key_loc(arg_raw), node=path,
+                    expected="one of: " + (", ".join(known) if known else f"(block '{name}' takes no parameters)"),
+                    hint=did_you_mean(arg, known), notes=site_notes(scope.sites),
+                )
+            if is_expression(value) or isinstance(value, list):
+                v = ctx.value(value, env, arg_raw, path)
+                if isinstance(v, Deferred):
+                    v = Lazy(v.expr, v.env, inputs[0] if len(inputs) == 1 else INPUT, path)
+                elif isinstance(v, list) and any(isinstance(x, Deferred) for x in v):
+                    raise SpecExpressionError("a list argument cannot use the input shape", ctx.loc(arg_raw), node=path)
+            else:
+                v = value
+            bound[arg] = (v, arg_raw)
+        values: dict[str, Any] = {}
+        for p in declared:
+            if p.name in bound:
+                v, arg_raw = bound[p.name]
+                problem = _check_param_type(p.type, v)
+                if problem:
+                    raise SpecSchemaError(f"'{p.name}' is {shown(v)}", ctx.loc(arg_raw), node=path, expected=problem,
+                                          notes=[(p.loc, f"block '{name}' declares '{p.name}' as {p.type}")])
+                values[p.name] = v
+            elif p.required:
+                raise SpecSchemaError(
+                    f"block '{name}' needs the parameter '{p.name}' ({p.type})", ctx.key_loc(raw) or loc, node=path,
+                    notes=[(p.loc, f"'{p.name}' is declared here"), *site_notes(scope.sites)],
+                )
+            elif not _has_expression(p.default):
+                values[p.name] = p.default
+        # derived defaults, in declaration order, see every argument and literal default (and the
+        # derived ones before them); the block's own parameters shadow the spec's
+        for p in declared:
+            if p.name in values or p.required:
+                continue
+            default_env = dict(ctx.params)
+            default_env.update(values)
+            v = ctx.value(p.default, default_env, p.raw, path)
+            if isinstance(v, list) and any(isinstance(x, Deferred) for x in v):
+                raise SpecExpressionError("a list default cannot use the input shape", ctx.loc(p.raw), node=path)
+            values[p.name] = Lazy(v.expr, v.env, inputs[0] if len(inputs) == 1 else INPUT, path) if isinstance(v, Deferred) else v
+        values = {p.name: values[p.name] for p in declared}  # declaration order
+        block_env = dict(ctx.params)
+        block_env.update(values)
+        use_site = UseSite(name, path, ctx.loc(raw + ("use",)) or loc)
+        inner = Scope(scope.sites + (use_site,))
+        return Instance(name, block, values, replace(site, raw=("blocks", name), env=block_env, scope=inner))

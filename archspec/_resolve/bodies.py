@@ -1,0 +1,191 @@
+"""The walk: bodies, the nodes in them, containers and block instances, recursively.
+
+What it does: :class:`Walker` walks a body in document order: expands it, numbers a
+list's entries, checks that siblings' names differ, wires each entry's inputs (the node
+before it in a seq, its ``from:``, or the body's input in the branches of a concat, add
+or dense), builds it (an op node, a container whose body it walks in turn, or a block
+instance), and collects each node's errors so that one run reports many mistakes.
+
+What it deliberately does not do: the rules of each step, which live in :mod:`.expand`,
+:mod:`.refs`, :mod:`.nodes`, :mod:`.blocks` and :mod:`.joins`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from .._errors import SpecError, SpecErrors, SpecExpressionError, SpecLimitError, SpecReferenceError, SpecSchemaError
+from .._ir import Container, Deferred, Lazy, site_notes
+from .._schema import CONTAINER_KINDS, MAX_ERRORS
+from .blocks import Blocks
+from .context import Context
+from .expand import expand
+from .joins import close, dense_input, switch_off
+from .nodes import checkpoint, chosen_op, op_node
+from .refs import from_refs, ref
+from .state import BodySite, Entry, Site, State
+
+
+class Walker:
+    """Builds the nodes and containers of a spec's graph into a :class:`State`."""
+
+    def __init__(self, ctx: Context, state: State) -> None:
+        self.ctx = ctx
+        self.state = state
+        self.blocks = Blocks(ctx)
+
+    def body(self, body: Any, at: BodySite) -> tuple[list[str], str]:
+        """Build a body's children; return their paths and the ref of the body's output."""
+        ctx, state, kind, parent = self.ctx, self.state, at.kind, at.parent
+        where = parent
+        entries = expand(ctx, state, body, at)
+        if isinstance(body, list):
+            number = 0
+            for entry in entries:
+                if entry.when is False:
+                    continue
+                entry.name = str(number)
+                number += 1
+        prefix = at.prefix
+        _check_unique(entries, prefix, where)
+        if not entries:
+            raise SpecSchemaError("this body has no nodes", ctx.loc(at.raw), node=where, expected="at least one node")
+        siblings = {e.name: prefix + e.name for e in entries if e.name is not None}
+        children: list[str] = []
+        previous = at.input_ref
+        branch_outputs: list[str] = []
+        for k, entry in enumerate(entries):
+            path = prefix + entry.name if entry.name is not None else None
+            label = path or where or "graph"
+            model = entry.model
+            from_ = model.from_ if isinstance(model, BaseModel) else None
+            if kind == "seq":
+                if from_ is not None and entry.copy == 0:  # later copies of a repeat read the copy before them
+                    refs = from_refs(ctx, from_, entry.env, entry.raw + ("from",), label)
+                    inputs = [ref(ctx, r, siblings, at, entry.raw + ("from",), label) for r in refs]
+                else:
+                    inputs = [previous]
+            else:
+                if from_ is not None:
+                    raise SpecSchemaError(f"'from' is not allowed in the branches of a {kind}", ctx.key_loc(entry.raw + ("from",)),
+                                          node=label, hint=f"every branch of a {kind} reads the {kind}'s input; use a seq to wire nodes by name")
+                if isinstance(entry.when, Deferred) and kind == "dense":
+                    raise SpecExpressionError(f"the 'when' of a {kind} branch cannot use the input shape", ctx.loc(entry.raw + ("when",)),
+                                              node=label, hint="a dense layer's input depends on which layers before it exist; "
+                                                               "decide with the block's parameters")
+                if kind == "dense" and branch_outputs and entry.when is not False:
+                    inputs = [dense_input(state, entry, path, at, branch_outputs)]
+                else:
+                    inputs = [at.input_ref]
+            if entry.when is False:
+                alias = path if path is not None else f"{prefix}#off{k}"
+                switch_off(state, entry, alias, inputs)
+                if kind == "seq":
+                    previous = alias
+                continue
+            site = Site(path, entry.raw, parent, inputs, entry.env, entry.when, entry.loc, at.scope)
+            if not self._build_collecting(entry, site):
+                continue
+            children.append(path)
+            previous = path
+            branch_outputs.append(path)
+        if kind == "seq":
+            return children, previous
+        return children, close(ctx, state, at, entries, branch_outputs)
+
+    def _build_collecting(self, entry: Entry, site: Site) -> bool:
+        """Build ``entry`` at ``site``; collect its errors instead of stopping (a limit still
+        stops). Whether it was built."""
+        state = self.state
+        try:
+            self.build(entry, site)
+        except SpecLimitError:
+            raise  # a limit stops the work: going on would only repeat it (and cost the time it guards)
+        except SpecErrors as e:
+            state.errors.extend(e.errors)
+            return False
+        except SpecError as e:
+            state.errors.append(e)
+            if state.errors.distinct >= MAX_ERRORS:
+                state.raise_errors()
+            return False
+        return True
+
+    def build(self, entry: Entry, site: Site) -> None:
+        """Build the node or container of ``entry``, then its ``checkpoint``."""
+        model = entry.model
+        if isinstance(model, list):
+            self.container(site, "seq", model, entry.raw, model)
+        elif hasattr(model, "op"):
+            op_node(self.ctx, self.state, chosen_op(self.ctx, model, site, block=False), site)
+        elif hasattr(model, "use"):
+            self.use(model, site)
+        else:
+            kind = next((k for k in CONTAINER_KINDS if hasattr(model, k)), None)
+            if kind is None:
+                raise AssertionError(f"unexpected node model {type(model).__name__}")  # pragma: no cover
+            self.container(site, kind, getattr(model, kind), entry.raw + (kind,), model)
+        checkpoint(self.ctx, self.state, entry, site.path, site.scope)
+
+    def container(self, site: Site, kind: str, body: Any, body_raw: tuple, model: Any, block: str | None = None,
+                  args: dict[str, Any] | None = None) -> None:
+        """A container of ``kind`` at ``site`` around ``body`` (at ``body_raw``); ``model``
+        is the node that made it (its ``doc``), ``block`` the block it instantiates."""
+        state, path, inputs = self.state, site.path, site.inputs
+        if len(inputs) != 1:
+            raise SpecReferenceError(f"a {kind} reads one input, but 'from' names {len(inputs)}", site.loc, node=path,
+                                     hint="to join several nodes, use {op: concat, from: [...]} or {op: add, from: [...]}")
+        doc = getattr(model, "doc", None) if isinstance(model, BaseModel) else None
+        container = Container(path, kind, [], inputs[0], inputs[0], site.loc, block=block, parent=site.parent, when=site.when,
+                              sites=site.scope.sites, doc=doc, args=args or {})
+        state.containers[path] = container
+        if state.depth >= self.ctx.limits.max_nesting:
+            raise SpecLimitError(f"containers nest deeper than {self.ctx.limits.max_nesting} levels (Limits.max_nesting)",
+                                 site.loc, node=path, notes=site_notes(site.scope.sites))
+        state.depth += 1
+        try:
+            children, output = self.body(body, BodySite(body_raw, path, inputs[0], site.env, kind, site.scope))
+        finally:
+            state.depth -= 1
+        container.children = children
+        container.output = output
+
+    def use(self, model: Any, site: Site) -> None:
+        """The block instance ``model`` (a node with ``use:``) at ``site``."""
+        bound = self.blocks.bind(model, site)
+        block, inner = bound.block, bound.site
+        if hasattr(block, "op"):
+            op_node(self.ctx, self.state, chosen_op(self.ctx, block, inner, block=True), inner)
+            node = self.state.nodes[site.path]
+            node.doc = getattr(model, "doc", None) or node.doc
+            return
+        if hasattr(block, "use"):
+            self.use(block, inner)
+            return
+        for kind in CONTAINER_KINDS:
+            if hasattr(block, kind):
+                shown_args = {k: v for k, v in bound.values.items() if not isinstance(v, Lazy)}
+                self.container(inner, kind, getattr(block, kind), inner.raw + (kind,), model, block=bound.name,
+                               args=shown_args)
+                if model.doc is None and block.doc:
+                    self.state.containers[site.path].doc = block.doc
+                return
+        raise AssertionError("unexpected block model")  # pragma: no cover
+
+
+def _check_unique(entries: list[Entry], prefix: str, where: str | None) -> None:
+    """Names must be unique among the siblings."""
+    seen: dict[str, Entry] = {}
+    for entry in entries:
+        if entry.name is None:
+            continue
+        if entry.name in seen:
+            first = seen[entry.name]
+            repeated = entry.raw == first.raw
+            raise SpecReferenceError(
+                f"{'repeat makes several' if repeated else 'two'} nodes named '{prefix}{entry.name}'", entry.loc, node=where,
+                notes=[] if repeated else [(first.loc, "the first is defined here")],
+                hint="put the repeat index in the name, as in 'layer{i+1}'" if repeated else None)
+        seen[entry.name] = entry
