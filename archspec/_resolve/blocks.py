@@ -15,7 +15,7 @@ with the site returned here).
 from __future__ import annotations
 
 import keyword
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .. import ops
@@ -185,4 +185,4 @@ class Blocks:
         block_env.update(values)
         use_site = UseSite(name, path, ctx.loc(raw + ("use",)) or loc)
         inner = Scope(scope.sites + (use_site,))
-        return Instance(name, block, values, replace(site, raw=("blocks", name), env=block_env, scope=inner))
+        return Instance(name, block, values, Site(path, ("blocks", name), site.parent, inputs, block_env, site.when, loc, inner))
