@@ -33,7 +33,7 @@ import re
 from pathlib import Path
 
 from ._errors import Loc, SpecReferenceError, did_you_mean
-from ._files import shown
+from ._files import shown_path
 
 __all__ = ["PREFIX", "bundled_hint", "find", "folder", "names", "spec_path"]
 
@@ -75,7 +75,7 @@ def find(name: str, loc: Loc | None = None, *, prefixed: bool = False, where: Pa
     where = folder() if where is None else where
     written = f"{PREFIX}{name}" if prefixed else name
     if where is None:
-        raise SpecReferenceError(f"'{shown(written)}' names a bundled spec, but the bundled specs are not installed "
+        raise SpecReferenceError(f"'{shown_path(written)}' names a bundled spec, but the bundled specs are not installed "
                                  "with this archspec (its 'specs' folder is missing)", loc,
                                  expected="a spec file path", hint="reinstall archspec, or give the spec's file")
     known = names(where)
@@ -88,14 +88,14 @@ def find(name: str, loc: Loc | None = None, *, prefixed: bool = False, where: Pa
     tag = PREFIX if prefixed else ""
     bare = _stem(key) if key.lower().endswith(SUFFIXES) else None
     if bare is not None and (bare in known or len(by_stem.get(bare, ())) == 1):
-        raise SpecReferenceError(f"no bundled spec is named '{shown(written)}'", loc,
+        raise SpecReferenceError(f"no bundled spec is named '{shown_path(written)}'", loc,
                                  expected="a bundled spec's name, which has no suffix",
                                  hint=f"did you mean '{tag}{bare}'?")
     if key in by_stem:
         choices = " or ".join(f"'{tag}{q}'" for q in sorted(q for q, p in known.items() if p in by_stem[key]))
-        raise SpecReferenceError(f"'{shown(written)}' is ambiguous: several bundled specs are named '{key}'", loc,
+        raise SpecReferenceError(f"'{shown_path(written)}' is ambiguous: several bundled specs are named '{key}'", loc,
                                  expected="a name with its family folder", hint=f"write {choices}")
-    raise SpecReferenceError(f"no bundled spec is named '{shown(written)}'", loc,
+    raise SpecReferenceError(f"no bundled spec is named '{shown_path(written)}'", loc,
                              expected="the name of a bundled spec, such as 'densenet121' or 'resnet/resnet50'"
                              if not prefixed else f"'{PREFIX}' and a bundled spec's name, such as '{PREFIX}densenet121'",
                              hint=_nearest(key, known, tag))
@@ -113,14 +113,14 @@ def spec_path(spec: str | os.PathLike[str]) -> Path:
         hint = bundled_hint(spec, "")
         if hint is None:
             return Path(spec)  # reading it says what is wrong, as for any path
-        raise SpecReferenceError(f"no spec file at '{shown(spec)}'", None, hint=hint)
+        raise SpecReferenceError(f"no spec file at '{shown_path(spec)}'", None, hint=hint)
     where = folder()
     known = names(where) if where is not None else {}
     key = spec.replace(os.sep, "/")
     if key in known or len(_by_stem(known).get(key, ())) == 1 or not any(s in spec for s in _SEPARATORS):
         return find(spec, where=where)
     close = did_you_mean(key, known)
-    raise SpecReferenceError(f"no spec file at '{shown(spec)}'", None,
+    raise SpecReferenceError(f"no spec file at '{shown_path(spec)}'", None,
                              hint=f"{close} ('archspec list' lists the bundled specs)" if close else None)
 
 

@@ -43,7 +43,7 @@ import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-__all__ = ["FileProblem", "check_output", "open_regular", "read_bytes", "shown", "write_file"]
+__all__ = ["FileProblem", "check_output", "open_regular", "read_bytes", "shown_path", "write_file"]
 
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -66,7 +66,7 @@ class FileProblem(OSError):
         return (FileProblem, (self.strerror, self.errno))
 
 
-def shown(path: str | os.PathLike[str], width: int = 255) -> str:
+def shown_path(path: str | os.PathLike[str], width: int = 255) -> str:
     """``path`` for a message: as given, or, past ``width`` characters (longer than any file
     name may be), its two ends and its length."""
     text = os.fspath(path)
@@ -127,7 +127,7 @@ def open_regular(path: str | os.PathLike[str], what: str = "file") -> BinaryIO:
     Raises :class:`FileProblem`: ``no <what> at 'x'`` (``errno`` ENOENT), ``'x' is a folder,
     not a <what>``, ``'x' is a pipe (FIFO), not a regular file``, ``cannot read 'x': ...``.
     """
-    name = shown(path)
+    name = shown_path(path)
     try:
         info = os.stat(path)
     except OSError as e:
@@ -156,7 +156,7 @@ def read_bytes(path: str | os.PathLike[str], limit: int, what: str = "file") -> 
         try:
             return f.read(limit + 1)
         except OSError as e:
-            raise FileProblem(f"cannot read '{shown(path)}': {why(e)}", e.errno) from None
+            raise FileProblem(f"cannot read '{shown_path(path)}': {why(e)}", e.errno) from None
 
 
 def _require_regular(mode: int, name: str, what: str) -> None:
@@ -170,7 +170,7 @@ def _require_regular(mode: int, name: str, what: str) -> None:
 def _read_problem(e: OSError, name: str, what: str, path: str | os.PathLike[str]) -> FileProblem:
     if e.errno == errno.ENOENT:
         if os.path.islink(path):
-            return FileProblem(f"'{name}' is a symlink to '{shown(os.readlink(path))}', which does not exist", e.errno)
+            return FileProblem(f"'{name}' is a symlink to '{shown_path(os.readlink(path))}', which does not exist", e.errno)
         return FileProblem(f"no {what} at '{name}'", e.errno)
     return FileProblem(f"cannot read '{name}': {why(e)}", e.errno)
 
@@ -228,7 +228,7 @@ def check_output(path: str | os.PathLike[str]) -> None:
     if info is None or stat.S_ISREG(info.st_mode):
         folder = os.path.dirname(target) or "."
         if not os.path.isdir(folder):
-            raise FileProblem(f"cannot write {shown(path)}: no such folder", errno.ENOENT)
+            raise FileProblem(f"cannot write {shown_path(path)}: no such folder", errno.ENOENT)
 
 
 def write_file(path: str | os.PathLike[str], write: Write) -> None:
@@ -247,7 +247,7 @@ def _target(path: str) -> tuple[str, os.stat_result | None]:
     (``None``: nothing); refuses what is never written."""
     if not path:
         raise FileProblem("cannot write to an empty file name", errno.ENOENT)
-    name = shown(path)
+    name = shown_path(path)
     if os.path.isdir(path):
         raise FileProblem(f"cannot write {name}: it is a folder", errno.EISDIR)
     if path.endswith(_SEPARATORS):
@@ -266,7 +266,7 @@ def _target(path: str) -> tuple[str, os.stat_result | None]:
 
 
 def _replace(path: str, target: str, info: os.stat_result | None, write: Write) -> None:
-    name = shown(path)
+    name = shown_path(path)
     folder, base = os.path.split(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{base[:100]}.", suffix=".tmp", dir=folder or ".")
@@ -319,7 +319,7 @@ def _fill(fd: int, write: Write, name: str, where: str = "") -> None:
 def _write_through(path: str, write: Write) -> None:
     """Write into a device or FIFO: the content first, whole, into an anonymous temporary
     file; then copied through."""
-    name = shown(path)
+    name = shown_path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".archspec.", suffix=".tmp")
     except OSError as e:

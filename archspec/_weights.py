@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ._errors import WeightsError
-from ._files import FileProblem, open_regular, shown
+from ._files import FileProblem, open_regular, shown_path
 from ._ir import is_meta
 
 __all__ = ["LoadReport", "WeightsError", "load_weights", "read_checkpoint"]
@@ -119,7 +119,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if (not isinstance(data, Mapping) or not data or not all(isinstance(v, torch.Tensor) for v in data.values())
             or not all(isinstance(k, str) for k in data)):
         raise WeightsError(
-            f"'{shown(path)}' holds no state_dict: expected a mapping of names to tensors, or a checkpoint with one under "
+            f"'{shown_path(path)}' holds no state_dict: expected a mapping of names to tensors, or a checkpoint with one under "
             "'state_dict' or 'model'"
         )
     state = dict(data)
@@ -138,12 +138,12 @@ def _read_safetensors(f, path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     try:
         from safetensors.torch import load
     except ImportError:
-        raise WeightsError(f"'{shown(path)}' is a .safetensors file; reading it needs the 'safetensors' package: install "
+        raise WeightsError(f"'{shown_path(path)}' is a .safetensors file; reading it needs the 'safetensors' package: install "
                            "the 'safetensors' extra (pip install -e \".[safetensors]\", or pip install safetensors)") from None
     try:
         return load(f.read())
     except Exception as e:  # a truncated or corrupt file
-        raise WeightsError(f"'{shown(path)}' is not a readable .safetensors file: {str(e).strip() or type(e).__name__}") from None
+        raise WeightsError(f"'{shown_path(path)}' is not a readable .safetensors file: {str(e).strip() or type(e).__name__}") from None
 
 
 def _unreadable(path: str | os.PathLike[str], e: Exception, head: bytes) -> WeightsError:
@@ -160,14 +160,14 @@ def _unreadable(path: str | os.PathLike[str], e: Exception, head: bytes) -> Weig
         what = (f"the pickle names {found.group(1) or found.group(2)}" if not found.group(3) else
                 f"the pickle uses instruction {found.group(3)}, which only Python objects need")
         return WeightsError(
-            f"cannot read '{shown(path)}' safely: it holds Python objects besides tensors ({what}), which archspec will not "
+            f"cannot read '{shown_path(path)}' safely: it holds Python objects besides tensors ({what}), which archspec will not "
             "unpickle (checkpoints are read with torch.load(weights_only=True), so that no file can run code); if the file "
             "is yours, re-save the weights alone, as a plain state_dict: torch.save(model.state_dict(), path)")
     # torch's text may advise loading with weights_only=False, which would let the file run code: never repeated
     lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line
              and "Weights only load failed" not in line]
     first = lines[0] if lines and not isinstance(e, pickle.UnpicklingError) else ""
-    return WeightsError(f"cannot read '{shown(path)}': not a PyTorch checkpoint (a file written by torch.save), or a damaged one "
+    return WeightsError(f"cannot read '{shown_path(path)}': not a PyTorch checkpoint (a file written by torch.save), or a damaged one "
                         f"({type(e).__name__}{': ' + first if first else ''})")
 
 

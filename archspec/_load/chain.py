@@ -20,7 +20,7 @@ from pathlib import Path
 from .. import _bundled as bundled
 from .._bundled import spec_path
 from .._errors import Loc, SpecLimitError, SpecReferenceError, SpecSyntaxError
-from .._files import FileProblem, open_regular, shown as short_name, why
+from .._files import FileProblem, open_regular, shown_path, why
 from .._limits import DEFAULT_LIMITS, Limits
 from .extends import merge
 from .locations import Document
@@ -112,7 +112,7 @@ def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) 
     else:
         base_path = path.parent / base_name
         if base_path.suffix.lower() not in bundled.SUFFIXES:
-            raise SpecReferenceError(f"'extends' names '{short_name(base_name)}', which is not a spec file", ext_loc,
+            raise SpecReferenceError(f"'extends' names '{shown_path(base_name)}', which is not a spec file", ext_loc,
                                      expected="a .yaml or .yml file, relative to this file, or 'archspec:' and a bundled spec's name",
                                      hint=bundled.bundled_hint(base_name))
         _check_base(base_name, base_path, path, shown, ext_loc)
@@ -129,7 +129,7 @@ def _check_base(base_name: str, base_path: Path, path: Path, shown: str, ext_loc
     """Refuse, at the ``extends:`` line, a base that cannot be read: missing (with a "did
     you mean"), a dangling symlink, a symlink loop, a name too long for the file system.
     Everything else is refused by :func:`read_spec_text`, at the same place."""
-    name = short_name(base_name)
+    name = shown_path(base_name)
     try:
         os.stat(base_path)
         return
@@ -138,7 +138,7 @@ def _check_base(base_name: str, base_path: Path, path: Path, shown: str, ext_loc
             raise SpecReferenceError(f"'extends' names '{name}', which cannot be read: {why(e)}", ext_loc,
                                      expected="a spec file path relative to the extending file") from None
     if os.path.islink(base_path):
-        raise SpecReferenceError(f"'extends' names '{name}', a symlink to '{short_name(os.readlink(base_path))}', "
+        raise SpecReferenceError(f"'extends' names '{name}', a symlink to '{shown_path(os.readlink(base_path))}', "
                                  "which does not exist", ext_loc, expected="a spec file path relative to the extending file")
     try:
         siblings = {p.stem: p.name for p in path.parent.glob("*.y*ml")} if path.parent.is_dir() else {}
