@@ -38,10 +38,10 @@ JSON Schema that editors read).
 """
 
 from .json_export import json_schema
-from .key_types import COMMON_KEYS, CONTAINER_KINDS, INIT_FNS, MAX_ERRORS, NAME_RE, NODE_NAME_RE, PARAM_TYPES
+from .key_types import COMMON_KEYS, CONTAINER_KINDS, MAX_ERRORS, NAME_RE, NODE_NAME_RE, PARAM_TYPES
 from .spec import spec_model
 from .translate import node_path_of
 from .validation import validate, validate_op_node
 
 __all__ = ["validate", "validate_op_node", "spec_model", "json_schema", "node_path_of", "COMMON_KEYS", "CONTAINER_KINDS",
-           "INIT_FNS", "MAX_ERRORS", "NAME_RE", "NODE_NAME_RE", "PARAM_TYPES"]
+           "MAX_ERRORS", "NAME_RE", "NODE_NAME_RE", "PARAM_TYPES"]

@@ -20,14 +20,13 @@ from pydantic_core import PydanticCustomError
 from .. import ops
 from .._errors import did_you_mean
 from .._expr import is_expression
-from .._values import EXPRESSION_SCHEMA, INIT_ARGS, Text, shown
+from .._values import EXPRESSION_SCHEMA, Text, shown
 
 MAX_ERRORS = 20
 
 COMMON_KEYS = ("from", "when", "repeat", "index", "inline", "checkpoint", "doc")
 CONTAINER_KINDS = ("seq", "concat", "add", "dense")
 PARAM_TYPES = ("int", "float", "number", "bool", "str", "size", "list", "any")
-INIT_FNS = tuple(INIT_ARGS)
 
 NAME_RE = re.compile(r"[A-Za-z0-9_]+")  # use with fullmatch: "$" would let a final newline through
 #: node names may also hold '-' after the first character (RegNet's ``block1-0``)

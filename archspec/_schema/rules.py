@@ -14,8 +14,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from .._values import EXPRESSION_SCHEMA, INIT_FIELDS, INIT_WORDS, NUMBER_INIT_ARGS, POSITIVE_INIT_ARGS, Bool, Float, Text, init_args_error
-from .key_types import INIT_FNS, _Literal, _OpName
+from .._values import (EXPRESSION_SCHEMA, INIT_ARGS, INIT_FIELDS, INIT_WORDS, POSITIVE_INIT_ARGS, Bool, Float, Text, init_args_error,
+                       initialiser_json)
+from .key_types import _Literal, _OpName
 from .nodes import _Model
 from .patterns import _regex_problem, _replace_problem, _template_problem
 
@@ -48,7 +49,7 @@ def _init_arg_type(name: str) -> Any:
 
 #: its fields are those of the table in :mod:`archspec._values`, in its order
 InitFn = type("InitFn", (_InitFnChecks,), {
-    "__annotations__": {"fn": Annotated[Any, _Literal(*INIT_FNS)], **{name: _init_arg_type(name) for name in INIT_FIELDS}},
+    "__annotations__": {"fn": Annotated[Any, _Literal(*INIT_ARGS)], **{name: _init_arg_type(name) for name in INIT_FIELDS}},
     **dict.fromkeys(INIT_FIELDS), "__module__": __name__,
     "__doc__": "An initialiser: `fn` and its arguments (those of the torch.nn.init function of that name)."})
 
@@ -67,10 +68,7 @@ class _InitValue(Float):
         return super().check(value)
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict:
-        return {"anyOf": [{"type": "number"}, EXPRESSION_SCHEMA, {
-            "type": "object", "required": ["fn"], "additionalProperties": False,
-            "properties": {"fn": {"enum": list(INIT_FNS)}, **{k: {"type": "number"} for k in NUMBER_INIT_ARGS},
-                           **{k: {"enum": list(words)} for k, words in INIT_WORDS.items()}}}]}
+        return {"anyOf": [{"type": "number"}, EXPRESSION_SCHEMA, initialiser_json({"type": "number"})]}
 
 
 InitOrNumber = Annotated[Any, _InitValue(InitFn)]
