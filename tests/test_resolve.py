@@ -372,6 +372,20 @@ def test_init_bounds_from_expressions(write_spec):
     assert g.init[0].tensors["weight"] == {"fn": "uniform", "a": 2.0, "b": 5.0}
 
 
+@pytest.mark.parametrize("weight,message", [
+    ("{fn: uniform, a: 2.0, b: $x}", "'uniform' needs a < b, found a=2.0 and b=1.0"),
+    ("{fn: uniform, a: $x}", "'uniform' needs a < b, found a=1.0 and b=1.0"),  # b left out: torch's 1.0
+    ("{fn: trunc_normal, b: $x, a: 3}", "'trunc_normal' needs a < b, found a=3.0 and b=1.0"),
+])
+def test_init_bounds_from_expressions_are_checked_as_literal_ones(write_spec, weight, message):
+    """An expression bound is checked once evaluated, by the rule the schema applies to
+    literal ones (a bound left out is torch's default: it used to pass, and fail in torch)."""
+    with pytest.raises(SpecSchemaError) as e:
+        spec(write_spec, f"params: {{x: 1.0}}\ngraph:\n  c: {{op: conv2d, out: 4, kernel: 1}}\n"
+                         f"init:\n  - {{ops: [conv2d], weight: {weight}}}\n")
+    assert e.value.message == message and e.value.node == "init rule 1"
+
+
 def test_shape_names_cannot_be_params_or_indices(write_spec):
     with pytest.raises(SpecSchemaError, match="'in_c' cannot be a spec parameter"):
         spec(write_spec, "params: {in_c: 100}\ngraph:\n  c: {op: conv2d, out: \"${in_c // 2}\", kernel: 1}\n")

@@ -2,11 +2,12 @@
 
 What it does: evaluates each rule's weight and bias initialisers (a number, or a
 function with its arguments) with the spec's parameters, refusing values that need the
-input shape, that are not finite, that a float32 weight cannot hold, and ranges whose
-``a`` is not below ``b``.
+input shape, that are not finite, that a float32 weight cannot hold, and arguments that do
+not fit together once evaluated (``a`` not below ``b``: the schema's own rule,
+:func:`archspec._values.init_args_error`, which waited for the values).
 
-What it deliberately does not do: match rules to nodes, or check the function's
-arguments against the function (the schema and infer do).
+What it deliberately does not do: match rules to nodes, or check an initialiser against
+the tensors it fills (fans, the reach of its values: infer does, once shapes are known).
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ from pydantic import BaseModel
 
 from .._errors import SpecExpressionError, SpecSchemaError
 from .._ir import Deferred, InitRule
-from .._values import shown
+from .._values import FLOAT32_MAX, NUMBER_INIT_ARGS, fits_float32, init_args_error, shown
 from .context import Context
-
-FLOAT32_MAX = 3.4028234663852886e38
 
 
 def init_number(ctx: Context, value: Any, env: dict[str, Any], raw: tuple, where: str) -> float:
@@ -32,7 +31,7 @@ def init_number(ctx: Context, value: Any, env: dict[str, Any], raw: tuple, where
                                   v.expr.loc, node=where, hint="init rules apply to many nodes; use the spec's params")
     if not _init_number_check(v):
         raise SpecSchemaError(f"found {shown(v)}", ctx.loc(raw), node=where, expected="a finite number")
-    if abs(v) > FLOAT32_MAX:  # the weights are float32: this would make them inf
+    if not fits_float32(v):  # the weights are float32: this would make them inf
         raise SpecSchemaError(f"found {shown(v)}", ctx.loc(raw), node=where,
                               expected=f"a number a float32 weight can hold (at most {FLOAT32_MAX:.4g} in size)")
     return float(v)
@@ -50,13 +49,11 @@ def init_rules(ctx: Context, env: dict[str, Any]) -> list[InitRule]:
             if value is None:
                 continue
             if isinstance(value, BaseModel):
-                args = {}
-                for k, v in value.model_dump(exclude_none=True).items():
-                    args[k] = v if k in ("fn", "mode", "nonlinearity") else init_number(ctx, v, env, raw + (tensor, k), where)
-                lo, hi = args.get("a"), args.get("b")
-                if args["fn"] in ("uniform", "trunc_normal") and lo is not None and hi is not None and lo >= hi:
-                    raise SpecSchemaError(f"'{args['fn']}' needs a < b, found a={lo} and b={hi}", ctx.loc(raw + (tensor,)),
-                                          node=where)
+                args = {k: init_number(ctx, v, env, raw + (tensor, k), where) if k in NUMBER_INIT_ARGS else v
+                        for k, v in value.model_dump(exclude_none=True).items()}
+                error = init_args_error(args["fn"], {k: v for k, v in args.items() if k != "fn"})
+                if error is not None:
+                    raise SpecSchemaError(error.message(), ctx.loc(raw + (tensor,)), node=where)
                 tensors[tensor] = args
             else:
                 tensors[tensor] = init_number(ctx, value, env, raw + (tensor,), where)
