@@ -17,7 +17,7 @@ import warnings
 from .. import ops
 from .._errors import SpecError, SpecLimitError, SpecReferenceError, SpecSchemaError, SpecShapeError, SpecWarning
 from .._ir import INPUT, readers
-from .._values import FLOAT32_MAX, init_reach
+from .._values import init_fits_float32, missing_fans
 from ..ops import fmt_shape
 from ..ops._common import broadcast
 from .refs import ABSENT, live
@@ -80,25 +80,25 @@ def check_init(state: State) -> None:
     g = state.g
     for rule in g.init:
         for tensor, spec in rule.tensors.items():
-            fn = spec.get("fn", "") if isinstance(spec, dict) else ""
             for p, name in ((p, t) for p in g.order for t in rule.targets(g.nodes[p], tensor)):  # weight: also qkv.weight
                 node = g.nodes[p]
                 shape = node.tensors.get(name)
                 if shape is None or not rule.selects(node) or ops.REGISTRY[node.op].tensor:
                     continue
                 where = dict(node=f"init rule {rule.index + 1}")
-                if fn.startswith(("kaiming", "xavier")) and len(shape) < 2:
+                fn = missing_fans(spec, shape)
+                if fn is not None:
                     raise SpecSchemaError(
                         f"{fn} cannot initialise '{node.display}.{name}' ({fmt_shape(shape)}): it needs a tensor "
                         "of 2 or more dimensions", rule.loc, **where,
                         hint="select conv2d and linear nodes with 'ops' for fan-based initialisers")
-                if init_reach(spec, shape) > FLOAT32_MAX:
+                if not init_fits_float32(spec, shape):
                     raise SpecSchemaError(
                         f"the rule makes '{node.display}.{name}' hold values beyond float32 (inf or nan)", rule.loc,
                         **where, expected="arguments whose values float32 can hold")
     for p in g.order:
         node = g.nodes[p]
-        if ops.REGISTRY[node.op].tensor and init_reach(node.concrete.init, node.tensors[""]) > FLOAT32_MAX:
+        if ops.REGISTRY[node.op].tensor and not init_fits_float32(node.concrete.init, node.tensors[""]):
             raise SpecSchemaError(f"'init' makes '{node.display}' hold values beyond float32 (inf or nan)",
                                   node.loc, node=node.display, expected="arguments whose values float32 can hold")
 

@@ -14,7 +14,7 @@ import math
 import operator
 from typing import Annotated, Any
 
-from .._values import Bool, Int, IntList, InitValue
+from .._values import Bool, Int, IntList, InitValue, missing_fans
 from ._common import need_rank, same_shape, torch_dim
 from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, register
 
@@ -324,8 +324,8 @@ class ParamParams(OpParams):
 
 def _param_shape(p: ParamParams, shapes: list[Shape], names: list[str]) -> Inferred:
     shape = tuple(p.shape)
-    fn = p.init.get("fn", "") if isinstance(p.init, dict) else ""
-    if fn.startswith(("kaiming", "xavier")) and len(shape) < 2:
+    fn = missing_fans(p.init, shape)
+    if fn is not None:
         raise ShapeError(f"{fn} needs a tensor of 2 or more dimensions (it computes fans), but the shape is {fmt_shape(shape)}",
                          param="init", expected="normal, trunc_normal, uniform or a constant for a vector")
     if p.batch and (len(shape) < 2 or shape[0] != 1):
