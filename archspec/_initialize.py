@@ -37,6 +37,7 @@ from torch import nn
 from . import ops
 from ._errors import SpecWarning
 from ._ir import Graph, InitRule
+from ._values import init_args
 
 __all__ = ["init_plan", "init_tensor", "materialize"]
 
@@ -52,15 +53,14 @@ def init_tensor(tensor: torch.Tensor, spec: Any) -> None:
         if not isinstance(spec, dict):
             tensor.fill_(spec)
             return
-        args = {k: v for k, v in spec.items() if k != "fn"}
+        args = init_args(spec)  # with torch's defaults: those the static checks assumed
         fn = spec["fn"]
         if fn == "normal":
-            nn.init.normal_(tensor, mean=args.get("mean", 0.0), std=args.get("std", 1.0))
+            nn.init.normal_(tensor, mean=args["mean"], std=args["std"])
         elif fn == "trunc_normal":
-            nn.init.trunc_normal_(tensor, mean=args.get("mean", 0.0), std=args.get("std", 1.0),
-                                  a=args.get("a", -2.0), b=args.get("b", 2.0))
+            nn.init.trunc_normal_(tensor, mean=args["mean"], std=args["std"], a=args["a"], b=args["b"])
         elif fn == "uniform":
-            nn.init.uniform_(tensor, a=args.get("a", 0.0), b=args.get("b", 1.0))
+            nn.init.uniform_(tensor, a=args["a"], b=args["b"])
         elif fn == "constant":
             nn.init.constant_(tensor, args["value"])
         elif fn == "zeros":
@@ -69,10 +69,10 @@ def init_tensor(tensor: torch.Tensor, spec: Any) -> None:
             nn.init.ones_(tensor)
         elif fn in ("kaiming_normal", "kaiming_uniform"):
             init = nn.init.kaiming_normal_ if fn == "kaiming_normal" else nn.init.kaiming_uniform_
-            init(tensor, a=args.get("a", 0.0), mode=args.get("mode", "fan_in"), nonlinearity=args.get("nonlinearity", "leaky_relu"))
+            init(tensor, a=args["a"], mode=args["mode"], nonlinearity=args["nonlinearity"])
         elif fn in ("xavier_normal", "xavier_uniform"):
             init = nn.init.xavier_normal_ if fn == "xavier_normal" else nn.init.xavier_uniform_
-            init(tensor, gain=args.get("gain", 1.0))
+            init(tensor, gain=args["gain"])
         else:  # pragma: no cover - the schema admits only the names above
             raise ValueError(f"unknown init function {fn!r}")
 
