@@ -37,7 +37,7 @@ from torch import nn
 from . import ops
 from ._errors import SpecWarning
 from ._ir import Graph, InitRule
-from ._values import init_args
+from ._init_fns import init_args
 
 __all__ = ["init_plan", "init_tensor", "materialize"]
 

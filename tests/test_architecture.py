@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "archspec"
 #: the pipeline is a decision, not an accident.
 LAYERS = {
     # shared below every stage
-    "_errors": 0, "_limits": 0, "_files": 0, "_diagnostics": 1, "_expr": 1, "_values": 2, "layers": 2, "ops": 3,
+    "_errors": 0, "_limits": 0, "_files": 0, "_diagnostics": 1, "_expr": 1, "_init_fns": 1, "_values": 2, "layers": 2, "ops": 3,
     "_ir": 4,
     # the stages
     "_bundled": 5, "_load": 5,

@@ -17,7 +17,7 @@ import warnings
 from .. import ops
 from .._errors import SpecError, SpecLimitError, SpecReferenceError, SpecSchemaError, SpecShapeError, SpecWarning
 from .._ir import INPUT, readers
-from .._values import init_fits_float32, missing_fans
+from .._init_fns import init_fits_float32, missing_fans
 from ..ops import fmt_shape
 from ..ops._common import broadcast
 from .refs import ABSENT, live

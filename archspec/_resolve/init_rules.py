@@ -19,7 +19,8 @@ from pydantic import BaseModel
 
 from .._errors import SpecExpressionError, SpecSchemaError
 from .._ir import Deferred, InitRule
-from .._values import FLOAT32_MAX, NUMBER_INIT_ARGS, fits_float32, init_args_error, shown
+from .._init_fns import FLOAT32_MAX, NUMBER_INIT_ARGS, fits_float32, init_args_error
+from .._values import shown
 from .context import Context
 
 

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
+from .._init_fns import INIT_ARGS, INIT_FIELDS, INIT_WORDS, POSITIVE_INIT_ARGS, init_args_error, initialiser_json
 
-from .._values import (EXPRESSION_SCHEMA, INIT_ARGS, INIT_FIELDS, INIT_WORDS, POSITIVE_INIT_ARGS, Bool, Float, Text, init_args_error,
-                       initialiser_json)
+from .._values import EXPRESSION_SCHEMA, Bool, Float, Text
 from .key_types import _Literal, _OpName
 from .nodes import _Model
 from .patterns import _regex_problem, _replace_problem, _template_problem

@@ -18,7 +18,8 @@ from .. import ops
 from .._errors import SpecError, SpecSchemaError, did_you_mean, name_list
 from .._expr import is_expression
 from .._load import NODE_KIND_KEYS, Document
-from .._values import INIT_ARGS, INIT_FIELDS, shown
+from .._init_fns import INIT_ARGS, INIT_FIELDS
+from .._values import shown
 from .key_types import COMMON_KEYS, CONTAINER_KINDS
 from .spec import spec_model
 

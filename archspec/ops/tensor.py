@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import operator
 from typing import Annotated, Any
+from .._init_fns import missing_fans
 
-from .._values import Bool, Int, IntList, InitValue, missing_fans
+from .._values import Bool, Int, IntList, InitValue
 from ._common import need_rank, same_shape, torch_dim
 from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, register
 
