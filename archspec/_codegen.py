@@ -109,8 +109,8 @@ def scopes(graph: Graph, train: list[str], eval_: list[str]) -> tuple[dict[str, 
 
 
 def _fx_name(node: Node, prefix: str) -> str:
-    if node.display + "." == prefix:  # the container's join (add, concat, dense, a dense layer's input: in)
-        return node.path.rpartition("#")[2] or "join"
+    if node.implicit and node.display + "." == prefix:  # the container's join (add, concat, dense; a dense layer's input: in)
+        return node.path.rpartition("#")[2] or "join"  # named as its path is spelt
     rel = node.display[len(prefix):] if node.display.startswith(prefix) else node.display
     return re.sub(r"\W", "_", rel.replace(".", "_")) or "join"
 

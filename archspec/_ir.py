@@ -6,7 +6,10 @@ buffer and MAC counts, the remaining values); *lower* turns it into modules and 
 
 - :class:`Node`: one op application, named by its dotted path (``inception3a.branch2.1.conv``),
   reading other nodes by path (a container's path stands for its output, ``input`` for the
-  network input). Implicit nodes are the joins containers make (``inception3a#concat``).
+  network input). Its :class:`NodeRole` says whether the spec names it or resolve made it:
+  the join that closes a container (``inception3a#concat``) or a dense layer's input
+  concat (``block.layer2#in``). The ``#`` suffixes are only how such paths are spelt (in
+  messages, module trees and checkpoints); stages ask the role.
 - :class:`Container`: a ``seq``/``concat``/``add``/``dense`` scope, with its children in
   order; it becomes a module in the module tree. ``block`` names the template it
   instantiates, if any.
@@ -22,6 +25,7 @@ Every node and container keeps its source :class:`Loc` and, inside a block, the 
 
 from __future__ import annotations
 
+import enum
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,11 +35,22 @@ from . import ops
 from ._errors import Loc
 from ._expr import Expr
 
-__all__ = ["Deferred", "Lazy", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "UseSite", "site_notes", "is_meta",
-           "needed", "readers", "classifier"]
+__all__ = ["Deferred", "Lazy", "NodeRole", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "ABSENT", "UseSite",
+           "display_path", "site_notes", "is_meta", "needed", "readers", "classifier"]
 
 #: the reference to the network's (or a body's) input
 INPUT = "input"
+
+#: what *infer*'s reference chasing gives for a switched-off node that reads nothing (a
+#: ``param``): nothing stands for it, and a join reading it leaves it out. Never a node's path.
+ABSENT = "#absent"
+
+
+def display_path(ref: str) -> str:
+    """A reference as users know it: a join's path (``inception3a#concat``), a dense layer's
+    input (``block.layer2#in``) or a switched-off unnamed entry's alias (``head#off1``)
+    shows the container, layer or body it belongs to."""
+    return ref.split("#", 1)[0]
 
 
 def is_meta(device: object) -> bool:
@@ -79,8 +94,30 @@ def site_notes(sites: tuple[UseSite, ...]) -> list[tuple[Loc | None, str]]:
     return [(s.loc, f"in block '{s.block}', used as {s.path}") for s in reversed(sites)]
 
 
+class NodeRole(enum.Enum):
+    """Why a :class:`Node` is in the graph: the spec names it, or *resolve* made it for a container."""
+
+    #: a node the spec names (an op, or a ``use`` of one); its path is a dotted name
+    OP = "op"
+    #: the join that closes a ``concat:``, ``add:`` or ``dense:`` body, at ``<container>#<kind>``;
+    #: its ``parent`` is that container, whose output it is
+    JOIN = "join"
+    #: the concat that feeds a dense layer the body's input and the layers before it, at
+    #: ``<layer>#in``; the layer computes it (:meth:`Graph.owner`)
+    DENSE_INPUT = "dense_input"
+
+
 @dataclass
 class Node:
+    """One op application: what *resolve* knows of it (op, parameters, inputs by path,
+    ``when``, where it is written), and below the line what *infer* fills in (the nodes
+    that really produce its inputs, shapes, layout, the module's tensors and its costs).
+
+    ``params`` holds evaluated values, or :class:`Deferred` ones that need the input shape;
+    ``inputs`` are references as resolve wired them (node or container paths, ``input``, or
+    aliases of nodes switched off), ``sources`` the nodes infer found behind them.
+    """
+
     path: str
     op: str
     params: dict[str, Any]
@@ -90,7 +127,7 @@ class Node:
     env: Mapping[str, Any] = field(default_factory=dict)
     when: bool | Deferred = True
     parent: str | None = None
-    implicit: bool = False
+    role: NodeRole = NodeRole.OP
     sites: tuple[UseSite, ...] = ()
     doc: str | None = None
     # filled in by infer
@@ -108,9 +145,15 @@ class Node:
     macs: int = 0
 
     @property
+    def implicit(self) -> bool:
+        """Made by *resolve*, not named in the spec (a join or a dense layer's input): it has
+        no module of its own, no ``init:`` rule selects it and no warning names it."""
+        return self.role is not NodeRole.OP
+
+    @property
     def display(self) -> str:
-        """The path as users know it (implicit joins show their container)."""
-        return self.path.split("#", 1)[0]
+        """The path as users know it (implicit joins show their container or layer)."""
+        return display_path(self.path)
 
     @property
     def name(self) -> str:
@@ -119,6 +162,13 @@ class Node:
 
 @dataclass
 class Container:
+    """A ``seq:``, ``concat:``, ``add:`` or ``dense:`` scope (a body, or the instance of a
+    block, named by ``block``): its children in order, the reference it reads (``input``)
+    and the one that is its value (``output``: the last child of a seq, the join of the
+    others). It becomes a module of the module tree; infer decides whether it is enabled
+    and records the node that really gives its value.
+    """
+
     path: str
     kind: str  # seq, concat, add, dense
     children: list[str]
@@ -144,6 +194,12 @@ class Container:
 
 @dataclass
 class Output:
+    """A value the network returns: its ``name`` (a named-tuple field, or the path of a tap),
+    the reference it reads, whether only training computes it, and its weight in
+    ``model.loss()``. ``implicit``: the default output (the graph's last node): where that
+    node is switched off, the output reads what stands for it, as the node's readers do
+    (a declared output of a node switched off is left out)."""
+
     name: str
     ref: str
     training_only: bool
@@ -176,6 +232,14 @@ class InitRule:
 
 @dataclass
 class Graph:
+    """A whole network: its nodes in document order and its containers by path, the
+    top-level children, the outputs and ``init:`` rules, the aliases of nodes switched off
+    (each stands for the references in its list), and the files it was read from. *infer*
+    fills ``order`` (the enabled nodes, topologically) and the in-place plan; the methods
+    and the module's functions (:func:`needed`, :func:`readers`, :func:`classifier`) are
+    queries for the stages after it.
+    """
+
     name: str
     description: str | None
     input_shape: tuple[int, ...]
@@ -202,7 +266,7 @@ class Graph:
         torchvision's dense layers concatenate their inputs themselves), so that the join
         is inside the layer's call and its activation checkpointing."""
         node = self.nodes[path]
-        if node.implicit and path.endswith("#in") and node.display in self.containers:
+        if node.role is NodeRole.DENSE_INPUT and node.display in self.containers:
             return node.display
         return node.parent
 

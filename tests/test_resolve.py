@@ -187,6 +187,14 @@ def test_concat_add_and_dense_containers(write_spec):
     assert g.containers["res"].shape == (5, 8, 8)
     assert g.nodes["dense.l2"].in_shapes == [(13, 8, 8)]
     assert g.containers["dense"].shape == (17, 8, 8)
+    # the nodes resolve makes carry their role; the path's '#' suffix only spells it
+    from archspec._ir import NodeRole
+
+    roles = {p: n.role for p, n in g.nodes.items() if n.role is not NodeRole.OP}
+    assert roles == {"cat#concat": NodeRole.JOIN, "res#add": NodeRole.JOIN, "dense.l1#in": NodeRole.DENSE_INPUT,
+                     "dense.l2#in": NodeRole.DENSE_INPUT, "dense#dense": NodeRole.JOIN}
+    assert g.owner("dense.l1#in") == "dense"  # a layer that is one op: its container computes the layer's input
+    assert all(n.implicit == (n.role is not NodeRole.OP) for n in g.nodes.values())
 
 
 def test_from_is_refused_in_branches(write_spec):

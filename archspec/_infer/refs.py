@@ -14,13 +14,10 @@ from __future__ import annotations
 
 from .. import ops
 from .._errors import SpecReferenceError
-from .._ir import INPUT, Graph, Node
+from .._ir import ABSENT, INPUT, Graph, Node, NodeRole, display_path
 from .state import State
 
 __all__ = ["ABSENT", "static", "live"]
-
-#: what a switched-off node that reads nothing (a param) stands for: a join leaves it out
-ABSENT = "#absent"
 
 
 def static(g: Graph, ref: str) -> str:
@@ -60,12 +57,12 @@ def live(state: State, ref: str, reader: Node | None = None, absent_ok: bool = F
             if node.enabled:
                 return ref
             inputs, loc = node.inputs, node.loc
-            if ops.REGISTRY[node.op].category == "join" and not node.implicit:
+            if ops.REGISTRY[node.op].category == "join" and node.role is NodeRole.OP:
                 inputs = inputs[:1]  # a join switched off passes its first input through
         if not inputs and absent_ok:
             return ABSENT
         if len(inputs) != 1:
-            name = ref.split("#", 1)[0]
+            name = display_path(ref)
             if not inputs:
                 raise SpecReferenceError(
                     f"'{name}' is switched off ('when' is false) and reads no input, so nothing can stand in for it",
@@ -85,7 +82,7 @@ def live(state: State, ref: str, reader: Node | None = None, absent_ok: bool = F
 
 
 def _loop_error(g: Graph, refs: list[str]) -> SpecReferenceError:
-    names = [r.split("#", 1)[0] for r in refs]
+    names = [display_path(r) for r in refs]
     loc = next((g.alias_locs.get(r) or (g.nodes[r].loc if r in g.nodes else None) for r in refs), None)
     return SpecReferenceError(
         "the graph has a cycle through nodes that are switched off: " + " -> ".join(names + names[:1]),

@@ -19,9 +19,9 @@ from pydantic import ValidationError
 
 from .. import ops
 from .._errors import Loc, SpecLimitError, SpecReferenceError, SpecSchemaError, SpecShapeError
-from .._ir import INPUT, Deferred, Node, site_notes
+from .._ir import ABSENT, INPUT, Deferred, Node, NodeRole, site_notes
 from ..ops import fmt_shape
-from .refs import ABSENT, live
+from .refs import live
 from .state import State
 from .values import decide, realize
 
@@ -31,7 +31,7 @@ __all__ = ["walk_node"]
 def _branches(state: State, node: Node) -> list[str]:
     """The inputs of a node; for the join of a ``concat:``/``add:`` container, only the
     branches that are switched on (a branch switched off drops out of the join)."""
-    if not (node.implicit and node.path.endswith(("#add", "#concat"))):
+    if node.role is not NodeRole.JOIN or state.g.containers[node.parent or ""].kind not in ("concat", "add"):
         return node.inputs
     kept = [r for r in node.inputs if not state.switched_off(r)]
     if not kept:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import ops
 from .._errors import SpecSchemaError
-from .._ir import Node
+from .._ir import Node, NodeRole
 from .context import Context
 from .state import BodySite, Entry, State
 
@@ -24,7 +24,7 @@ def dense_input(state: State, entry: Entry, path: str, at: BodySite, branch_outp
     """The ``#in`` concat a dense layer at ``path`` reads: the body's input and the layers before it."""
     join = f"{path}#in"
     state.add_node(Node(join, *ops.join_for(at.kind), [at.input_ref, *branch_outputs], entry.loc, parent=at.parent,
-                        implicit=True, sites=at.scope.sites, env=entry.env))
+                        role=NodeRole.DENSE_INPUT, sites=at.scope.sites, env=entry.env))
     return join
 
 
@@ -56,6 +56,6 @@ def close(ctx: Context, state: State, at: BodySite, entries: list[Entry], branch
         raise SpecSchemaError(what, ctx.loc(raw), node=parent, expected="at least one branch")
     container = state.containers.get(parent) if parent else None
     state.add_node(Node(join_path, op, params, join_inputs,
-                        container.loc if container else ctx.loc(raw), parent=parent, implicit=True, sites=at.scope.sites,
+                        container.loc if container else ctx.loc(raw), parent=parent, role=NodeRole.JOIN, sites=at.scope.sites,
                         env=at.env))
     return join_path

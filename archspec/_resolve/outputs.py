@@ -15,15 +15,20 @@ import keyword
 
 from .._errors import SpecReferenceError, SpecSchemaError, did_you_mean
 from .._expr import is_expression
-from .._ir import Output
+from .._ir import NodeRole, Output
 from .._values import shown
 from .context import Context
 from .state import State
 
 
+def _named(state: State, path: str) -> bool:
+    """Whether ``path`` is a container or a node the spec names (not a join resolve made)."""
+    return path in state.containers or (path in state.nodes and state.nodes[path].role is NodeRole.OP)
+
+
 def tap_outputs(ctx: Context, state: State, taps: list[str]) -> list[Output]:
     """Outputs asked for by path (a feature extractor), checked against the graph."""
-    candidates = [p for p in [*state.containers, *state.nodes] if "#" not in p]
+    candidates = [p for p in [*state.containers, *state.nodes] if _named(state, p)]
     if not taps:
         example = next((p for p in candidates if "." not in p), "a node path")
         raise SpecReferenceError("'outputs' is empty", None,
@@ -32,7 +37,7 @@ def tap_outputs(ctx: Context, state: State, taps: list[str]) -> list[Output]:
     for path in taps:
         if path in state.aliases or any(path.startswith(a + ".") for a in state.aliases):
             raise SpecReferenceError(f"the node '{path}' is switched off ('when' is false), so it has no value", None)
-        if path not in state.nodes and path not in state.containers or "#" in path:
+        if not _named(state, path):
             raise SpecReferenceError(
                 f"outputs: '{path}' is not a node of {ctx.spec.name}", None,
                 expected="node or block paths such as " + ", ".join(candidates[:3]),
@@ -71,8 +76,8 @@ def declared_outputs(ctx: Context, state: State, last: str) -> list[Output]:
                                           node=f"output {name}", expected="true or false")
         if ref in state.aliases or any(ref.startswith(a + ".") for a in state.aliases):
             continue  # its node is switched off: the output is left out
-        if ref not in state.nodes and ref not in state.containers or "#" in ref:
-            candidates = [p for p in [*state.containers, *state.nodes] if "#" not in p]
+        if not _named(state, ref):
+            candidates = [p for p in [*state.containers, *state.nodes] if _named(state, p)]
             raise SpecReferenceError(
                 f"output '{name}' names '{ref}', which is not a node", ctx.loc(ref_raw), node=f"output {name}",
                 expected="a node or block path such as " + ", ".join(candidates[-3:]),
