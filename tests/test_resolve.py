@@ -197,6 +197,18 @@ def test_concat_add_and_dense_containers(write_spec):
     assert all(n.implicit == (n.role is not NodeRole.OP) for n in g.nodes.values())
 
 
+def test_a_switched_off_node_stands_for_what_its_op_says():
+    """The one rule resolve (an alias) and infer (a node switched off by a shape's `when`)
+    both follow: a join passes its first input, a param nothing, any other op its inputs."""
+    from archspec import ops
+
+    assert ops.REGISTRY["add"].stands_for_when_off(["a", "b"]) == ["a"]
+    assert ops.REGISTRY["concat"].stands_for_when_off(["a", "b"]) == ["a"]
+    assert ops.REGISTRY["mul"].stands_for_when_off(["a", "b"]) == ["a"]
+    assert ops.REGISTRY["param"].stands_for_when_off(["a"]) == []
+    assert ops.REGISTRY["relu"].stands_for_when_off(["a"]) == ["a"]
+
+
 def test_from_is_refused_in_branches(write_spec):
     with pytest.raises(SpecSchemaError, match="'from' is not allowed in the branches of a concat"):
         spec(write_spec, "graph:\n  c:\n    concat:\n      a: {op: relu}\n      b: {op: relu, from: a}\n")

@@ -57,8 +57,8 @@ def live(state: State, ref: str, reader: Node | None = None, absent_ok: bool = F
             if node.enabled:
                 return ref
             inputs, loc = node.inputs, node.loc
-            if ops.REGISTRY[node.op].category == "join" and node.role is NodeRole.OP:
-                inputs = inputs[:1]  # a join switched off passes its first input through
+            if node.role is NodeRole.OP:  # as resolve records a node switched off (a join passes its first input through)
+                inputs = ops.REGISTRY[node.op].stands_for_when_off(inputs)
         if not inputs and absent_ok:
             return ABSENT
         if len(inputs) != 1:

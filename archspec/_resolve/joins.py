@@ -29,14 +29,13 @@ def dense_input(state: State, entry: Entry, path: str, at: BodySite, branch_outp
 
 
 def switch_off(state: State, entry: Entry, alias: str, inputs: list[str]) -> None:
-    """Record ``entry``, left out, as the alias ``alias``: whatever reads it reads its input
-    (the next node in a seq, too); a join (add, mul, concat) left out passes its first
-    input through."""
+    """Record ``entry``, left out, as the alias ``alias``: whatever reads it reads what its
+    op says it stands for (:meth:`~archspec.ops.OpDef.stands_for_when_off`: its input, the
+    first input of a join, nothing for a param), or its input (a container, a block);
+    the next node in a seq, too."""
     model: Any = entry.model
     op = ops.REGISTRY.get(getattr(model, "op", None)) if isinstance(getattr(model, "op", None), str) else None
-    if op is not None and op.arity[1] == 0:
-        inputs = []  # a param stands for nothing: a join reading it leaves it out
-    state.aliases[alias] = inputs[:1] if op is not None and op.category == "join" else inputs
+    state.aliases[alias] = op.stands_for_when_off(inputs) if op is not None else inputs
     if op is not None and op.broadcast:
         state.off_joins[alias] = (op.name, list(inputs))
     state.alias_locs[alias] = entry.loc

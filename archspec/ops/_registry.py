@@ -172,6 +172,9 @@ class OpDef:
       blocks that differ only in their channels;
     - ``joins``: the container kinds (``concat:``, ``add:``, ``dense:``) whose implicit join
       node is this op, with ``join_params`` (name, value pairs) as that node's parameters;
+    - ``passes_first_when_off``: a node of this op switched off by ``when`` stands for its
+      first input only (a join left out passes its first input through); see
+      :meth:`stands_for_when_off`;
     - ``glyph``: what a drawing shows for the op's implicit join node instead of its name
       (``+`` for add);
     - ``origin``: where a user op comes from (``None`` for the built-in ops): the Python
@@ -214,6 +217,7 @@ class OpDef:
     emit_shapeless: bool = False
     joins: tuple[str, ...] = ()
     join_params: tuple[tuple[str, Any], ...] = ()
+    passes_first_when_off: bool = False
     glyph: str | None = None
     origin: str | None = None
 
@@ -222,6 +226,15 @@ class OpDef:
             raise ValueError(f"op '{self.name}' needs exactly one of build or emit")
         if self.layout not in ("image", "any", "same", "dims"):
             raise ValueError(f"op '{self.name}': layout must be 'image', 'any', 'same' or 'dims'")
+
+    def stands_for_when_off(self, inputs: list[str]) -> list[str]:
+        """What a node of this op reading ``inputs`` stands for when ``when`` switches it off
+        (its readers read that instead): nothing for an op that reads nothing (a param, which
+        a join reading it then leaves out), the first input for an op that passes it (a
+        join), else its inputs (one of them can stand in for it; more is an error where read)."""
+        if self.arity[1] == 0:
+            return []
+        return list(inputs[:1]) if self.passes_first_when_off else list(inputs)
 
 
 REGISTRY: dict[str, OpDef] = {}
