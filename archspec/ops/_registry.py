@@ -173,8 +173,8 @@ class OpDef:
     - ``joins``: the container kinds (``concat:``, ``add:``, ``dense:``) whose implicit join
       node is this op, with ``join_params`` (name, value pairs) as that node's parameters;
     - ``passes_first_when_off``: a node of this op switched off by ``when`` stands for its
-      first input only (a join left out passes its first input through); see
-      :meth:`stands_for_when_off`;
+      first input only (a join left out passes its first input through); ``None`` (the
+      default) means: where the op's category is ``join``; see :meth:`stands_for_when_off`;
     - ``glyph``: what a drawing shows for the op's implicit join node instead of its name
       (``+`` for add);
     - ``origin``: where a user op comes from (``None`` for the built-in ops): the Python
@@ -217,7 +217,7 @@ class OpDef:
     emit_shapeless: bool = False
     joins: tuple[str, ...] = ()
     join_params: tuple[tuple[str, Any], ...] = ()
-    passes_first_when_off: bool = False
+    passes_first_when_off: bool | None = None
     glyph: str | None = None
     origin: str | None = None
 
@@ -234,7 +234,10 @@ class OpDef:
         join), else its inputs (one of them can stand in for it; more is an error where read)."""
         if self.arity[1] == 0:
             return []
-        return list(inputs[:1]) if self.passes_first_when_off else list(inputs)
+        passes = self.passes_first_when_off
+        if passes is None:  # not said: a join passes its first input (an op registered before the field existed too)
+            passes = self.category == "join"
+        return list(inputs[:1]) if passes else list(inputs)
 
 
 REGISTRY: dict[str, OpDef] = {}
