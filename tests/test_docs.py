@@ -196,3 +196,18 @@ def test_the_ops_page_is_generated_from_the_registry():
     an op, run `python docs/gen_ops.py` and commit the page."""
     render = runpy.run_path(str(DOCS / "gen_ops.py"))["render"]
     assert (DOCS / "ops.md").read_text() == render(), "docs/ops.md is stale: run python docs/gen_ops.py"
+
+
+def test_the_map_of_the_package_names_every_module():
+    """docs/how-it-works.md's map names every module of the package (the op families'
+    files aside: the ops reference covers them), so that a new module gets its line."""
+    page = (DOCS / "how-it-works.md").read_text()
+    families = {p.stem for p in (ROOT / "archspec" / "ops").glob("[a-z]*.py")}
+    missing = []
+    for path in sorted((ROOT / "archspec").rglob("*.py")):
+        name = path.parent.name if path.stem == "__init__" else path.stem
+        if name == "archspec" or (path.parent.name == "ops" and name in families):
+            continue
+        if not re.search(rf"`{re.escape(name)}/?[`(]|`{re.escape(name)}` ", page) and f"`{name}`" not in page:
+            missing.append(str(path.relative_to(ROOT)))
+    assert not missing, f"docs/how-it-works.md's map of the package does not name: {missing}"

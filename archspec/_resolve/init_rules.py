@@ -4,7 +4,7 @@ What it does: evaluates each rule's weight and bias initialisers (a number, or a
 function with its arguments) with the spec's parameters, refusing values that need the
 input shape, that are not finite, that a float32 weight cannot hold, and arguments that do
 not fit together once evaluated (``a`` not below ``b``: the schema's own rule,
-:func:`archspec._values.init_args_error`, which waited for the values).
+:func:`archspec._init_fns.init_args_error`, which waited for the values).
 
 What it deliberately does not do: match rules to nodes, or check an initialiser against
 the tensors it fills (fans, the reach of its values: infer does, once shapes are known).

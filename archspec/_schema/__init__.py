@@ -9,7 +9,7 @@ point at the offending key or value in the YAML, with the keys that would have b
 What it deliberately does not do: resolve names (blocks, ``from:``), evaluate
 expressions or check shapes; those are the next stages.
 
-The language, in short (see the README for the reference)::
+The language, in short (see docs/language.md for the reference)::
 
     archspec: 1                  # format version
     name: googlenet

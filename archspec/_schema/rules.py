@@ -1,9 +1,9 @@
 """The models of a spec's sections beside its nodes: outputs, init rules (with their
-initialisers, whose fields come from the table in :mod:`archspec._values`) and the
+initialisers, whose fields come from the table in :mod:`archspec._init_fns`) and the
 checkpoint key rules.
 
 What it deliberately does not do: evaluate the expressions an initialiser may hold (resolve
-checks their values with the same :func:`~archspec._values.init_args_error`), or check that
+checks their values with the same :func:`~archspec._init_fns.init_args_error`), or check that
 an init rule's ops or paths select anything.
 """
 
@@ -47,7 +47,7 @@ def _init_arg_type(name: str) -> Any:
     return Annotated[Any, Float(gt=0) if name in POSITIVE_INIT_ARGS else Float()]
 
 
-#: its fields are those of the table in :mod:`archspec._values`, in its order
+#: its fields are those of the table in :mod:`archspec._init_fns`, in its order
 InitFn = type("InitFn", (_InitFnChecks,), {
     "__annotations__": {"fn": Annotated[Any, _Literal(*INIT_ARGS)], **{name: _init_arg_type(name) for name in INIT_FIELDS}},
     **dict.fromkeys(INIT_FIELDS), "__module__": __name__,
