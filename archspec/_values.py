@@ -21,13 +21,18 @@ from pydantic_core import PydanticCustomError, core_schema
 from ._expr import is_expression
 from ._init_fns import INIT_ARGS, INIT_WORDS, POSITIVE_INIT_ARGS, fits_float32, init_args_error, initialiser_json
 
-__all__ = ["Int", "Float", "Bool", "Size", "Text", "Str", "Choice", "IntList", "InitValue", "EXPRESSION_SCHEMA", "shown"]
+__all__ = ["Int", "Float", "Bool", "Size", "Text", "Str", "Choice", "IntList", "InitValue", "EXPRESSION_SCHEMA", "shown", "with_article"]
 
 EXPRESSION_SCHEMA = {
     "type": "string",
     "pattern": r"^\$(\{.*\}|[A-Za-z_][A-Za-z0-9_]*)$",
     "description": "an expression: $name or ${...}",
 }
+
+
+def with_article(word: str) -> str:
+    """``word`` with its indefinite article, as a message says it: ``a concat``, ``an add``."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def shown(value: Any) -> str:

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from .._errors import SpecError, SpecErrors, SpecExpressionError, SpecLimitError, SpecReferenceError, SpecSchemaError
 from .._ir import Container, Deferred, Lazy, site_notes
 from .._schema import CONTAINER_KINDS, MAX_ERRORS
+from .._values import with_article
 from .blocks import Blocks
 from .context import Context
 from .expand import expand
@@ -69,10 +70,10 @@ class Walker:
                     inputs = [previous]
             else:
                 if from_ is not None:
-                    raise SpecSchemaError(f"'from' is not allowed in the branches of a {kind}", ctx.key_loc(entry.raw + ("from",)),
-                                          node=label, hint=f"every branch of a {kind} reads the {kind}'s input; use a seq to wire nodes by name")
+                    raise SpecSchemaError(f"'from' is not allowed in the branches of {with_article(kind)}", ctx.key_loc(entry.raw + ("from",)),
+                                          node=label, hint=f"every branch of {with_article(kind)} reads the {kind}'s input; use a seq to wire nodes by name")
                 if isinstance(entry.when, Deferred) and kind == "dense":
-                    raise SpecExpressionError(f"the 'when' of a {kind} branch cannot use the input shape", ctx.loc(entry.raw + ("when",)),
+                    raise SpecExpressionError(f"the 'when' of {with_article(kind)} branch cannot use the input shape", ctx.loc(entry.raw + ("when",)),
                                               node=label, hint="a dense layer's input depends on which layers before it exist; "
                                                                "decide with the block's parameters")
                 if kind == "dense" and branch_outputs and entry.when is not False:
@@ -135,7 +136,7 @@ class Walker:
         is the node that made it (its ``doc``), ``block`` the block it instantiates."""
         state, path, inputs = self.state, site.path, site.inputs
         if len(inputs) != 1:
-            raise SpecReferenceError(f"a {kind} reads one input, but 'from' names {len(inputs)}", site.loc, node=path,
+            raise SpecReferenceError(f"{with_article(kind)} reads one input, but 'from' names {len(inputs)}", site.loc, node=path,
                                      hint="to join several nodes, use {op: concat, from: [...]} or {op: add, from: [...]}")
         doc = getattr(model, "doc", None) if isinstance(model, BaseModel) else None
         container = Container(path, kind, [], inputs[0], inputs[0], site.loc, block=block, parent=site.parent, when=site.when,

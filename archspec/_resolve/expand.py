@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from .._errors import SpecExpressionError, SpecLimitError, SpecSchemaError
 from .._expr import SHAPE_NAMES, is_expression
 from .._ir import Deferred
-from .._values import shown
+from .._values import shown, with_article
 from .context import Context
 from .names import node_name
 from .state import BodySite, Entry, State
@@ -83,7 +83,7 @@ def expand_item(ctx: Context, state: State, name: str | None, model: Any, raw: t
                 raise SpecSchemaError("'inline: true' is only for a seq node", ctx.loc(raw + ("inline",)), node=label,
                                       expected="a node with 'seq:' whose children join the enclosing body")
             if kind != "seq":
-                raise SpecSchemaError(f"an inline seq cannot stand in the branches of a {kind}", ctx.loc(raw + ("inline",)),
+                raise SpecSchemaError(f"an inline seq cannot stand in the branches of {with_article(kind)}", ctx.loc(raw + ("inline",)),
                                       node=label, hint="inline splices layers into a sequence; give each branch its own name")
             if name is not None and isinstance(model.seq, list):
                 raise SpecSchemaError("an inline seq in a mapping needs named children", ctx.key_loc(raw + ("seq",)),

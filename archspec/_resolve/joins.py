@@ -16,6 +16,7 @@ from typing import Any
 from .. import ops
 from .._errors import SpecSchemaError
 from .._ir import Node, NodeRole
+from .._values import with_article
 from .context import Context
 from .state import BodySite, Entry, State
 
@@ -51,7 +52,7 @@ def close(ctx: Context, state: State, at: BodySite, entries: list[Entry], branch
         raise SpecSchemaError(f"an add needs at least 2 branches, found {len(entries)}", ctx.loc(raw), node=parent,
                               hint="a branch switched off by 'when' drops out of the sum; an add of one branch is that branch")
     if not join_inputs:
-        what = f"every branch of this {kind} is switched off ('when' is false)" if entries else f"a {kind} needs at least one branch"
+        what = f"every branch of this {kind} is switched off ('when' is false)" if entries else f"{with_article(kind)} needs at least one branch"
         raise SpecSchemaError(what, ctx.loc(raw), node=parent, expected="at least one branch")
     container = state.containers.get(parent) if parent else None
     state.add_node(Node(join_path, op, params, join_inputs,
