@@ -1,5 +1,5 @@
 """The promises of the README and the manual (docs/, an MkDocs site): the README's first two
-commands, every command of a ```console block with its output, the tour's Python, the
+commands, every command of a ```console block with its output, every ```python example, the
 error messages shown, the tables of bundled specs, and the ops reference generated from
 the registry, checked here so the docs cannot rot. `--update-golden` rewrites the outputs
 in the ```console blocks from a real run (review the diff); `python docs/gen_ops.py`
@@ -8,11 +8,13 @@ rewrites docs/ops.md. `mkdocs build --strict` (in .ci/run) checks the links."""
 from __future__ import annotations
 
 import glob
+import os
 import re
 import runpy
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -211,3 +213,73 @@ def test_the_map_of_the_package_names_every_module():
         if not re.search(rf"`{re.escape(name)}/?[`(]|`{re.escape(name)}` ", page) and f"`{name}`" not in page:
             missing.append(str(path.relative_to(ROOT)))
     assert not missing, f"docs/how-it-works.md's map of the package does not name: {missing}"
+
+
+# Every ```python block of the README and the manual runs, each in a fresh interpreter (an
+# example that registers an op or seeds torch leaves nothing behind), from a folder where
+# the repository's docs/ and specs/ are at hand, with the files the example says the reader
+# has: the tutorial's torchvision checkpoint is made with torchvision's key names and shapes
+# (tests/fixtures/densenet121.json; the file torchvision publishes names BatchNorm and conv
+# layers of a dense layer `norm.1`, `conv.1`, ... and has no BatchNorm counters), and the
+# spec files the page shows as ```yaml blocks whose first line names them (`# star_net.yaml`). A block
+# that prints and lists the printout as comments right after (`# loaded 603 of ...`) must
+# print those lines (a comment ending in `...` is a prefix).
+PY_BLOCK = re.compile(r"^(?P<indent> *)```python\n(?P<body>.*?)^(?P=indent)```$", re.S | re.M)
+#: the blocks that cannot run in one process of the suite, by a line of theirs, and what runs them instead
+NOT_RUN = {'dist.init_process_group("nccl")': "needs torchrun and several devices: tests/test_distributed.py runs "
+                                              "the same steps (shard, train, a DCP checkpoint) on 2 gloo processes"}
+
+
+YAML_FILE = re.compile(r"^```yaml\n# ([\w-]+\.yaml)\n(.*?)^```$", re.S | re.M)
+
+
+def _python_blocks() -> list[tuple[str, int, str]]:
+    found = []
+    for page in PAGES:
+        text = page.read_text()
+        for m in PY_BLOCK.finditer(text):
+            body = "".join(line[len(m["indent"]):] + "\n" for line in m["body"].splitlines())
+            found.append((_name(page), text.count("\n", 0, m.start()) + 1, body))
+    return found
+
+
+def test_the_examples_not_run_still_exist():
+    bodies = [body for _, _, body in _python_blocks()]
+    for line, why in NOT_RUN.items():
+        assert sum(line in body for body in bodies) == 1, f"the example with {line!r} ({why}) is gone: drop it from NOT_RUN"
+
+
+def _old_densenet_checkpoint(path: Path) -> None:
+    import json
+
+    import torch
+
+    state = json.loads((ROOT / "tests" / "fixtures" / "densenet121.json").read_text())["state_dict"]
+    old = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", key): torch.zeros(shape)
+           for key, shape in state if not key.endswith("num_batches_tracked")}
+    torch.save(old, path)
+
+
+@pytest.mark.parametrize("page,line,body", [b for b in _python_blocks() if not any(k in b[2] for k in NOT_RUN)],
+                         ids=[f"{p}:{n}" for p, n, b in _python_blocks() if not any(k in b for k in NOT_RUN)])
+def test_python_example_runs(page, line, body, tmp_path):
+    for folder in ("docs", "specs"):
+        (tmp_path / folder).symlink_to(ROOT / folder)
+    for m in YAML_FILE.finditer((ROOT / page).read_text()):
+        (tmp_path / m[1]).write_text(m[2])
+    for name in re.findall(r"""weights=["']([\w.-]+\.pth)["']""", body):
+        assert name == "densenet121-a639ec97.pth", f"{page}:{line}: no checkpoint is made for {name}"
+        _old_densenet_checkpoint(tmp_path / name)
+    (tmp_path / "example.py").write_text(body)
+    done = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    assert done.returncode == 0, f"{page}:{line}: the example fails:\n{done.stderr[-3000:]}"
+    lines = body.splitlines()
+    for i, text in enumerate(lines):
+        if text.startswith("print(") and i + 1 < len(lines) and lines[i + 1].startswith("# "):
+            shown = [c[2:] for c in lines[i + 1:] if c.startswith("# ")]
+            printed = done.stdout.splitlines()
+            assert len(printed) >= len(shown), f"{page}:{line}: printed {printed}, the page shows {shown}"
+            for want, got in zip(shown, printed):
+                assert got.startswith(want[:-3]) if want.endswith("...") else got == want, \
+                    f"{page}:{line}: printed {got!r}, the page shows {want!r}"
