@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ._limits import Limits
 
-__all__ = ["ModelInfo", "Optimized", "Recipe"]
+__all__ = ["ModelInfo", "Optimized", "Recipe", "saved_info"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +82,16 @@ class ModelInfo:
     eval_inlined: list[str] = field(default_factory=list)
     recipe: Recipe | None = None  #: how to compile it again (set by compile_spec)
     optimized: Optimized | None = None  #: what optimize="inference" did, None when it was not optimised
+
+
+def saved_info(value: ModelInfo | Mapping[str, Any]) -> ModelInfo:
+    """The :class:`ModelInfo` of a model being unpickled: ``value`` itself, or the plain dict
+    that archspec 0.1 before these records kept (a model ``torch.save``'d by it). Such a
+    dict's recipe named no compile function, so the model it gives cannot make
+    ``variant()``s (it says so); everything else it knew carries over."""
+    if isinstance(value, ModelInfo):
+        return value
+    known = {f.name for f in fields(ModelInfo)} - {"recipe", "optimized"}
+    optimized = value.get("optimized")
+    return ModelInfo(**{k: v for k, v in value.items() if k in known},
+                     optimized=Optimized(**optimized) if optimized else None)

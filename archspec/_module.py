@@ -29,7 +29,7 @@ import torch
 from torch import fx, nn
 
 from ._errors import camel_case
-from ._info import ModelInfo
+from ._info import ModelInfo, saved_info
 from .layers import compiling as _compiling
 from .layers import symbolic_tracing as _symbolic_tracing
 
@@ -324,6 +324,7 @@ def _inference_only(self: nn.Module, mode: bool = True) -> nn.Module:
 def _rebuild(state: dict[str, Any]) -> ArchModule:
     obj = ArchModule.__new__(ArchModule)
     obj.__dict__.update(state)
+    obj._archspec_info = saved_info(state["_archspec_info"])  # a model saved before ModelInfo held a dict
     obj._archspec_install()
     return obj
 

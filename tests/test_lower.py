@@ -153,6 +153,36 @@ def test_pickle_deepcopy_and_torch_save(write_spec):
     assert torch.equal(torch.load(buffer, weights_only=False)(x), model(x))
 
 
+def _saved_with_a_dict(model, **info):
+    """``model`` through torch.save and torch.load, as archspec wrote it before its metadata
+    was a ModelInfo: a plain dict (this one, as it wrote it for the digits spec)."""
+    from archspec._module import _rebuild
+
+    old = dict(model.__dict__, _archspec_info={
+        "name": "digits_cnn", "type_name": "DigitsCnnOutputs", "outputs": [("output", False)],
+        "loss_weights": {"output": 1.0}, "input_shape": [1, 8, 8], "taps": False, "source": "docs/examples/digits.yaml",
+        "checkpoint_keys": [], "classifier": ("fc", 128), "eval_inlined": [],
+        "recipe": ("docs/examples/digits.yaml", {}, None, None, None), **info})
+    buffer = io.BytesIO()
+    torch.save(_rebuild(old), buffer)  # _rebuild is what unpickling calls
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+def test_a_model_saved_before_model_info_loads():
+    """A model saved by archspec before ModelInfo loads and runs; its recipe named no
+    compile function, so ``variant()`` says it cannot recompile."""
+    fast = compile_spec("docs/examples/digits.yaml", optimize="inference").eval()
+    x = torch.randn(2, 1, 8, 8)
+    loaded = _saved_with_a_dict(fast, optimized={"folded": 3, "fused": 3, "residual": 0, "dropped": 1, "channels_last": True})
+    assert torch.equal(loaded(x), fast(x))
+    assert loaded.spec_name == "digits_cnn" and loaded.num_features == 128 and loaded._archspec_info.optimized.folded == 3
+    plain = _saved_with_a_dict(compile_spec("docs/examples/digits.yaml").eval())
+    assert plain._archspec_info.optimized is None and plain.output_names == ["output"]
+    with pytest.raises(RuntimeError, match="does not know the spec it was compiled from"):
+        plain.variant(num_classes=3)
+
+
 def test_train_outputs_pickle_into_a_fresh_process(write_spec, tmp_path):
     """The named tuple a model returns can be saved and read back where the spec was never
     compiled (a DataLoader worker, a later session)."""
