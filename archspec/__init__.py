@@ -8,7 +8,7 @@
 A bundled spec is named by its file stem (``densenet121``); a file by its path. A spec
 file may extend a bundled one by name: ``extends: archspec:densenet121``.
 
-The pipeline (one private module per stage): ``_load`` (YAML with positions) ->
+The pipeline (one private package or module per stage): ``_load`` (YAML with positions) ->
 ``_schema`` (pydantic validation) -> ``_resolve`` (templates, repeats, expressions ->
 IR) -> ``_infer`` (static shapes and costs) -> ``_lower`` (module tree and generated
 forward). ``load_spec`` stops before ``lower`` and needs no torch.

@@ -277,7 +277,11 @@ def test_python_example_runs(page, line, body, tmp_path):
     lines = body.splitlines()
     for i, text in enumerate(lines):
         if text.startswith("print(") and i + 1 < len(lines) and lines[i + 1].startswith("# "):
-            shown = [c[2:] for c in lines[i + 1:] if c.startswith("# ")]
+            shown = []
+            for comment in lines[i + 1:]:  # the comments right after the print, up to the first other line
+                if not comment.startswith("# "):
+                    break
+                shown.append(comment[2:])
             printed = done.stdout.splitlines()
             assert len(printed) >= len(shown), f"{page}:{line}: printed {printed}, the page shows {shown}"
             for want, got in zip(shown, printed):

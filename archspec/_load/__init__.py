@@ -15,7 +15,7 @@ What it refuses: duplicate keys, tags other than the core ones (``!!python/...``
 them), a top level that is not a mapping, several documents, files over the size limit,
 aliases that expand past the value limit and nesting past the depth limit.
 
-What it deliberately does not do: check keys or types (that is :mod:`._schema`), or
+What it deliberately does not do: check keys or types (that is :mod:`archspec._schema`), or
 evaluate anything.
 
 The parts: :mod:`.locations` (``Locations``, ``Document``), :mod:`.scalars` (the core

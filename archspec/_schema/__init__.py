@@ -1,7 +1,7 @@
 """Stage 2, validate: the pydantic models of the spec language, and located errors.
 
 The models say exactly which keys exist where (``extra="forbid"`` throughout) and which
-values they take; the value types (:mod:`._values`) accept a literal or an expression.
+values they take; the value types (:mod:`archspec._values`) accept a literal or an expression.
 Op nodes are generated from the op registry, so an op's parameters are declared once, in
 its registry entry. :func:`validate` turns pydantic's errors into :class:`SpecError` s that
 point at the offending key or value in the YAML, with the keys that would have been right.

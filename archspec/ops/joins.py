@@ -9,8 +9,8 @@ joins, and a spec can use them directly with ``from: [a, b]``.
 the last dimension, and each pair of sizes must be equal or one of them 1, so a ``C x 1 x
 1`` gate scales a ``C x H x W`` image (squeeze-and-excitation). They also accept learnable
 tensors (``param`` nodes), which have no batch dimension; ``concat`` expands them over
-the batch. Each of them, switched off by ``when``, passes its first input through
-(``passes_first_when_off``).
+the batch. Each of them, switched off by ``when``, passes its first input through (what
+``OpDef.passes_first_when_off`` gives a join by default).
 """
 
 from __future__ import annotations
@@ -66,8 +66,7 @@ def _concat_emit(graph, p: ConcatParams, args: list, name: str, inplace: bool, s
 
 
 register(OpDef("concat", ConcatParams, _concat_shape, ConcatParams.__doc__ or "", emit=_concat_emit, arity=(1, None),
-               category="join", expands=True, emit_shapeless=True, joins=("concat", "dense"), join_params=(("dim", 1),),
-               passes_first_when_off=True))
+               category="join", expands=True, emit_shapeless=True, joins=("concat", "dense"), join_params=(("dim", 1),)))
 
 
 def _first_clash(shapes: list[Shape]) -> int:
@@ -105,7 +104,7 @@ def _add_emit(graph, p: AddParams, args: list, name: str, inplace: bool, shapes:
 
 
 register(OpDef("add", AddParams, _add_shape, AddParams.__doc__ or "", emit=_add_emit, arity=(2, None), inplace=True,
-               category="join", broadcast=True, residual_sum=True, joins=("add",), glyph="+", passes_first_when_off=True))
+               category="join", broadcast=True, residual_sum=True, joins=("add",), glyph="+"))
 
 
 class MulParams(OpParams):
@@ -132,4 +131,4 @@ def _mul_emit(graph, p: MulParams, args: list, name: str, inplace: bool, shapes:
 
 
 register(OpDef("mul", MulParams, _mul_shape, MulParams.__doc__ or "", emit=_mul_emit, arity=(2, None), category="join",
-               broadcast=True, passes_first_when_off=True))
+               broadcast=True))
