@@ -125,7 +125,7 @@ def fuse_plan(graph: Graph, skip: dict[str, str], fusable: Callable[[str], bool]
     activation = {}
     for p in paths:
         node = graph.nodes[p]
-        if ops.REGISTRY[node.op].fusable_activation and len(node.sources) == 1 and sole(value(node.sources[0]), count):
+        if ops.REGISTRY[node.op].fused_postop is not None and len(node.sources) == 1 and sole(value(node.sources[0]), count):
             activation[p] = value(node.sources[0])
     return activation, residual
 
@@ -210,10 +210,10 @@ def optimize(model: ArchModule, graph: Graph, mode: str = "inference", channels_
     for block in model.modules():  # their forwards would call the folded batch norms
         if isinstance(block, Block):
             block._archspec_uninstall("a model optimised for inference runs as one function")
-    activation = {conv: graph.nodes[a].op for a, conv in fused.items()}
+    postop = {conv: ops.REGISTRY[graph.nodes[a].op].fused_postop for a, conv in fused.items()}
     for p in eval_paths - set(skip):
         if ops.REGISTRY[graph.nodes[p].op].convolution and type(model.get_submodule(p)) is nn.Conv2d:
-            FusedConv2d.fuse(model.get_submodule(p), activation.get(p), p in residual)
+            FusedConv2d.fuse(model.get_submodule(p), postop.get(p), p in residual)
     model.requires_grad_(False)
     if channels_last:
         model.to(memory_format=torch.channels_last)

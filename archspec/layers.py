@@ -16,7 +16,8 @@ They are ordinary modules: picklable, TorchScript-able and traceable by ``torch.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from collections.abc import Sequence
+from typing import List, Optional
 
 import torch
 import torch.fx
@@ -307,10 +308,11 @@ class PatchMerge(nn.Module):
         return patch_merge(x)
 
 
-#: the activations a convolution's oneDNN kernel applies to its output itself, by op name:
-#: (oneDNN's post-op, its scalars)
-FUSED_ACTIVATIONS: dict[str, tuple[str, list[float]]] = {
-    "relu": ("relu", []), "relu6": ("hardtanh", [0.0, 6.0]), "silu": ("swish", []), "hardswish": ("hardswish", [])}
+#: the post-ops of oneDNN's convolution that :class:`FusedConv2d` applies (an op names the
+#: one that computes it in its ``OpDef.fused_postop``), with the number of scalars each takes
+POSTOPS = {"relu": 0, "hardtanh": 2, "swish": 0, "hardswish": 0}
+#: what a FusedConv2d saved before it kept oneDNN's post-op held instead: its op's name
+_SAVED_BY_OP = {"relu6": ("hardtanh", [0.0, 6.0]), "silu": ("swish", [])}
 
 
 def _stamp(weight: torch.Tensor) -> tuple:
@@ -329,8 +331,16 @@ def _autocast() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
-_ACTIVATIONS_INPLACE = {"relu6": lambda y: F.relu6(y, inplace=True), "silu": lambda y: F.silu(y, inplace=True),
-                        "hardswish": lambda y: F.hardswish(y, inplace=True)}
+def _postop(y: torch.Tensor, postop: str, scalars: List[float], inplace: bool) -> torch.Tensor:
+    """oneDNN's post-op ``postop`` applied by torch (``relu``, ``hardtanh`` between its two
+    scalars, ``swish`` (SiLU), ``hardswish``): the same values the fused kernel gives."""
+    if postop == "relu":
+        return torch.relu_(y) if inplace else torch.relu(y)
+    if postop == "hardtanh":
+        return F.hardtanh(y, scalars[0], scalars[1], inplace)
+    if postop == "swish":
+        return F.silu(y, inplace)
+    return F.hardswish(y, inplace)
 
 
 def _onednn() -> bool:
@@ -345,7 +355,8 @@ class FusedConv2d(nn.Conv2d):
     """The ``nn.Conv2d`` of a model optimised for inference (``optimize="inference"``): the
     same parameters and keys, computing ``activation(conv(x) + other)``: a residual
     ``other`` where ``residual`` is true (the sum's other operand, of the output's shape),
-    then ``activation`` (``relu``, ``relu6``, ``silu``, ``hardswish`` or ``None``).
+    then ``activation``, one of oneDNN's post-ops (:data:`POSTOPS`) with its ``scalars``,
+    or ``None``.
 
     On the CPU, in float32 and without gradients, it calls oneDNN's convolution with the
     sum and the activation applied in the kernel (after a sum oneDNN applies relu only; the
@@ -366,18 +377,24 @@ class FusedConv2d(nn.Conv2d):
 
     MAX_PACKS = 4
     __jit_ignored_attributes__ = ["_packs", "_packed_from"]
-    __annotations__ = {"activation": Optional[str], "residual": bool}  # types, not strings: TorchScript reads them
+    # types, not strings: TorchScript reads them
+    __annotations__ = {"activation": Optional[str], "scalars": List[float], "residual": bool}
 
     @classmethod
-    def fuse(cls, conv: nn.Conv2d, activation: Optional[str] = None, residual: bool = False) -> FusedConv2d:
+    def fuse(cls, conv: nn.Conv2d, postop: Optional[tuple[str, Sequence[float]]] = None,
+             residual: bool = False) -> FusedConv2d:
         """``conv`` itself, now a :class:`FusedConv2d` (its parameters, hooks and place in
-        the model kept)."""
+        the model kept) that applies ``postop`` (oneDNN's name and scalars, as an op's
+        ``OpDef.fused_postop`` gives them; ``None``: no activation)."""
         if type(conv) is not nn.Conv2d:
             raise TypeError(f"only an nn.Conv2d is fused, not {type(conv).__name__}")
-        if activation is not None and activation not in FUSED_ACTIVATIONS:
-            raise ValueError(f"activation is one of {', '.join(FUSED_ACTIVATIONS)} or None, not {activation!r}")
+        name, scalars = postop if postop is not None else (None, ())
+        if name is not None and (name not in POSTOPS or len(scalars) != POSTOPS[name]):
+            raise ValueError(f"the post-op is one of {', '.join(f'{k} ({n} scalars)' for k, n in POSTOPS.items())} "
+                             f"or None, not {postop!r}")
         conv.__class__ = cls
-        conv.activation = activation
+        conv.activation = name
+        conv.scalars = [float(s) for s in scalars]
         conv.residual = residual
         conv._packs = {}
         conv._packed_from = None
@@ -388,6 +405,12 @@ class FusedConv2d(nn.Conv2d):
         state["_packs"], state["_packed_from"] = {}, None
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        if "scalars" not in state:  # saved when the activation was kept by its op's name
+            name, scalars = _SAVED_BY_OP.get(state["activation"], (state["activation"], []))
+            state = {**state, "activation": name, "scalars": scalars}
+        super().__setstate__(state)
+
     def clear_packs(self) -> None:
         """Forget the packed weights: the next call packs the weight again. Needed only
         after changing the weight where torch does not count it (through ``.data``)."""
@@ -396,7 +419,7 @@ class FusedConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", residual=True" if self.residual else "") + (
-            f", activation={self.activation}" if self.activation else "")
+            f", activation={self.activation}" + (f"{tuple(self.scalars)}" if self.scalars else "") if self.activation else "")
 
     def forward(self, x: torch.Tensor, other: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.residual != (other is not None):
@@ -409,14 +432,7 @@ class FusedConv2d(nn.Conv2d):
             y = y + other
         activation = self.activation
         if activation is not None:
-            if activation == "relu":
-                y = torch.relu(y)
-            elif activation == "relu6":
-                y = F.relu6(y)
-            elif activation == "silu":
-                y = F.silu(y)
-            else:
-                y = F.hardswish(y)
+            y = _postop(y, activation, self.scalars, False)
         return y
 
     def _packable(self, x: torch.Tensor, other: Optional[torch.Tensor]) -> bool:
@@ -447,14 +463,14 @@ class FusedConv2d(nn.Conv2d):
         if packed is None:  # sizes enough packed already: the plain weight
             packed = weight
         args = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
-        attr, scalars = FUSED_ACTIVATIONS[self.activation] if self.activation else (None, [])
+        attr, scalars = self.activation, self.scalars
         if other is None:
             return torch.ops.mkldnn._convolution_pointwise(x, packed, self.bias, *args, attr or "none", scalars, "")
         if self.activation in (None, "relu"):  # the only activation oneDNN applies after a sum
             return torch.ops.mkldnn._convolution_pointwise.binary(x, other, packed, self.bias, *args, "add", None, attr,
                                                                   scalars, "")
         y = torch.ops.mkldnn._convolution_pointwise.binary(x, other, packed, self.bias, *args, "add", None, None, [], "")
-        return _ACTIVATIONS_INPLACE[self.activation](y)
+        return _postop(y, self.activation, self.scalars, True)
 
 
 _ONEDNN = _onednn()

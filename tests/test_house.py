@@ -27,7 +27,7 @@ from pathlib import Path
 
 import archspec
 from archspec import ops
-from archspec.layers import FUSED_ACTIVATIONS
+from archspec.layers import POSTOPS
 
 PACKAGE = Path(archspec.__file__).parent
 
@@ -138,10 +138,11 @@ __all__ = ["select"]
         (10, "add"), (10, "concat"), (11, "mul"), (12, "softmax"), (13, "linear")]
 
 
-def test_fusable_activations_are_the_ones_fused_conv2d_applies():
-    """``OpDef.fusable_activation`` (what *optimize* fuses) and the runtime table of
-    :class:`archspec.layers.FusedConv2d` (how it applies them) name the same ops."""
-    assert {n for n in ops.names() if ops.get(n).fusable_activation} == set(FUSED_ACTIVATIONS)
+def test_every_fused_postop_is_one_fused_conv2d_applies():
+    """An op's ``OpDef.fused_postop`` (what *optimize* fuses into the convolution before it)
+    names a post-op :class:`archspec.layers.FusedConv2d` knows, with its scalars."""
+    postops = {n: ops.get(n).fused_postop for n in ops.names() if ops.get(n).fused_postop is not None}
+    assert postops and all(name in POSTOPS and len(scalars) == POSTOPS[name] for name, scalars in postops.values()), postops
 
 
 def test_every_container_kind_but_seq_has_one_join_op():

@@ -16,7 +16,7 @@ import pickle
 import pytest
 import torch
 
-from archspec import compile_spec, load_spec
+from archspec import compile_spec, load_spec, ops
 from archspec._compiler import build_model
 from archspec._info import Optimized
 from archspec._ir import needed
@@ -255,7 +255,7 @@ def test_fused_conv_equals_conv_sum_then_activation(activation, residual):
     plain = copy.deepcopy(conv)
     act = {None: torch.nn.Identity(), "relu": torch.nn.ReLU(), "relu6": torch.nn.ReLU6(), "silu": torch.nn.SiLU(),
            "hardswish": torch.nn.Hardswish()}[activation]
-    fused = FusedConv2d.fuse(conv, activation, residual).eval()
+    fused = FusedConv2d.fuse(conv, ops.get(activation).fused_postop if activation else None, residual).eval()
     assert fused is conv and fused.state_dict().keys() == plain.state_dict().keys()
 
     def check(module, batch, layout=torch.channels_last):
@@ -280,7 +280,7 @@ def test_fused_conv_packs_once_per_size_and_repacks_a_changed_weight():
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(4, 8, 3, padding=1)
     plain = copy.deepcopy(conv)
-    fused = FusedConv2d.fuse(conv, "relu").requires_grad_(False)
+    fused = FusedConv2d.fuse(conv, ("relu", ())).requires_grad_(False)
     x1, x2 = torch.randn(1, 4, 8, 8), torch.randn(2, 4, 8, 8)
     with torch.no_grad():
         fused(x1), fused(x2), fused(x1)
@@ -305,7 +305,7 @@ def test_fused_conv_packs_once_per_size_and_repacks_a_changed_weight():
         fused.clear_packs()
         assert relative_error(fused(x2), plain(x2).relu()) < 1e-5
     with torch.inference_mode():  # an inference tensor counts no writes at all: packed all the same
-        made = FusedConv2d.fuse(torch.nn.Conv2d(4, 8, 3, padding=1), "relu")
+        made = FusedConv2d.fuse(torch.nn.Conv2d(4, 8, 3, padding=1), ("relu", ()))
         assert relative_error(made(x2), torch.relu(made._conv_forward(x2, made.weight, made.bias))) < 1e-5
         assert made._packs
     # torch's conv2d where oneDNN is turned off, or in another dtype
@@ -324,7 +324,7 @@ def test_fused_conv_packs_once_per_size_and_repacks_a_changed_weight():
         assert fused(x2).dtype == torch.bfloat16
     # gradients: torch's conv2d, as usual (oneDNN's fused kernel has no backward), for the
     # bias and the residual as for the input
-    residual = FusedConv2d.fuse(copy.deepcopy(plain), "relu", True).requires_grad_(False)
+    residual = FusedConv2d.fuse(copy.deepcopy(plain), ("relu", ()), True).requires_grad_(False)
     residual.bias.requires_grad_(True)
     other = torch.randn(2, 8, 8, 8, requires_grad=True)
     residual(x2, other).sum().backward()
@@ -341,5 +341,24 @@ def test_only_a_plain_conv_is_fused():
 
     with pytest.raises(TypeError, match="only an nn.Conv2d"):
         FusedConv2d.fuse(torch.nn.Conv1d(2, 2, 1), None)
-    with pytest.raises(ValueError, match="activation is one of relu, relu6, silu, hardswish or None, not 'gelu'"):
-        FusedConv2d.fuse(torch.nn.Conv2d(2, 2, 1), "gelu")
+    with pytest.raises(ValueError, match=r"the post-op is one of relu \(0 scalars\), hardtanh \(2 scalars\), swish "
+                                         r"\(0 scalars\), hardswish \(0 scalars\) or None, not \('gelu', \(\)\)"):
+        FusedConv2d.fuse(torch.nn.Conv2d(2, 2, 1), ("gelu", ()))
+    with pytest.raises(ValueError, match="not \\('hardtanh', \\(6.0,\\)\\)"):
+        FusedConv2d.fuse(torch.nn.Conv2d(2, 2, 1), ("hardtanh", (6.0,)))
+
+
+def test_a_fused_conv_saved_by_its_op_name_loads():
+    """A FusedConv2d saved before it kept oneDNN's post-op (it kept the op's name: 'relu6',
+    'silu', 'relu', 'hardswish') loads with the post-op that op names now, and computes the same."""
+    from archspec.layers import FusedConv2d
+
+    torch.manual_seed(0)
+    for name in ("relu", "relu6", "silu", "hardswish"):
+        fused = FusedConv2d.fuse(torch.nn.Conv2d(3, 4, 3), ops.get(name).fused_postop).eval()
+        old = FusedConv2d.__new__(FusedConv2d)
+        state = fused.__getstate__()
+        del state["scalars"]
+        old.__setstate__({**state, "activation": name})
+        x = torch.randn(2, 3, 8, 8)
+        assert (old.activation, tuple(old.scalars)) == ops.get(name).fused_postop and torch.equal(old(x), fused(x))

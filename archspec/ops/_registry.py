@@ -163,8 +163,10 @@ class OpDef:
     - ``convolution``: the op's module is an ``nn.Conv2d``: *optimize* fuses activations and
       residual sums into it (:class:`archspec.layers.FusedConv2d`) and prefers channels-last
       memory order where more than one runs;
-    - ``fusable_activation``: an activation the convolution before it can apply itself
-      (its oneDNN post-op is in :data:`archspec.layers.FUSED_ACTIVATIONS`);
+    - ``fused_postop``: an activation the convolution before it can apply in its own kernel
+      (``optimize="inference"``): oneDNN's post-op that computes it and the post-op's
+      scalars (relu6 is ``("hardtanh", (0.0, 6.0))``); :class:`archspec.layers.FusedConv2d`
+      runs it, by oneDNN's name, with no knowledge of which op asked for it;
     - ``residual_sum``: an element-wise sum that the convolution giving one of its inputs may
       compute itself (a residual connection);
     - ``emit_shapeless``: what ``emit`` writes does not depend on the input shapes unless one
@@ -212,7 +214,7 @@ class OpDef:
     classifier_dim: int | None = None
     folds_into: tuple[str, int] | None = None
     convolution: bool = False
-    fusable_activation: bool = False
+    fused_postop: tuple[str, tuple[float, ...]] | None = None
     residual_sum: bool = False
     emit_shapeless: bool = False
     joins: tuple[str, ...] = ()

@@ -26,12 +26,13 @@ class _InplaceParams(OpParams):
 
 
 def _activation(name: str, params: type[OpParams], make: Callable[[Any, bool], Any], *, inplace: bool,
-                saves_output: bool, infer=same_shape, inplace_refused=None, fusable: bool = False) -> None:
+                saves_output: bool, infer=same_shape, inplace_refused=None,
+                postop: tuple[str, tuple[float, ...]] | None = None) -> None:
     def build(p: Any, shapes: list[Shape], use_inplace: bool):
         return make(p, use_inplace)
 
     register(OpDef(name, params, infer, params.__doc__ or "", build=build, inplace=inplace, saves_output=saves_output,
-                   category="activation", inplace_refused=inplace_refused, shapeless=True, fusable_activation=fusable))
+                   category="activation", inplace_refused=inplace_refused, shapeless=True, fused_postop=postop))
 
 
 def _negative(field: str):
@@ -129,11 +130,12 @@ def _softmax_shape(p: SoftmaxParams, shapes: list[Shape], names: list[str]) -> I
     return Inferred(shapes[0])
 
 
-_activation("relu", ReLUParams, _nn("ReLU"), inplace=True, saves_output=True, fusable=True)
-_activation("relu6", ReLU6Params, _nn("ReLU6"), inplace=True, saves_output=False, fusable=True)
-_activation("hardswish", HardswishParams, _nn("Hardswish"), inplace=True, saves_output=False, fusable=True)
+_activation("relu", ReLUParams, _nn("ReLU"), inplace=True, saves_output=True, postop=("relu", ()))
+_activation("relu6", ReLU6Params, _nn("ReLU6"), inplace=True, saves_output=False, postop=("hardtanh", (0.0, 6.0)))
+_activation("hardswish", HardswishParams, _nn("Hardswish"), inplace=True, saves_output=False,
+            postop=("hardswish", ()))
 _activation("hardsigmoid", HardsigmoidParams, _nn("Hardsigmoid"), inplace=True, saves_output=False)
-_activation("silu", SiLUParams, _nn("SiLU"), inplace=True, saves_output=False, fusable=True)
+_activation("silu", SiLUParams, _nn("SiLU"), inplace=True, saves_output=False, postop=("swish", ()))
 _activation("mish", MishParams, _nn("Mish"), inplace=True, saves_output=False)
 _activation("leaky_relu", LeakyReLUParams, _nn("LeakyReLU", negative_slope=None), inplace=True, saves_output=True,
             inplace_refused=_negative("negative_slope"))
