@@ -413,12 +413,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # torch prints this at import when NumPy is absent; it is noise for a CLI user
     warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SpecWarning)
-        try:
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SpecWarning)
             status, error = _run(args)
-        finally:
-            _flush_warnings(caught)  # warnings first, on every path
+    finally:  # warnings first, on every path; shown once recording has stopped, or each would be recorded again
+        _flush_warnings(caught)
     if error:
         print(error, file=sys.stderr)
     return status
@@ -444,15 +445,19 @@ def _run(args: argparse.Namespace) -> tuple[int, str | None]:
 
 
 def _flush_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Show the recorded warnings, each once: a spec's as a compiler shows them, any other
+    (torch's, a library's) the way Python does. Called after the recording has stopped."""
     seen = set()
     for w in caught:
-        if isinstance(w.message, SpecWarning):
-            text = render_warning(w.message)
-            if text not in seen:
-                seen.add(text)
-                print(text, file=sys.stderr)
+        spec = isinstance(w.message, SpecWarning)
+        key = render_warning(w.message) if spec else (w.category, str(w.message))
+        if key in seen:
+            continue
+        seen.add(key)
+        if spec:
+            print(key, file=sys.stderr)
         else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, line=w.line)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +14,17 @@ import torch
 from archspec import ops
 from archspec.cli import main
 from reference import SPECS, installed_command
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def python(code: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter with this checkout's archspec, within ``timeout``
+    seconds (a command that loops fails the test instead of hanging it)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          timeout=timeout, **kwargs)
 
 
 def run(capsys, *args):
@@ -144,3 +158,32 @@ def test_cli_arguments_fail_cleanly(capsys, args, error):
 def test_outputs_to_a_folder_or_no_name(capsys, target, message):
     assert main(["export", str(SPECS / "alexnet.yaml"), "--format", "state_dict", "-o", target]) == 1
     assert capsys.readouterr().err == f"archspec: error: {message}\n"
+
+
+# - issue 26
+
+
+def test_a_warning_from_any_library_is_shown_once_and_the_command_ends():
+    """Each warning was shown inside the block that records warnings, so recorded again:
+    the list being walked grew until memory ran out (a torch warning: 5.9 GB past 40 s)."""
+    done = python("""
+        import resource, sys, warnings
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # a loop ends in MemoryError, not a full machine
+        import archspec.cli as cli
+        from archspec._errors import SpecWarning
+
+        def noisy(args):
+            for _ in range(3):
+                warnings.warn("a library's warning", UserWarning)
+            warnings.warn("another one", RuntimeWarning)
+            warnings.warn(SpecWarning("a spec's warning"))
+            print("done")
+            return 0
+
+        cli.cmd_schema = noisy
+        sys.exit(cli.main(["schema"]))
+    """, timeout=30)
+    assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr[-2000:]
+    assert done.stderr.count("UserWarning: a library's warning") == 1
+    assert done.stderr.count("RuntimeWarning: another one") == 1
+    assert done.stderr.count("a spec's warning") == 1
