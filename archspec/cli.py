@@ -18,6 +18,7 @@ command line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 import warnings
@@ -419,18 +420,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("always", SpecWarning)
             status, error = _run(args)
     finally:  # warnings first, on every path; shown once recording has stopped, or each would be recorded again
-        _flush_warnings(caught)
+        try:
+            _flush_warnings(caught)
+        except BrokenPipeError:  # `2>&1 | head`: stderr's reader is gone too
+            _to_devnull(sys.stderr)
     if error:
-        print(error, file=sys.stderr)
+        try:
+            print(error, file=sys.stderr)
+        except BrokenPipeError:
+            _to_devnull(sys.stderr)
     return status
+
+
+def _to_devnull(stream) -> None:
+    """Point ``stream``'s descriptor at the null device, after its reader has gone (a broken
+    pipe): what is still buffered, flushed at exit, then fails nowhere, and the other stream
+    stays open (closing it lost the warnings, and Python's exit said 'lost sys.stderr')."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing is flushed to a descriptor
+        pass
 
 
 def _run(args: argparse.Namespace) -> tuple[int, str | None]:
     """Run the command: its exit status, and the error to print (without a traceback)."""
     try:
-        return args.run(args), None
-    except BrokenPipeError:  # `archspec build x.yaml | head`
-        sys.stderr.close()
+        status = args.run(args)
+        sys.stdout.flush()  # a broken pipe shows here, not at exit
+        return status, None
+    except BrokenPipeError:  # `archspec build x.yaml | head`: the reader has what it wanted; exit 0, quietly
+        _to_devnull(sys.stdout)
         return 0, None
     except (SpecError, UsageError, WeightsError, PluginError, OSError) as e:
         if args.debug:  # the traceback, then the same message and exit status as without --debug

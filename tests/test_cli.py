@@ -187,3 +187,31 @@ def test_a_warning_from_any_library_is_shown_once_and_the_command_ends():
     assert done.stderr.count("UserWarning: a library's warning") == 1
     assert done.stderr.count("RuntimeWarning: another one") == 1
     assert done.stderr.count("a spec's warning") == 1
+
+
+def _a_long_spec_that_warns(folder: Path) -> Path:
+    """A spec whose summary (600 rows of 220 characters) overfills a pipe (64 kB), and that
+    warns (an unused parameter)."""
+    spec = folder / "long.yaml"
+    spec.write_text("archspec: 1\nname: long\ninput: [4]\nparams:\n  unused: 3\ngraph:\n"
+                    + "".join(f"  relu_{i}_{'x' * 200}: {{op: relu}}\n" for i in range(600)))
+    return spec
+
+
+def test_a_reader_that_stops_early_gets_the_warnings_and_a_quiet_exit(tmp_path):
+    """`archspec build SPEC | head -1`: the broken-pipe handler closed stderr before the
+    warnings were written ('lost sys.stderr', exit 1, the warnings gone)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    spec = _a_long_spec_that_warns(tmp_path)
+    child = subprocess.Popen([sys.executable, "-m", "archspec.cli", "build", str(spec)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        first = child.stdout.readline()
+        child.stdout.close()  # as head does once it has its line
+        _, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert first == "long\n"
+    assert child.returncode == 0, err
+    assert err.startswith(f"{spec}:5:3: warning: in params.unused: the parameter 'unused' is never used"), err
+    assert "lost sys.stderr" not in err and "Traceback" not in err and "BrokenPipeError" not in err
