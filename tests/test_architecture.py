@@ -35,7 +35,7 @@ LAYERS = {
     # tools over an inferred graph or a compiled model
     "_features": 12, "_summary": 12, "_draw": 13, "_diff": 13, "_export": 12, "_distributed": 12,
     # on top
-    "_compiler": 14, "cli": 15, "__init__": 16, "__main__": 16,
+    "_compiler": 14, "_commands": 15, "cli": 15, "__init__": 16, "__main__": 16,
 }
 STAGE_NAMES = {0: "shared", 5: "load", 6: "validate", 7: "resolve", 8: "infer", 9: "lower", 12: "tools", 14: "compiler"}
 
