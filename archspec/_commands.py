@@ -19,7 +19,7 @@ from typing import Any
 
 from ._diagnostics import render
 from ._errors import SpecError
-from ._files import check_output, write_file
+from ._files import check_output, write_file, write_stdout
 from ._limits import DEFAULT_LIMITS, Limits
 from .ops._registry import fmt_shape
 
@@ -93,11 +93,33 @@ def _model(args: argparse.Namespace, graph, device: str | None = None):
     return build_model(graph, weights=args.weights, strict=not args.no_strict, device=device)
 
 
+STDOUT = "-"  # -o -: standard output, for the text formats
+
+
+def _check_output(path: str, binary: str | None = None) -> None:
+    """Refuse now, before the work, an output that cannot be written: ``-o -`` for a binary
+    format (``binary`` says what it is; a terminal would show it as noise), or a file that
+    :func:`write_file` would refuse."""
+    if path != STDOUT:
+        check_output(path)
+    elif binary:
+        raise UsageError(f"-o -: {binary} is binary and is not written to standard output; "
+                         "give a file name ('./-' for a file named '-')")
+
+
+def _write(path: str, write) -> None:
+    """:func:`write_file`, or :func:`write_stdout` for ``-o -``."""
+    if path == STDOUT:
+        write_stdout(write)
+    else:
+        write_file(path, write)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from ._summary import format_summary
 
     if args.output:
-        check_output(args.output)  # refused before the work, not after it
+        _check_output(args.output, binary="the saved module (torch.save)")  # refused before the work, not after it
     graph = _graph(args)
     # the summary is the inferred graph's; weights are made only to be saved or checked
     model = _model(args, graph, device=None if args.output or args.weights else "meta")
@@ -149,10 +171,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from ._schema import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
-    if args.output:
-        write_file(args.output, lambda f: f.write(text.encode("utf-8")))
-    else:
-        sys.stdout.write(text)
+    _write(args.output or STDOUT, lambda f: f.write(text.encode("utf-8")))
     return 0
 
 
@@ -214,20 +233,21 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     from ._draw import FORMATS, write_graph
 
-    suffix = Path(args.output).suffix.lower()
-    if suffix not in FORMATS:
+    fmt = args.format or ("dot" if args.output == STDOUT else FORMATS.get(Path(args.output).suffix.lower()))
+    if fmt is None:
         raise UsageError(f"cannot tell the format of '{args.output}' from its extension; use one of: {', '.join(FORMATS)}")
-    check_output(args.output)
+    _check_output(args.output, binary=f"a {fmt} drawing" if fmt == "png" else None)
     graph = _graph(args)
-    write_graph(graph, args.output, depth=args.depth)
-    print(f"wrote {args.output}")
+    write_graph(graph, args.output, depth=args.depth, writer=_write, fmt=fmt)
+    if args.output != STDOUT:
+        print(f"wrote {args.output}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ._export import export_model
 
-    check_output(args.output)
+    _check_output(args.output, binary=f"the {args.format} export")  # all five formats are binary
     graph = _graph(args)
     model = _model(args, graph)
     if args.optimize:

@@ -375,8 +375,9 @@ def _render(dot_text: str, fmt: str) -> bytes:
 
 
 def write_graph(graph: Graph, path: str | Path, depth: int | None = None,
-                writer: Callable[[str, Callable[[BinaryIO], None]], None] = write_file) -> None:
-    """Write the diagram of ``graph`` to ``path``, in the format its suffix names (see :data:`FORMATS`).
+                writer: Callable[[str, Callable[[BinaryIO], None]], None] = write_file, fmt: str | None = None) -> None:
+    """Write the diagram of ``graph`` to ``path``, in the format ``fmt`` (one of the values of
+    :data:`FORMATS`), by default the one its suffix names.
 
     ``writer(path, write)`` calls ``write`` with the binary file object to write into; the
     default, :func:`archspec._files.write_file`, writes a temporary file renamed into place
@@ -384,8 +385,8 @@ def write_graph(graph: Graph, path: str | Path, depth: int | None = None,
     .svg/.png, rendered) before anything is written."""
     path = str(path)
     suffix = Path(path).suffix.lower()
-    fmt = FORMATS.get(suffix)
-    if fmt is None:
+    fmt = fmt or FORMATS.get(suffix)
+    if fmt not in FORMATS.values():
         found = f"unknown format '{suffix}'" if suffix else "no extension"
         raise DrawError(f"cannot draw {path}: {found} (expected one of: {', '.join(FORMATS)})")
     if fmt == "mermaid":

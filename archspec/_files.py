@@ -39,11 +39,12 @@ import errno
 import io
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-__all__ = ["FileProblem", "check_output", "open_regular", "read_bytes", "shown_path", "write_file"]
+__all__ = ["FileProblem", "check_output", "open_regular", "read_bytes", "shown_path", "write_file", "write_stdout"]
 
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -240,6 +241,20 @@ def write_file(path: str | os.PathLike[str], write: Write) -> None:
         _write_through(path, write)
     else:
         _replace(path, target, info, write)
+
+
+def write_stdout(write: Write) -> None:
+    """Write to standard output with ``write(f)``: the content is made whole first (in
+    memory: this is for text a person reads or pipes on), so that a failure writes nothing."""
+    made = io.BytesIO()
+    write(made)
+    sys.stdout.flush()  # after what was printed before
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # a text-only stream standing in for stdout
+        sys.stdout.write(made.getvalue().decode("utf-8"))
+    else:
+        out.write(made.getvalue())
+    sys.stdout.flush()
 
 
 def _target(path: str) -> tuple[str, os.stat_result | None]:

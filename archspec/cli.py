@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of the spec language",
                        description="Print the JSON Schema (Draft 2020-12) of the spec language, generated from archspec's "
                                    "models; editors use it through the '# yaml-language-server: $schema=...' modeline.")
-    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout")
+    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout (- is stdout)")
     p.set_defaults(run=_commands.cmd_schema)
 
     p = sub.add_parser("ops", help="list the ops of the spec language, or describe some",
@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    ".mmd (Mermaid), .svg or .png (rendered with Graphviz's dot). Blocks are clusters, "
                                    "edges carry tensor shapes.")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("-o", "--output", metavar="FILE", required=True)
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the file to write; - for standard output (DOT)")
+    p.add_argument("--format", choices=["dot", "mermaid", "svg", "png"],
+                   help="the format, instead of the one FILE's extension names")
     p.add_argument("--depth", type=_positive, default=None, metavar="N",
                    help="draw N levels of blocks; deeper ones are collapsed into one box (default: all)")
     _spec_options(p)

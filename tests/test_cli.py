@@ -215,3 +215,32 @@ def test_a_reader_that_stops_early_gets_the_warnings_and_a_quiet_exit(tmp_path):
     assert child.returncode == 0, err
     assert err.startswith(f"{spec}:5:3: warning: in params.unused: the parameter 'unused' is never used"), err
     assert "lost sys.stderr" not in err and "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_output_dash_is_standard_output_for_the_text_formats(capsys, tmp_path, monkeypatch):
+    """`-o -` wrote a file named '-'."""
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run(capsys, "schema", "-o", "-")
+    assert (status, err) == (0, "") and out.startswith("{") and '"$schema"' in out
+    status, out, err = run(capsys, "graph", SPECS / "alexnet.yaml", "-o", "-")
+    assert (status, err) == (0, "") and out.startswith("digraph") and "wrote" not in out
+    status, out, _ = run(capsys, "graph", SPECS / "alexnet.yaml", "-o", "-", "--format", "mermaid")
+    assert status == 0 and out.startswith("flowchart")
+    status, out, _ = run(capsys, "graph", SPECS / "alexnet.yaml", "-o", "net.txt", "--format", "mermaid")
+    assert (status, out) == (0, "wrote net.txt\n") and (tmp_path / "net.txt").read_text().startswith("flowchart")
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("args,what", [
+    (["build", SPECS / "alexnet.yaml"], "the saved module (torch.save)"),
+    (["export", SPECS / "alexnet.yaml", "--format", "state_dict"], "the state_dict export"),
+    (["export", SPECS / "alexnet.yaml", "--format", "onnx"], "the onnx export"),
+    (["graph", SPECS / "alexnet.yaml", "--format", "png"], "a png drawing"),
+])
+def test_output_dash_is_refused_for_a_binary_format(capsys, tmp_path, monkeypatch, args, what):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run(capsys, *args, "-o", "-")
+    assert (status, out) == (2, "")  # refused before the work: no summary printed
+    assert err == (f"archspec: error: -o -: {what} is binary and is not written to standard output; "
+                   "give a file name ('./-' for a file named '-')\n")
+    assert list(tmp_path.iterdir()) == []
