@@ -49,8 +49,23 @@ def _literals(expr: ast.AST, names: set[str]) -> list[ast.Constant]:
     return [n for n in ast.walk(expr) if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in names]
 
 
-def op_names_in(source: str, names: set[str]) -> list[tuple[int, str]]:
-    """``(line, op name)`` for each place ``source`` names an op (see the module docstring)."""
+def op_names_in(source: str, names: set[str], looked_up_elsewhere: frozenset[str] = frozenset()) -> list[tuple[int, str]]:
+    """``(line, op name)`` for each place ``source`` names an op (see the module docstring);
+    ``looked_up_elsewhere``: the names other modules look an op up in (a table defined here
+    and imported there, ``node.op in FUSED``, names ops as much as one used here)."""
+    found, looked_up, tables = _scan(source, names)
+    for name in (looked_up | looked_up_elsewhere) & set(tables):
+        for table in tables[name]:
+            found.extend(_literals(table, names))
+    return sorted({(c.lineno, c.value) for c in found})
+
+
+def lookups_in(source: str) -> set[str]:
+    """The names ``source`` looks an op up in (``node.op in NAME``, ``NAME.get(x.op)``, ``NAME[x.op]``)."""
+    return _scan(source, set())[1]
+
+
+def _scan(source: str, names: set[str]) -> tuple[list[ast.Constant], set[str], dict[str, list[ast.AST]]]:
     tree = ast.parse(source)
     tables: dict[str, list[ast.AST]] = {}  # a name bound to a literal table -> those tables
     for n in ast.walk(tree):
@@ -65,7 +80,7 @@ def op_names_in(source: str, names: set[str]) -> list[tuple[int, str]]:
 
     def operand(expr: ast.AST) -> None:
         found.extend(_literals(expr, names))
-        if isinstance(expr, ast.Name) and expr.id in tables:
+        if isinstance(expr, ast.Name):
             looked_up.add(expr.id)
 
     for n in ast.walk(tree):
@@ -96,10 +111,7 @@ def op_names_in(source: str, names: set[str]) -> list[tuple[int, str]]:
             targets = n.targets if isinstance(n, ast.Assign) else [n.target]
             if any(_is_op(t) for t in targets) and n.value is not None:
                 found.extend(_literals(n.value, names))
-    for name in looked_up:
-        for table in tables[name]:
-            found.extend(_literals(table, names))
-    return sorted({(c.lineno, c.value) for c in found})
+    return found, looked_up, tables
 
 
 def _stages() -> list[Path]:
@@ -109,8 +121,10 @@ def _stages() -> list[Path]:
 def test_no_stage_names_an_op():
     names = set(ops.names())
     assert len(names) > 40 and len(_stages()) > 20  # the walk sees the registry and the stages
+    sources = {p: p.read_text(encoding="utf-8") for p in _stages()}
+    everywhere = frozenset().union(*(lookups_in(s) for s in sources.values()))
     where = [f"{p.relative_to(PACKAGE.parent)}:{line}: names the op '{name}'"
-             for p in _stages() for line, name in op_names_in(p.read_text(encoding="utf-8"), names)]
+             for p, source in sources.items() for line, name in op_names_in(source, names, everywhere)]
     assert not where, ("a stage asks which op a node is; make it a field of the op's OpDef "
                        "(archspec/ops/_registry.py) instead:\n" + "\n".join(where))
 
@@ -136,6 +150,16 @@ __all__ = ["select"]
     assert op_names_in(source, set(ops.names())) == [
         (2, "dropout"), (2, "identity"), (3, "conv2d"), (4, "batchnorm2d"), (4, "conv2d"), (6, "gelu"), (6, "relu"),
         (10, "add"), (10, "concat"), (11, "mul"), (12, "softmax"), (13, "linear")]
+
+
+def test_the_check_sees_a_table_looked_up_in_another_module():
+    """A table of op names defined in one module and looked up by op in another (as
+    ``_optimize`` once did with ``layers.FUSED_ACTIVATIONS``) is flagged where it is defined."""
+    names = set(ops.names())
+    table = 'FUSED = {"relu": ("relu", []), "silu": ("swish", [])}\n'
+    user = "from .layers import FUSED\nif node.op in FUSED: pass\n"
+    assert op_names_in(table, names) == []  # alone, nothing looks an op up in it
+    assert op_names_in(table, names, frozenset(lookups_in(user))) == [(1, "relu"), (1, "silu")]
 
 
 def test_every_fused_postop_is_one_fused_conv2d_applies():
