@@ -17,7 +17,8 @@ buffer and MAC counts, the remaining values); *lower* turns it into modules and 
   init rules, and where everything came from.
 - Queries of an inferred graph, for every stage after *infer*: :func:`needed` (the nodes
   the eval or the train graph computes), :func:`readers` (how many read each node) and
-  :func:`classifier` (the eval graph's last layer with weights).
+  :func:`classifier` (the eval graph's last layer with weights) and :func:`activation_peak`
+  (the activation memory of an eval forward, per sample).
 
 Every node and container keeps its source :class:`Loc` and, inside a block, the chain of
 ``use`` sites that instantiated it, so any later stage can say where a problem is.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +38,8 @@ from ._errors import Loc
 from ._expr import Expr
 
 __all__ = ["Deferred", "Lazy", "NodeRole", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "ABSENT", "UseSite",
-           "display_path", "site_notes", "is_meta", "needed", "readers", "classifier"]
+           "display_path", "site_notes", "is_meta", "needed", "readers", "classifier",
+           "Peak", "activation_peak", "ACTIVATION_BYTES"]
 
 #: the reference to the network's (or a body's) input
 INPUT = "input"
@@ -143,6 +146,9 @@ class Node:
     n_params: int = 0
     n_buffers: int = 0
     macs: int = 0
+    dtypes: dict[str, str] = field(default_factory=dict)  # tensor name -> torch dtype name, where not float32
+    buffers: tuple[str, ...] = ()  # which of ``tensors`` are buffers (the rest are parameters)
+    weight_bytes: int = 0  # of its parameters and buffers, each at its dtype
 
     @property
     def implicit(self) -> bool:
@@ -315,3 +321,67 @@ def classifier(graph: Graph) -> tuple[str, int] | None:
         if dim is not None:
             return node.display, node.in_shapes[0][dim]
     return None
+
+
+#: bytes per element of an activation: the compiled model computes in float32 unless told otherwise
+ACTIVATION_BYTES = 4
+
+
+@dataclass(frozen=True)
+class Peak:
+    """The activation memory of one eval forward, per sample (:func:`activation_peak`):
+    ``bytes`` at its peak, reached while ``at`` is computed (a node path, ``None`` for a
+    graph without nodes), and what is live then, largest first (``(source, bytes)``, a
+    source being a node path or ``input``)."""
+
+    bytes: int
+    at: str | None
+    live: list[tuple[str, int]]
+
+
+def activation_peak(graph: Graph) -> Peak:
+    """The most bytes of activations an eval forward holds at once, per sample, in float32.
+
+    The eval nodes run in the graph's order; each output is allocated when its node runs and
+    freed after the last node that reads it (or a view of it) has run, the eval outputs and
+    the network input (the caller holds it) at the end. A view (``alias`` ops: flatten,
+    reshape, dropout in eval) and an op planned to run in place share their input's memory;
+    learnable tensors are weights, not activations. What an op holds while it runs (attention
+    scores, a convolution's workspace) and what training keeps for the backward pass are not
+    counted: this is the floor a forward needs, known before one runs.
+    """
+    steps = needed(graph, training=False)
+    root: dict[str, str | None] = {INPUT: INPUT}
+    size = {INPUT: math.prod(graph.input_shape) * ACTIVATION_BYTES}
+    born = {INPUT: 0}
+    last = {INPUT: len(steps)}
+    for i, p in enumerate(steps):
+        node = graph.nodes[p]
+        op = ops.REGISTRY[node.op]
+        for s in node.sources:
+            r = root.get(s)
+            if r is not None:
+                last[r] = max(last[r], i)
+        shared = graph.inplace.get(p)
+        if op.tensor:
+            root[p] = None
+        elif op.alias or shared is not None or (op.category == "join" and len(node.sources) == 1):
+            root[p] = root.get(node.sources[shared or 0])
+        else:
+            root[p] = p
+            size[p], born[p], last[p] = math.prod(node.shape or ()) * ACTIVATION_BYTES, i, i
+    for o in graph.outputs:
+        r = root.get(o.node)
+        if r is not None and not o.training_only:
+            last[r] = len(steps)
+    change = [0] * (len(steps) + 2)
+    for r, n in size.items():
+        change[born[r]] += n
+        change[last[r] + 1] -= n
+    peak, at, held = -1, 0, 0
+    for i in range(len(steps) or 1):
+        held += change[i]
+        if held > peak:
+            peak, at = held, i
+    live = sorted(((r, n) for r, n in size.items() if born[r] <= at <= last[r]), key=lambda x: -x[1])
+    return Peak(peak, steps[at] if steps else None, live)

@@ -2,15 +2,18 @@
 
 Specs come from colleagues and from the internet, so every stage bounds the work a file
 can cause: its size, how far YAML aliases may expand it, how deeply it nests, how large a
-``repeat`` may be, how many nodes the expanded graph may hold and how many parameters the
-compiled network may allocate. Each limit is refused early, with a :class:`SpecLimitError`
-that names the limit, before the expensive work starts.
+``repeat`` may be, how many nodes the expanded graph may hold, how many parameters and how
+many bytes of parameters and buffers the compiled network may allocate, and how much
+activation memory a forward would need. Each limit is refused early, with a
+:class:`SpecLimitError` that names the limit, before the expensive work starts.
 
-The defaults are generous for real networks (DenseNet-264, the largest bundled spec, is
-about 1,800 nodes and 33 million parameters) and can be raised per call::
+The defaults are generous for real networks (of the bundled specs, DenseNet-264 has the
+most nodes, about 1,800; RegNetY-128GF the most weights, 645 million parameters in 2.6 GB,
+and the most activations, 177 MB per sample at its 224x224 input) and can be raised per
+call::
 
-    compile_spec(path, limits=Limits(max_parameters=10_000_000_000))
-    archspec build big.yaml --limit max_parameters=10e9
+    compile_spec(path, limits=Limits(max_parameters=10**10, max_weight_bytes=4 * 10**10))
+    archspec build big.yaml --limit max_parameters=10e9 --limit max_weight_bytes=40e9
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ class Limits:
     max_int: int = 10**18
     #: parameters of the compiled network (4 bytes each in float32)
     max_parameters: int = 2_000_000_000
+    #: bytes of the compiled network's parameters and buffers, each at its dtype (an int64 index: 8 a value)
+    max_weight_bytes: int = 10_000_000_000
+    #: bytes of activations an eval forward holds at its peak, per sample, in float32 (the input included)
+    max_activation_bytes: int = 16_000_000_000
 
     @classmethod
     def names(cls) -> list[str]:

@@ -3,16 +3,21 @@ prints. Needs no torch: everything comes from the IR after *infer*.
 
 MACs count multiply-accumulates of convolutions and linear layers, as torchvision counts
 its published figures; the totals are for the eval graph (training-only outputs, such as
-auxiliary classifiers, are left out) at the input size the graph was inferred for.
+auxiliary classifiers, are left out) at the input size the graph was inferred for. Weights
+are counted at each tensor's dtype (batch norm's batch count and Swin's position index are
+int64); activations are the peak of an eval forward, per sample, in float32
+(:func:`archspec._ir.activation_peak`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ._ir import Graph, needed
-from .ops import fmt_shape
+import math
+
+from ._ir import Graph, activation_peak, needed
+from .ops import DEFAULT_DTYPE, fmt_shape
 
 __all__ = ["Row", "Totals", "rows", "totals", "format_summary", "format_count"]
 
@@ -39,7 +44,8 @@ class Totals:
     eval_params: int
     macs: int
     train_macs: int
-    weight_bytes: int
+    weight_bytes: int  # parameters and buffers, each at its dtype
+    by_dtype: dict[str, tuple[int, int]] = field(default_factory=dict)  # dtype -> (parameters, buffer values)
 
 
 def _subtree_nodes(graph: Graph, path: str) -> list[str]:
@@ -105,13 +111,23 @@ def totals(graph: Graph) -> Totals:
     eval_nodes = [graph.nodes[p] for p in needed(graph, training=False)]
     params = sum(n.n_params for n in nodes)
     buffers = sum(n.n_buffers for n in nodes)
+    by_dtype: dict[str, list[int]] = {DEFAULT_DTYPE: [0, 0]}
+    for n in nodes:
+        if not n.dtypes:  # every tensor float32: the node's counts say it all
+            by_dtype[DEFAULT_DTYPE][0] += n.n_params
+            by_dtype[DEFAULT_DTYPE][1] += n.n_buffers
+            continue
+        for name, shape in n.tensors.items():
+            counts = by_dtype.setdefault(n.dtypes.get(name, DEFAULT_DTYPE), [0, 0])
+            counts[1 if name in n.buffers else 0] += math.prod(shape)
     return Totals(
         params=params,
         buffers=buffers,
         eval_params=sum(n.n_params for n in eval_nodes),
         macs=sum(n.macs for n in eval_nodes),
         train_macs=sum(n.macs for n in nodes),
-        weight_bytes=4 * (params + buffers),
+        weight_bytes=sum(n.weight_bytes for n in nodes),
+        by_dtype={k: (v[0], v[1]) for k, v in by_dtype.items()},
     )
 
 
@@ -157,7 +173,14 @@ def format_summary(graph: Graph, depth: int | None = None, overrides: dict[str, 
     short = f" ({format_count(t.macs)})" if t.macs >= 10**6 else ""
     lines.append(f"MACs        {t.macs:,}{short} for the eval graph at {fmt_shape(graph.input_shape)}: "
                  "conv and linear" + (f"; train graph {format_count(t.train_macs).strip()}" if t.train_macs != t.macs else ""))
-    lines.append(f"weights     {t.weight_bytes / 1e6:.1f} MB (float32: {t.params:,} parameters + {t.buffers:,} buffer values)")
+    kinds = [f"{dtype}: " + " + ".join(f"{n:,} {what}" for n, what in zip(counts, ("parameters", "buffer values"))
+                                       if n or dtype == DEFAULT_DTYPE)
+             for dtype, counts in t.by_dtype.items() if any(counts) or dtype == DEFAULT_DTYPE]
+    lines.append(f"weights     {t.weight_bytes / 1e6:.1f} MB ({'; '.join(kinds)})")
+    peak = activation_peak(graph)
+    if peak.at is not None:
+        lines.append(f"activations {peak.bytes / 1e6:.1f} MB per sample at the eval forward's peak, at "
+                     f"'{graph.nodes[peak.at].display}' (the float32 outputs held at once)")
     checked = [c for c in graph.containers.values() if c.checkpoint and c.enabled and _subtree_nodes(graph, c.path)]
     if checked:
         kinds: dict[str, int] = {}

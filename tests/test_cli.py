@@ -42,8 +42,17 @@ def test_build_prints_the_table_and_totals(capsys):
     assert any(line.split()[:3] == ["branch1", "conv", "64x28x28"] for line in lines)  # indented children
     assert "parameters  13,004,888 (6,624,904 in the eval graph)" in out
     assert "MACs        1,498,376,192 (1.498 G) for the eval graph at 3x224x224" in out
-    assert "weights     52.1 MB" in out
+    assert "weights     52.1 MB (float32: 13,004,888 parameters + 15,072 buffer values; int64: 59 buffer values)" in out
+    assert "activations 7.0 MB per sample at the eval forward's peak, at 'conv1.bn'" in out
     assert "outputs     logits 1000; training only: aux_logits2 1000, aux_logits1 1000" in out
+
+
+def test_build_counts_each_tensor_at_its_dtype(capsys):
+    # Swin's relative position indices are int64: 8 bytes a value, not float32's 4
+    status, out, _ = run(capsys, "build", "swin_t")
+    assert status == 0
+    assert "weights     113.4 MB (float32: 28,288,354 parameters + 0 buffer values; int64: 28,812 buffer values)" in out
+    assert "activations 11.4 MB per sample at the eval forward's peak, at 'features.1.0.mlp.1'" in out
 
 
 def test_build_with_overrides_input_and_depth(capsys, monkeypatch):

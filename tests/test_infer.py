@@ -107,6 +107,51 @@ def test_parameter_limit_refuses_before_allocating(write_spec):
         build(write_spec, "  f: {op: flatten}\n  fc: {op: linear, out: 1000}\n", limits=Limits(max_parameters=10**6))
 
 
+
+def test_buffers_count_at_their_dtype_against_the_byte_limit(write_spec):
+    # batch norm's batch count and Swin's position index are int64: 8 bytes a value
+    g = build(write_spec, "  bn: {op: batchnorm2d}\n  q: {op: permute, dims: [0, 2, 3, 1]}\n"
+                          "  attn: {op: window_attention, heads: 1, window: 4}\n")
+    bn, attn = g.nodes["bn"], g.nodes["attn"]
+    assert bn.dtypes == {"num_batches_tracked": "int64"} and bn.weight_bytes == 4 * 12 + 8
+    assert attn.dtypes == {"relative_position_index": "int64"}
+    assert attn.weight_bytes == 4 * attn.n_params + 8 * 16 * 16
+    # no parameters at all, but 12 MB of running statistics: refused at the node, before anything exists
+    spec = "archspec: 1\nname: t\ninput: [1500000]\ngraph:\n  bn: {op: batchnorm1d, affine: false}\n"
+    with pytest.raises(SpecLimitError) as e:
+        load_spec(write_spec(spec), limits=Limits(max_weight_bytes=10**7))
+    assert "would take 12.0 MB (12,000,008 bytes), over the limit of 10,000,000 (Limits.max_weight_bytes)" in str(e.value)
+    assert e.value.node == "bn" and e.value.loc.line == 5
+    assert load_spec(write_spec(spec), limits=Limits(max_weight_bytes=2 * 10**7)).nodes["bn"].n_params == 0
+
+
+def test_activation_peak_follows_the_eval_order(write_spec):
+    from archspec._ir import activation_peak
+
+    # input 3x32x32 (12,288 bytes) stays; conv 8x32x32 (32 KB) and its relu, in place, share
+    # memory; the flatten is a view of it; fc2 runs once fc1 has, when conv's output is freed
+    g = build(write_spec, "  conv: {op: conv2d, out: 8, kernel: 3, padding: 1}\n  act: {op: relu}\n"
+                          "  f: {op: flatten}\n  fc1: {op: linear, out: 100}\n  fc2: {op: linear, out: 10}\n")
+    peak = activation_peak(g)
+    assert peak.bytes == 12_288 + 32_768 + 400 and peak.at == "fc1"
+    assert peak.live == [("conv", 32_768), ("input", 12_288), ("fc1", 400)]
+    # without the in-place relu, the conv's output and the relu's are held at once
+    g = build(write_spec, "  conv: {op: conv2d, out: 8, kernel: 3, padding: 1}\n  act: {op: relu, inplace: false}\n"
+                          "  f: {op: flatten}\n")
+    assert (activation_peak(g).bytes, activation_peak(g).at) == (12_288 + 2 * 32_768, "act")
+
+
+def test_activation_limit_refuses_a_forward_too_large(write_spec):
+    spec = "  conv: {op: conv2d, out: 8, kernel: 3, padding: 1}\n  pool: {op: adaptive_avgpool2d, size: 1000}\n"
+    with pytest.raises(SpecLimitError) as e:
+        build(write_spec, spec, limits=Limits(max_activation_bytes=10**7))
+    assert e.value.node == "pool" and e.value.loc.line == 6
+    assert "would hold 32.0 MB of activations per sample here (32,045,056 bytes in float32" in str(e.value)
+    assert "(Limits.max_activation_bytes)" in str(e.value)
+    g = build(write_spec, spec, limits=Limits(max_activation_bytes=10**8))
+    assert g.nodes["pool"].shape == (8, 1000, 1000)
+
+
 # -- regressions from review --------------------------------------------------------------
 # Defects found in review, each pinned by a test (the spec that showed it, and what must
 # happen instead): moved here from tests/test_regressions.py, beside the stage they guard.

@@ -196,4 +196,12 @@ def test_every_op_builds_a_module_that_makes_the_inferred_shape(write_spec):
             path.write_text(text.replace("  p: {op: param, shape: [4, 1, 1]}\n", ""))
         model = compile_spec(path).eval()
         out = model(torch.randn(2, *shape))
-        assert tuple(out.shape[1:]) == load_spec(path).nodes["n"].shape, name
+        n = load_spec(path).nodes["n"]
+        assert tuple(out.shape[1:]) == n.shape, name
+        # ... and its tensors have the dtypes the rule said (float32 unless it named one), so
+        # Limits.max_weight_bytes and the summary count the bytes the model holds
+        state = {"" if k == "n" else k.removeprefix("n."): t for k, t in model.state_dict().items()
+                 if k == "n" or k.startswith("n.")}
+        assert {k: str(t.dtype).removeprefix("torch.") for k, t in state.items()} == \
+            {k: n.dtypes.get(k, "float32") for k in n.tensors}, name
+        assert sum(t.numel() * t.element_size() for t in state.values()) == n.weight_bytes, name

@@ -94,6 +94,7 @@ def test_a_module_class_is_an_op_with_static_tensors_and_its_own_starting_values
     assert mix.shape == (6, 8, 8)
     assert mix.tensors == {"gate": (6, 1, 1), "conv.weight": (6, 4, 1, 1), "conv.bias": (6,), "steps": ()}
     assert (mix.n_params, mix.n_buffers, mix.macs) == (6 + 24 + 6, 1, 6 * 4 * 64)  # MACs from the meta run
+    assert (mix.dtypes, mix.weight_bytes) == ({"steps": "int64"}, 4 * 36 + 8)  # dtypes as the module makes them
     torch.manual_seed(0)
     model = compile_spec(path)
     state = model.state_dict()

@@ -8,7 +8,9 @@ stands for its input), evaluates the values left deferred by *resolve* (those us
 rule. Shape problems become :class:`SpecShapeError` s located at the value at fault, with
 the shapes involved; independent problems are reported together. It also finds nodes
 that feed nothing (a :class:`SpecWarning`) and refuses networks over
-``Limits.max_parameters`` before anything is allocated.
+``Limits.max_parameters``, ``max_weight_bytes`` (parameters and buffers at their dtypes)
+or ``max_activation_bytes`` (what an eval forward holds at its peak, per sample) before
+anything is allocated.
 
 The parts: :mod:`.state` (what the parts share), :mod:`.refs` (reference chasing),
 :mod:`.order` (the topological order), :mod:`.values` (deferred values), :mod:`.walk`

@@ -2,8 +2,10 @@
 
 What it does: resolves the outputs to the nodes that produce them (refusing one that is
 switched off where outputs were asked for by path, and a learnable tensor returned as an
-output), refuses networks over ``Limits.max_parameters`` (before anything is allocated)
-and initialisers that do not fit their tensors, warns where a switched-off add or mul
+output), refuses networks over ``Limits.max_parameters``, ``Limits.max_weight_bytes``
+(parameters and buffers, each at its dtype) and ``Limits.max_activation_bytes`` (the peak
+of an eval forward, per sample: :func:`archspec._ir.activation_peak`), before anything is
+allocated, and initialisers that do not fit their tensors, warns where a switched-off add or mul
 passes a first input smaller than what it would have made, and where a node feeds nothing
 (a :class:`SpecWarning`).
 
@@ -12,18 +14,19 @@ What it deliberately does not do: change a node's shape or costs (the walk made 
 
 from __future__ import annotations
 
+import math
 import warnings
 
 from .. import ops
 from .._errors import SpecError, SpecLimitError, SpecReferenceError, SpecSchemaError, SpecShapeError, SpecWarning
-from .._ir import INPUT, readers
+from .._ir import INPUT, activation_peak, readers
 from .._init_fns import init_fits_float32, missing_fans
 from ..ops import fmt_shape
 from ..ops._common import broadcast
 from .refs import ABSENT, live
 from .state import State
 
-__all__ = ["resolve_outputs", "check_limits", "check_init", "warn_off_joins", "mark_usage"]
+__all__ = ["resolve_outputs", "check_limits", "check_activations", "check_init", "warn_off_joins", "mark_usage"]
 
 
 def warn_off_joins(state: State) -> None:
@@ -114,6 +117,40 @@ def check_limits(state: State) -> None:
             node.loc, node=node.display,
             notes=[(node.loc, f"the largest node, '{node.display}', has {node.n_params:,}")],
         )
+    total = sum(state.g.nodes[p].weight_bytes for p in state.g.order)
+    if total > state.limits.max_weight_bytes:
+        biggest = max(state.g.order, key=lambda p: state.g.nodes[p].weight_bytes)
+        node = state.g.nodes[biggest]
+        held = ", ".join(f"{name or node.display} {fmt_shape(shape)} {node.dtypes.get(name, ops.DEFAULT_DTYPE)}"
+                         for name, shape in sorted(node.tensors.items(), key=lambda t: -math.prod(t[1]))[:3])
+        raise SpecLimitError(
+            f"the network's parameters and buffers would take {_bytes(total)} ({total:,} bytes), over the limit of "
+            f"{state.limits.max_weight_bytes:,} (Limits.max_weight_bytes)",
+            node.loc, node=node.display,
+            notes=[(node.loc, f"the largest node, '{node.display}', holds {_bytes(node.weight_bytes)}: {held}")],
+        )
+
+
+def check_activations(state: State) -> None:
+    """The activation memory of an eval forward, per sample, at the declared input (after
+    the in-place plan, whose ops share their input's memory), located where it peaks."""
+    peak = activation_peak(state.g)
+    if peak.bytes <= state.limits.max_activation_bytes or peak.at is None:
+        return
+    node = state.g.nodes[peak.at]
+    notes = []
+    for source, n in peak.live[:3]:
+        if source == INPUT:
+            notes.append((None, f"the input {fmt_shape(state.g.input_shape)} takes {_bytes(n)}"))
+        else:
+            held = state.g.nodes[source]
+            notes.append((held.loc, f"'{held.display}' makes {fmt_shape(held.shape)}, {_bytes(n)}"))
+    raise SpecLimitError(
+        f"a forward would hold {_bytes(peak.bytes)} of activations per sample here ({peak.bytes:,} bytes in float32, "
+        f"for an input of {fmt_shape(state.g.input_shape)}), over the limit of {state.limits.max_activation_bytes:,} "
+        "(Limits.max_activation_bytes)", node.loc, node=node.display, notes=notes,
+        hint=("the input alone is over the limit: declare a smaller one ('input:', or --input C,H,W)"
+              if dict(peak.live).get(INPUT, 0) > state.limits.max_activation_bytes else None))
 
 
 def mark_usage(state: State) -> None:
@@ -127,7 +164,7 @@ def mark_usage(state: State) -> None:
 
 
 def _bytes(n: int) -> str:
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+    for unit, size in (("EB", 1e18), ("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} bytes"

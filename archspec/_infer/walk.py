@@ -124,6 +124,7 @@ def walk_node(state: State, node: Node) -> None:
         node.image = op.layout == "image"
     node.tensors = {**result.params, **result.buffers}
     node.n_params, node.n_buffers, node.macs = result.n_params, result.n_buffers, result.macs
+    node.dtypes, node.buffers, node.weight_bytes = dict(result.dtypes), tuple(result.buffers), result.n_bytes
 
 
 def _check_inputs(state: State, node: Node, op: ops.OpDef) -> None:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import fx  # noqa: F401
 
 __all__ = ["OpParams", "OpDef", "Inferred", "ShapeError", "Shape", "register", "unregister", "get", "join_for", "names", "version", "REGISTRY",
-           "fmt_shape", "rank_name", "overview", "summary", "known", "LEARNED"]
+           "fmt_shape", "rank_name", "overview", "summary", "known", "LEARNED", "DEFAULT_DTYPE", "dtype_bytes"]
 
 Shape = tuple[int, ...]
 
@@ -70,15 +70,41 @@ class ShapeError(Exception):
         self.inputs = list(inputs)
 
 
+#: the dtype of a tensor whose shape rule names none (what a module's parameters are made in)
+DEFAULT_DTYPE = "float32"
+
+_DTYPE_BYTES = {"float64": 8, "double": 8, "float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2,
+                "complex128": 16, "complex64": 8, "complex32": 4, "int64": 8, "long": 8, "int32": 4, "int": 4,
+                "int16": 2, "short": 2, "int8": 1, "uint8": 1, "uint16": 2, "uint32": 4, "uint64": 8, "bool": 1}
+
+
+def dtype_bytes(dtype: str) -> int:
+    """Bytes per element of a torch dtype named without ``torch.`` (``int64``: 8); a name the
+    table lacks is sized by the bits it ends in (``float8_e4m3fn``: 1), else as float32."""
+    if dtype in _DTYPE_BYTES:
+        return _DTYPE_BYTES[dtype]
+    bits = re.search(r"(\d+)", dtype)
+    return max(1, int(bits.group(1)) // 8) if bits else 4
+
+
 @dataclass(frozen=True)
 class Inferred:
     """What a shape rule returns: the output shape, the tensors the op's module will hold
-    (``params`` and ``buffers``: name to shape, in ``state_dict`` order) and its MACs."""
+    (``params`` and ``buffers``: name to shape, in ``state_dict`` order), their dtypes where
+    not float32 (``dtypes``: name to a torch dtype's name, ``"int64"`` for an index buffer)
+    and its MACs."""
 
     shape: Shape
     params: dict[str, Shape] = field(default_factory=dict)
     buffers: dict[str, Shape] = field(default_factory=dict)
     macs: int = 0
+    dtypes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_bytes(self) -> int:
+        """The bytes of the module's tensors, each at its own dtype."""
+        return sum(math.prod(s) * dtype_bytes(self.dtypes.get(k, DEFAULT_DTYPE))
+                   for k, s in (*self.params.items(), *self.buffers.items()))
 
     @property
     def n_params(self) -> int:

@@ -72,7 +72,7 @@ from pydantic import create_model
 
 from .._errors import camel_case
 from ._plugins import origin as plugin_origin
-from ._registry import REGISTRY, Inferred, OpDef, OpParams, Shape, ShapeError, register, unregister
+from ._registry import DEFAULT_DTYPE, REGISTRY, Inferred, OpDef, OpParams, Shape, ShapeError, register, unregister
 from ._user_module import Fresh, Part, check_out, construct, on_cpu, run_on_meta
 from ._user_params import FROM_INPUT, read_params
 
@@ -207,8 +207,11 @@ class UserOp:
         parameters = [n for n, _ in module.named_parameters(remove_duplicate=False)]
         params: dict[str, Shape] = {}
         buffers: dict[str, Shape] = {}
+        dtypes: dict[str, str] = {}
         for k, t in module.state_dict(keep_vars=True).items():
             (params if k in parameters else buffers)[k] = tuple(t.shape)
+            if str(t.dtype) != f"torch.{DEFAULT_DTYPE}":
+                dtypes[k] = str(t.dtype).removeprefix("torch.")
         names = parameters + [n for n, _ in module.named_buffers(remove_duplicate=False)]
         counted = 0
         if self.shape is None:
@@ -221,7 +224,7 @@ class UserOp:
             counted = self.macs(in_shape, out, p)
             if isinstance(counted, bool) or not isinstance(counted, int) or counted < 0:
                 raise TypeError(f"op '{self.name}': its macs function returned {counted!r}, not an integer >= 0")
-        config = _Config(Inferred(out, params=params, buffers=buffers, macs=counted), names, on_meta)
+        config = _Config(Inferred(out, params=params, buffers=buffers, macs=counted, dtypes=dtypes), names, on_meta)
         if key is not None:
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.clear()

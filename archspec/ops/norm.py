@@ -26,16 +26,24 @@ def _norm_defaults(p: Any, shapes: list[Shape]) -> dict[str, Any]:
     return NORM_DEFAULTS
 
 
+#: the dtypes of batch norm's tensors that are not float32: torch counts the batches in int64
+_BN_DTYPES = {"num_batches_tracked": "int64"}
+
+
 def _bn_tensors(p: BatchNorm2dParams, c: int) -> tuple[dict, dict]:
     params = {"weight": (c,), "bias": (c,)} if p.affine else {}
     buffers = {"running_mean": (c,), "running_var": (c,), "num_batches_tracked": ()} if p.track_running_stats else {}
     return params, buffers
 
 
+def _bn_inferred(p: BatchNorm2dParams, shape: Shape) -> Inferred:
+    params, buffers = _bn_tensors(p, shape[0])
+    return Inferred(shape, params=params, buffers=buffers, dtypes=_BN_DTYPES if buffers else {})
+
+
 def _bn_shape(p: BatchNorm2dParams, shapes: list[Shape], names: list[str]) -> Inferred:
-    c, _, _ = need_image(shapes, "batchnorm2d")
-    params, buffers = _bn_tensors(p, c)
-    return Inferred(shapes[0], params=params, buffers=buffers)
+    need_image(shapes, "batchnorm2d")
+    return _bn_inferred(p, shapes[0])
 
 
 def _bn_build(p: BatchNorm2dParams, shapes: list[Shape], inplace: bool):
@@ -54,9 +62,7 @@ class BatchNorm1dParams(BatchNorm2dParams):
 
 
 def _bn1d_shape(p: BatchNorm1dParams, shapes: list[Shape], names: list[str]) -> Inferred:
-    shape = need_rank(shapes, "batchnorm1d", 1, 2)
-    params, buffers = _bn_tensors(p, shape[0])
-    return Inferred(shape, params=params, buffers=buffers)
+    return _bn_inferred(p, need_rank(shapes, "batchnorm1d", 1, 2))
 
 
 def _bn1d_build(p: BatchNorm1dParams, shapes: list[Shape], inplace: bool):

@@ -21,6 +21,9 @@ from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, rank_name, 
 #: the hidden width of Swin V2's continuous position bias MLP (torchvision's, fixed)
 CPB_HIDDEN = 512
 
+#: the dtypes of window attention's tensors that are not float32 (torchvision's index is int64)
+_WINDOW_DTYPES = {"relative_position_index": "int64"}
+
 _PERMUTE = "Swin works on channels-last images: permute the image first ({op: permute, dims: [0, 2, 3, 1]})"
 
 
@@ -98,7 +101,7 @@ def _window_shape(p: WindowAttentionParams, shapes: list[Shape], names: list[str
     if p.cosine:
         params.update({"cpb_mlp.0.weight": (CPB_HIDDEN, 2), "cpb_mlp.0.bias": (CPB_HIDDEN,), "cpb_mlp.2.weight": (p.heads, CPB_HIDDEN)})
         macs += span * (2 * CPB_HIDDEN + CPB_HIDDEN * p.heads)
-    return Inferred((h, w, c), params=params, buffers=buffers, macs=macs)
+    return Inferred((h, w, c), params=params, buffers=buffers, macs=macs, dtypes=_WINDOW_DTYPES)
 
 
 def _window_build(p: WindowAttentionParams, shapes: list[Shape], inplace: bool):
