@@ -21,7 +21,7 @@ from .. import ops
 from .._errors import SpecError, SpecLimitError, SpecReferenceError, SpecSchemaError, SpecShapeError, SpecWarning
 from .._ir import INPUT, activation_peak, readers
 from .._init_fns import init_fits_float32, missing_fans
-from ..ops import fmt_shape
+from ..ops import fmt_bytes, fmt_shape
 from ..ops._common import broadcast
 from .refs import ABSENT, live
 from .state import State
@@ -112,7 +112,7 @@ def check_limits(state: State) -> None:
         biggest = max(state.g.order, key=lambda p: state.g.nodes[p].n_params)
         node = state.g.nodes[biggest]
         raise SpecLimitError(
-            f"the network would have {total:,} parameters ({_bytes(total * 4)} in float32), over the limit of "
+            f"the network would have {total:,} parameters ({fmt_bytes(total * 4)} in float32), over the limit of "
             f"{state.limits.max_parameters:,} (Limits.max_parameters)",
             node.loc, node=node.display,
             notes=[(node.loc, f"the largest node, '{node.display}', has {node.n_params:,}")],
@@ -124,10 +124,10 @@ def check_limits(state: State) -> None:
         held = ", ".join(f"{name or node.display} {fmt_shape(shape)} {node.dtypes.get(name, ops.DEFAULT_DTYPE)}"
                          for name, shape in sorted(node.tensors.items(), key=lambda t: -math.prod(t[1]))[:3])
         raise SpecLimitError(
-            f"the network's parameters and buffers would take {_bytes(total)} ({total:,} bytes), over the limit of "
+            f"the network's parameters and buffers would take {fmt_bytes(total)} ({total:,} bytes), over the limit of "
             f"{state.limits.max_weight_bytes:,} (Limits.max_weight_bytes)",
             node.loc, node=node.display,
-            notes=[(node.loc, f"the largest node, '{node.display}', holds {_bytes(node.weight_bytes)}: {held}")],
+            notes=[(node.loc, f"the largest node, '{node.display}', holds {fmt_bytes(node.weight_bytes)}: {held}")],
         )
 
 
@@ -141,12 +141,12 @@ def check_activations(state: State) -> None:
     notes = []
     for source, n in peak.live[:3]:
         if source == INPUT:
-            notes.append((None, f"the input {fmt_shape(state.g.input_shape)} takes {_bytes(n)}"))
+            notes.append((None, f"the input {fmt_shape(state.g.input_shape)} takes {fmt_bytes(n)}"))
         else:
             held = state.g.nodes[source]
-            notes.append((held.loc, f"'{held.display}' makes {fmt_shape(held.shape)}, {_bytes(n)}"))
+            notes.append((held.loc, f"'{held.display}' makes {fmt_shape(held.shape)}, {fmt_bytes(n)}"))
     raise SpecLimitError(
-        f"a forward would hold {_bytes(peak.bytes)} of activations per sample here ({peak.bytes:,} bytes in float32, "
+        f"a forward would hold {fmt_bytes(peak.bytes)} of activations per sample here ({peak.bytes:,} bytes in float32, "
         f"for an input of {fmt_shape(state.g.input_shape)}), over the limit of {state.limits.max_activation_bytes:,} "
         "(Limits.max_activation_bytes)", node.loc, node=node.display, notes=notes,
         hint=("the input alone is over the limit: declare a smaller one ('input:', or --input C,H,W)"
@@ -162,9 +162,3 @@ def mark_usage(state: State) -> None:
             warnings.warn(SpecWarning("this node feeds nothing: no node reads it and it is not an output",
                                       node.loc, node.display), stacklevel=2)
 
-
-def _bytes(n: int) -> str:
-    for unit, size in (("EB", 1e18), ("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import fx  # noqa: F401
 
 __all__ = ["OpParams", "OpDef", "Inferred", "ShapeError", "Shape", "register", "unregister", "get", "join_for", "names", "version", "REGISTRY",
-           "fmt_shape", "rank_name", "overview", "summary", "known", "LEARNED", "DEFAULT_DTYPE", "dtype_bytes"]
+           "fmt_shape", "rank_name", "overview", "summary", "known", "LEARNED", "DEFAULT_DTYPE", "dtype_bytes", "fmt_bytes"]
 
 Shape = tuple[int, ...]
 
@@ -349,6 +349,14 @@ def fmt_shape(shape: Sequence[int] | None) -> str:
     if shape is None:
         return "?"
     return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+def fmt_bytes(n: int) -> str:
+    """``12.3 GB`` / ``4.5 MB`` / ``512 bytes``: a size for people (decimal units, as disks count)."""
+    for unit, size in (("EB", 1e18), ("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def rank_name(shape: Sequence[int]) -> str:
