@@ -210,7 +210,10 @@ class OpDef:
       (:mod:`archspec.ops._user`); shown by ``archspec ops NAME``.
 
     The tensors a node's module holds (what ``init:`` rules may set, and the ``state_dict``
-    keys) are what the shape rule returns in ``Inferred.params`` and ``Inferred.buffers``.
+    keys) are what the shape rule returns in ``Inferred.params`` and ``Inferred.buffers``,
+    and their dtypes what ``Inferred.dtypes`` names (float32 where it names none), which
+    ``Limits.max_weight_bytes`` and the summary's weights count; a rule whose module makes a
+    tensor in another dtype (an int64 index or counter) must name it.
     """
 
     name: str
