@@ -123,6 +123,13 @@ def test_buffers_count_at_their_dtype_against_the_byte_limit(write_spec):
     assert "would take 12.0 MB (12,000,008 bytes), over the limit of 10,000,000 (Limits.max_weight_bytes)" in str(e.value)
     assert e.value.node == "bn" and e.value.loc.line == 5
     assert load_spec(write_spec(spec), limits=Limits(max_weight_bytes=2 * 10**7)).nodes["bn"].n_params == 0
+    # the 300x300 window: its index is 64.8 GB at int64 (the summary said 32.4, as float32)
+    from archspec._summary import totals
+
+    spec = ("archspec: 1\nname: t\ninput: [3, 300, 300]\ngraph:\n  q: {op: permute, dims: [0, 2, 3, 1]}\n"
+            "  attn: {op: window_attention, heads: 1, window: 300}\n")
+    t = totals(load_spec(write_spec(spec), limits=Limits(max_weight_bytes=10**11)))
+    assert (t.weight_bytes, t.by_dtype["int64"]) == (64_801_435_396, (0, 8_100_000_000))
 
 
 def test_activation_peak_follows_the_eval_order(write_spec):
