@@ -31,6 +31,7 @@ from ._errors import (
     SpecSyntaxError,
     SpecWarning,
     WeightsError,
+    WeightsWarning,
 )
 from ._ir import Container, Graph, Node, Output
 from ._limits import Limits
@@ -56,6 +57,7 @@ __all__ = [
     "SpecSyntaxError",
     "SpecWarning",
     "WeightsError",
+    "WeightsWarning",
     "__version__",
     "compile_spec",
     "load_spec",

@@ -179,6 +179,11 @@ class WeightsError(ValueError):
     mistake, so not a :class:`SpecError`)."""
 
 
+class WeightsWarning(UserWarning):
+    """A checkpoint that loads but holds values a trained network should not: NaN or
+    infinite entries (named by key in the warning and in ``model.load_report``)."""
+
+
 class SpecWarning(UserWarning):
     """A spec that builds but probably does not say what its author meant."""
 

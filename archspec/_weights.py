@@ -16,11 +16,26 @@ A ``BatchNorm`` counter (``num_batches_tracked``) that the checkpoint lacks keep
 current value, as ``torch``'s own ``load_state_dict`` does for checkpoints saved before the
 counter existed (torchvision's DenseNet files among them); the report lists it.
 
+A checkpoint's tensor is cast to the model's dtype only where the cast keeps its values
+(:func:`lossy`): complex values with an imaginary part into a real tensor, a finite value
+that overflows the model's dtype, a value that is no integer (3.7, NaN) or out of range
+into an integer buffer (``num_batches_tracked``) are not. Rounding to a narrower float
+(float64 into float32) is a cast, not a loss. Casts of another kind (int, bool or complex
+into float, float into int) are listed in the report. NaN and infinite values load (a
+checkpoint may mean them; a diverged run saves them) but are counted, by key, in the
+report and in a :class:`WeightsWarning`.
+
 ``strict=True`` (the default) refuses any difference with a :class:`WeightsError` that
-lists what is missing, unexpected or of another shape. ``strict=False`` loads every tensor
-whose key and shape match, leaves the rest as initialised, and returns a
-:class:`LoadReport` (also logged on the ``archspec`` logger): after changing
-``num_classes``, for instance, it says that the classifier was skipped and why.
+lists what is missing, unexpected, of another shape or lossy. ``strict=False`` loads every
+tensor whose key and shape match and whose cast is not lossy, leaves the rest as
+initialised, and returns a :class:`LoadReport` (also logged on the ``archspec`` logger):
+after changing ``num_classes``, for instance, it says that the classifier was skipped and
+why.
+
+A ``state_dict`` given in memory is read, never written: the model gets tensors of its
+own (a copy where the cast to its device and dtype made none), so training it, or folding
+batch norm into it, leaves the caller's tensors (and the model they belong to) as they
+were. A file's tensors, which nothing else holds, are used as they are.
 """
 
 from __future__ import annotations
@@ -29,17 +44,18 @@ import logging
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ._errors import WeightsError
+from ._errors import WeightsError, WeightsWarning
 from ._files import FileProblem, open_regular, shown_path
 from ._ir import is_meta
 
-__all__ = ["LoadReport", "WeightsError", "load_weights", "read_checkpoint"]
+__all__ = ["LoadReport", "WeightsError", "WeightsWarning", "load_weights", "lossy", "read_checkpoint"]
 
 log = logging.getLogger("archspec")
 
@@ -59,13 +75,16 @@ class LoadReport:
     mismatched: list[tuple[str, str, str]] = field(default_factory=list)  # key, checkpoint shape, model shape
     kept: list[str] = field(default_factory=list)  # BatchNorm counters the checkpoint lacks, left as they were
     renamed: list[tuple[str, str]] = field(default_factory=list)  # checkpoint key, the model's key it was read as
+    lossy: list[tuple[str, str]] = field(default_factory=list)  # key, why its cast would change its values (not loaded)
+    converted: list[tuple[str, str, str]] = field(default_factory=list)  # key, checkpoint dtype, model dtype (another kind)
+    nonfinite: list[tuple[str, int, int, int]] = field(default_factory=list)  # key, NaN count, infinite count, size
 
     @property
     def complete(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
+        return not (self.missing or self.unexpected or self.mismatched or self.lossy)
 
     def format(self, limit: int = 8, strict: bool = False) -> str:
-        total = len(self.loaded) + len(self.missing) + len(self.mismatched) + len(self.kept)
+        total = len(self.loaded) + len(self.missing) + len(self.mismatched) + len(self.kept) + len(self.lossy)
         lines = [f"loaded {len(self.loaded):,} of the model's {total:,} tensors from {self.source}"]
 
         def listing(title: str, items: list[str]) -> None:
@@ -74,6 +93,11 @@ class LoadReport:
 
         listing("renamed by the spec's checkpoint_keys rules", [f"{a} -> {b}" for a, b in self.renamed])
         listing("BatchNorm counters not in the checkpoint, kept as they were", self.kept)
+        listing("cast to the model's dtype", [f"{k} ({a} -> {b})" for k, a, b in self.converted])
+        listing("with NaN or infinite values (loaded as they are)", [_nonfinite(*n) for n in self.nonfinite])
+        listing("values would change in the cast to the model's dtype" if strict else
+                "skipped, values would change in the cast to the model's dtype (left as initialised)",
+                [f"{k} ({why})" for k, why in self.lossy])
 
         listing("of another shape" if strict else "skipped, shape differs",
                 [f"{k} (checkpoint {a}, model {b})" for k, a, b in self.mismatched])
@@ -84,6 +108,58 @@ class LoadReport:
 
     def __str__(self) -> str:
         return self.format()
+
+
+def _nonfinite(key: str, nan: int, inf: int, size: int) -> str:
+    counts = [f"{n:,} {what}" for n, what in ((nan, "NaN"), (inf, "infinite")) if n]
+    return f"{key} ({nan + inf:,} of {size:,} value{'s' if size != 1 else ''}: {', '.join(counts)})"
+
+
+def _dtype(d: torch.dtype) -> str:
+    return str(d).removeprefix("torch.")
+
+
+def _kind(d: torch.dtype) -> str:
+    return "bool" if d == torch.bool else "complex" if d.is_complex else "float" if d.is_floating_point else "int"
+
+
+def _values(n: int) -> str:
+    return f"{n:,} value{'s' if n != 1 else ''}"
+
+
+def lossy(tensor: torch.Tensor, dtype: torch.dtype) -> str | None:
+    """Why casting ``tensor`` to ``dtype`` would change its values (``None``: it would
+    not, beyond the rounding of a narrower float). Reads ``tensor`` only: nothing is cast
+    unless the dtypes differ."""
+    src = tensor.dtype
+    if src == dtype:
+        return None
+    if src.is_complex and not dtype.is_complex:
+        if bool((tensor.imag != 0).any()):
+            return f"{_dtype(src)} values into {_dtype(dtype)}: the imaginary part would be lost"
+        tensor, src = tensor.real, tensor.real.dtype
+    if dtype.is_floating_point or dtype.is_complex:
+        if src != torch.bool:
+            finite = torch.isfinite(tensor)
+            over = int((finite & ~torch.isfinite(tensor.to(dtype))).sum())
+            if over:
+                big = float(tensor.abs()[finite].max())
+                return (f"{_values(over)} overflow{'s' if over == 1 else ''} {_dtype(dtype)} (the largest is {big:.3g}; "
+                        f"{_dtype(dtype)} holds up to {torch.finfo(dtype).max:.3g})")
+        return None
+    if dtype == torch.bool:
+        bad = int(((tensor != 0) & (tensor != 1)).sum())
+        return f"{_values(bad)} other than 0 and 1 into bool" if bad else None
+    if src.is_floating_point:
+        whole = torch.isfinite(tensor) & (tensor == tensor.trunc())
+        if not bool(whole.all()):
+            first = float(tensor[~whole].flatten()[0])
+            n = int((~whole).sum())
+            return f"{n:,} non-integer value{'s' if n != 1 else ''} into {_dtype(dtype)} (such as {first:g})"
+    info = torch.iinfo(dtype)
+    if src != torch.bool and tensor.numel() and (tensor.min() < info.min or tensor.max() > info.max):
+        return f"values out of the range of {_dtype(dtype)} ({info.min:,} to {info.max:,})"
+    return None
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -218,6 +294,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str] | Mapping[str, t
             report.mismatched.append((key, _shape(tensor), _shape(own[key])))
         else:
             fitting[key] = tensor
+    _check_values(fitting, own, report)
     counters = {f"{name}.num_batches_tracked" if name else "num_batches_tracked"
                 for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._NormBase)}
     report.kept = [k for k in own if k not in state and k in counters]
@@ -228,25 +305,54 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str] | Mapping[str, t
                            + report.format(limit=5, strict=True).split("\n", 1)[1]
                            + "\n  hint: strict=False (--no-strict) loads what fits and reports the rest")
     if on_meta:
-        model.load_state_dict(_placed(fitting, own, device), strict=False, assign=True)
+        model.load_state_dict(_placed(fitting, own, device, borrowed=isinstance(path, Mapping)), strict=False, assign=True)
     else:
-        model.load_state_dict(fitting, strict=False)
+        model.load_state_dict(fitting, strict=False)  # copied into the model's own tensors
+    if report.nonfinite:
+        warnings.warn(WeightsWarning(f"the weights in {report.source} hold NaN or infinite values (loaded as they are): "
+                                     + ", ".join(_nonfinite(*n) for n in report.nonfinite[:5])
+                                     + (", ..." if len(report.nonfinite) > 5 else "")), stacklevel=2)
     if not report.complete:
         log.warning("%s", report.format())
     return report
 
 
+def _check_values(fitting: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], report: LoadReport) -> None:
+    """Take out of ``fitting`` the tensors whose cast to the model's dtype is lossy; note
+    the casts of another kind and the tensors with NaN or infinite values in ``report``."""
+    for key in list(fitting):
+        tensor, dtype = fitting[key], own[key].dtype
+        if tensor.dtype != dtype:
+            why = lossy(tensor, dtype)
+            if why is not None:
+                report.lossy.append((key, why))
+                del fitting[key]
+                continue
+            if _kind(tensor.dtype) != _kind(dtype):
+                report.converted.append((key, _dtype(tensor.dtype), _dtype(dtype)))
+            if tensor.is_complex() and not dtype.is_complex:
+                fitting[key] = tensor.real  # its imaginary part is zero: torch's cast would warn that it is dropped
+        # a NaN or an infinity makes the sum NaN or infinite: one pass, no mask, for the common case
+        if (tensor.dtype.is_floating_point or tensor.dtype.is_complex) and not bool(torch.isfinite(tensor.sum())):
+            finite = torch.isfinite(tensor)
+            if not bool(finite.all()):  # else only the sum overflowed
+                nan = int(torch.isnan(tensor).sum())
+                report.nonfinite.append((key, nan, int((~finite).sum()) - nan, tensor.numel()))
+
+
 def _placed(state: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor],
-            device: torch.device | str | None) -> dict[str, torch.Tensor]:
+            device: torch.device | str | None, borrowed: bool) -> dict[str, torch.Tensor]:
     """The checkpoint's tensors as the model will hold them: its dtypes, on ``device``,
-    each with memory of its own (two keys saved as views of one storage are not tied)."""
+    each with memory of its own (two keys saved as views of one storage are not tied).
+    ``borrowed`` tensors (the caller's) are copied wherever the cast made no copy."""
     target = torch.device(device) if device is not None else torch.get_default_device()
     seen: set[int] = set()
     out = {}
     for key, tensor in state.items():
         t = tensor.detach().to(device=target, dtype=own[key].dtype)
         storage = t.untyped_storage().data_ptr()
-        if storage in seen or t.data_ptr() != storage or t.untyped_storage().nbytes() != t.nbytes:
+        if (storage in seen or t.data_ptr() != storage or t.untyped_storage().nbytes() != t.nbytes
+                or borrowed and storage == tensor.untyped_storage().data_ptr()):
             t = t.clone()
         seen.add(t.untyped_storage().data_ptr())
         out[key] = t

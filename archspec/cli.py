@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from . import _commands
 from ._commands import UsageError
 from ._diagnostics import render, render_warning
-from ._errors import SpecError, SpecWarning, WeightsError
+from ._errors import SpecError, SpecWarning, WeightsError, WeightsWarning
 from .ops._plugins import PluginError
 
 __all__ = ["main"]
@@ -156,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SpecWarning)
+            warnings.simplefilter("always", WeightsWarning)
             status, error = _run(args)
     finally:  # warnings first, on every path; shown once recording has stopped, or each would be recorded again
         try:
@@ -209,11 +210,12 @@ def _flush_warnings(caught: list[warnings.WarningMessage]) -> None:
     seen = set()
     for w in caught:
         spec = isinstance(w.message, SpecWarning)
-        key = render_warning(w.message) if spec else (w.category, str(w.message))
+        ours = spec or isinstance(w.message, WeightsWarning)
+        key = (render_warning(w.message) if spec else f"archspec: warning: {w.message}") if ours else (w.category, str(w.message))
         if key in seen:
             continue
         seen.add(key)
-        if spec:
+        if ours:
             print(key, file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno, line=w.line)

@@ -287,7 +287,7 @@ def test_public_api():
     assert set(archspec.__all__) == {
         "Container", "Graph", "Limits", "Loc", "Node", "Output", "SpecError", "SpecErrors", "SpecExpressionError",
         "SpecLimitError", "SpecReferenceError", "SpecSchemaError", "SpecShapeError", "SpecSyntaxError", "SpecWarning",
-        "WeightsError", "__version__", "compile_spec", "load_spec", "PluginError", "register_op", "shard", "unregister_op",
+        "WeightsError", "WeightsWarning", "__version__", "compile_spec", "load_spec", "PluginError", "register_op", "shard", "unregister_op",
     }
     exported = {name: getattr(archspec, name) for name in archspec.__all__}  # an AttributeError names one missing
     assert f'\nversion = "{exported["__version__"]}"\n' in (ROOT / "pyproject.toml").read_text()
@@ -298,6 +298,7 @@ def test_public_api():
     assert errors == {"SpecError", "SpecErrors", "SpecExpressionError", "SpecLimitError", "SpecReferenceError",
                       "SpecSchemaError", "SpecShapeError", "SpecSyntaxError"}
     assert issubclass(archspec.SpecWarning, UserWarning) and issubclass(archspec.WeightsError, ValueError)
+    assert issubclass(archspec.WeightsWarning, UserWarning) and not issubclass(archspec.WeightsWarning, archspec.SpecWarning)
     assert issubclass(archspec.PluginError, RuntimeError)
 
 
