@@ -2,7 +2,8 @@
 
 A checkpoint is a ``state_dict`` saved with ``torch.save``, or a dictionary holding one
 under ``state_dict`` or ``model`` (the usual training-checkpoint layouts), or a
-``.safetensors`` file (the ``safetensors`` extra; told by its header, whatever its name); a
+``.safetensors`` file (the ``safetensors`` extra; told by its header, whatever its name, or
+by its name where it is no torch file, so that a damaged one is called that); a
 ``module.`` prefix left by ``DataParallel`` is removed. Files are read with
 ``torch.load(weights_only=True)`` or safetensors' own reader, so a checkpoint cannot run
 code.
@@ -177,8 +178,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     with f:
         head = f.read(9)
         f.seek(0)
-        if _is_safetensors(head):
-            data = _read_safetensors(f, path)
+        if _is_safetensors(head, path):
+            data = _read_safetensors(f, path, head)
         else:
             try:
                 data = torch.load(f, map_location="cpu", weights_only=True)
@@ -204,13 +205,25 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return state
 
 
-def _is_safetensors(head: bytes) -> bool:
+def _is_safetensors(head: bytes, path: str | os.PathLike[str]) -> bool:
     """A safetensors file starts with its JSON header's length (8 bytes, little-endian)
-    and the header's ``{``; a torch checkpoint is a zip (``PK``) or a pickle (``\\x80``)."""
-    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < 100_000_000
+    and the header's ``{``; a torch checkpoint is a zip (``PK``) or a pickle (``\\x80``).
+    A file named ``.safetensors`` that is neither is a damaged safetensors file too."""
+    if len(head) == 9 and head[8:9] == b"{":
+        return True
+    return os.fspath(path).lower().endswith(".safetensors") and not head.startswith((b"PK\x03\x04", b"\x80"))
 
 
-def _read_safetensors(f, path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def _read_safetensors(f, path: str | os.PathLike[str], head: bytes) -> dict[str, torch.Tensor]:
+    damaged = f"'{shown_path(path)}' is a damaged .safetensors file"
+    if len(head) < 9 or head[8:9] != b"{":
+        raise WeightsError(f"{damaged}: it does not start as one does (8 bytes that give the length of its header, then "
+                           f"the header's '{{'){'; it has only ' + _values(len(head)).replace('value', 'byte') if len(head) < 9 else ''}")
+    length, rest = int.from_bytes(head[:8], "little"), os.fstat(f.fileno()).st_size - 8
+    if not 2 <= length <= rest:  # a length read from bad bytes: said so, before anything is read
+        raise WeightsError(f"{damaged}: its header length ({length:,} bytes, in its first 8 bytes) is "
+                           + (f"more than the {rest:,} bytes that follow" if length > rest else
+                              "less than the shortest header ('{}', 2 bytes)"))
     try:
         from safetensors.torch import load
     except ImportError:

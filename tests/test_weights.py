@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from archspec import WeightsError, WeightsWarning, compile_spec
-from archspec._weights import load_weights
+from archspec._weights import load_weights, read_checkpoint
 from archspec.cli import main
 
 SPEC = """archspec: 1
@@ -181,3 +181,16 @@ def test_the_command_line_says_which_key_is_lossy_or_not_finite(write_spec, tmp_
     err = capsys.readouterr().err
     assert "warning: " in err and "bn.bias (1 of 2 values: 1 NaN)" in err and "Traceback" not in err
 
+
+def test_a_damaged_safetensors_header_is_named_as_such(tmp_path):
+    good = tmp_path / "x.safetensors"
+    header = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    for length in (2**63, 10**12, 0):
+        good.write_bytes(length.to_bytes(8, "little") + header + b"\0\0\0\0")
+        with pytest.raises(WeightsError, match=r"is a damaged \.safetensors file: its header length \(\d[\d,]* bytes, in its first 8 bytes\) is (more|less) than"):
+            read_checkpoint(good)
+    good.write_bytes(b"not json")  # named .safetensors, and neither a safetensors header nor torch's zip or pickle
+    with pytest.raises(WeightsError, match=r"is a damaged \.safetensors file: it does not start as one does .*only 8 bytes"):
+        read_checkpoint(good)
+    torch.save({"w": torch.ones(1)}, good)  # torch's zip under that name is still read as what it is
+    assert torch.equal(read_checkpoint(good)["w"], torch.ones(1))
