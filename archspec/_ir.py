@@ -37,12 +37,22 @@ from . import ops
 from ._errors import Loc
 from ._expr import Expr
 
-__all__ = ["Deferred", "Lazy", "NodeRole", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "ABSENT", "UseSite",
+__all__ = ["Deferred", "Lazy", "NodeRole", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "ABSENT", "MODEL_ATTRIBUTES", "UseSite",
            "display_path", "site_notes", "is_meta", "needed", "readers", "classifier",
            "Peak", "activation_peak", "ACTIVATION_BYTES"]
 
 #: the reference to the network's (or a body's) input
 INPUT = "input"
+
+#: the public attributes of a compiled model beyond torch.nn.Module's: those
+#: :class:`archspec._module.ArchModule` defines, ``Outputs``, which the class compiled for
+#: each spec adds, and ``load_report``, which ``compile_spec`` sets. A node may not take one (a top-level node becomes an attribute of the
+#: model). Declared here, below *resolve* and torch-free, so that *validate* checks node names
+#: without importing the runtime layer; tests/test_resolve.py holds it equal to the class.
+MODEL_ATTRIBUTES = frozenset({
+    "code", "spec_name", "output_names", "num_features", "get_classifier", "loss_weights", "loss", "variant",
+    "Outputs", "load_report",
+})
 
 #: what *infer*'s reference chasing gives for a switched-off node that reads nothing (a
 #: ``param``): nothing stands for it, and a join reading it leaves it out. Never a node's path.

@@ -236,6 +236,42 @@ def test_reserved_names_cover_torch_module_attributes():
     assert public <= RESERVED_NAMES
 
 
+def test_model_attributes_are_the_compiled_models_own(write_spec):
+    """MODEL_ATTRIBUTES (torch-free, read by validate) is exactly what the compiled model's
+    class adds to torch.nn.Module: a method or property added to ArchModule without being
+    declared fails here, as does a declared name the model no longer has."""
+    import torch
+
+    from archspec import compile_spec
+    from archspec._ir import MODEL_ATTRIBUTES
+    from archspec._module import ArchModule
+    from archspec._resolve import RESERVED_NAMES
+
+    def public(names):
+        return {n for n in names if not n.startswith("_")} - set(dir(torch.nn.Module()))
+
+    assert public(dir(ArchModule)) == MODEL_ATTRIBUTES - {"Outputs", "load_report"}
+    path = write_spec(HEAD + "graph:\n  conv: {op: conv2d, out: 4, kernel: 1}\n  bn: {op: batchnorm2d}\n")
+    plain = compile_spec(path)
+    assert public(dir(plain)) - set(plain._modules) == MODEL_ATTRIBUTES - {"load_report"}
+    for optimize in (None, "inference"):  # with weights (load_report), and the inference-only class
+        model = compile_spec(path, weights=plain.state_dict(), optimize=optimize)
+        assert public(dir(model)) - set(model._modules) == MODEL_ATTRIBUTES
+    assert MODEL_ATTRIBUTES <= RESERVED_NAMES
+
+
+@pytest.mark.parametrize("name", ["loss", "variant", "num_features", "get_classifier", "loss_weights", "load_report"])
+def test_model_attribute_names_are_refused_before_the_build(write_spec, name):
+    """Such a name validated, and the build ended in KeyError "attribute 'loss' already exists"."""
+    from archspec import compile_spec
+
+    path = write_spec(HEAD + f"graph:\n  {name}: {{op: conv2d, out: 4, kernel: 1}}\n")
+    for run in (lambda: spec(write_spec, f"graph:\n  {name}: {{op: relu}}\n"), lambda: compile_spec(path)):
+        with pytest.raises(SpecSchemaError, match=f"the node name '{name}' is reserved") as e:
+            run()
+        assert e.value.node == name
+
+
 def test_outputs(write_spec):
     g = spec(write_spec, """params: {aux: false}
 graph:

@@ -2,7 +2,9 @@
 
 What it does: evaluates a node's name template (``layer{i+1}``, ``{kind}_proj``) with
 the names in scope, and checks every node name: its characters, ``input``, and the names
-reserved by torch.nn.Module, Python and the compiled model (:data:`RESERVED_NAMES`).
+reserved by torch.nn.Module, Python and the compiled model (:data:`RESERVED_NAMES`: the
+compiled model's own names come from :data:`archspec._ir.MODEL_ATTRIBUTES`, which a test
+holds equal to the class, so that no name validates and then fails to build).
 
 What it deliberately does not do: check that siblings' names differ (the body does, as
 it knows them all) or resolve ``from:`` (:mod:`.refs`).
@@ -16,13 +18,14 @@ from typing import Any
 
 from .._errors import Loc, SpecExpressionError, SpecSchemaError
 from .._expr import SHAPE_NAMES, evaluate, parse_name_template
-from .._ir import INPUT
+from .._ir import INPUT, MODEL_ATTRIBUTES
 from .._schema import NODE_NAME_RE
 from .._values import shown
 from .context import Context
 
-#: attribute names of torch.nn.Module that a node may not take (a test keeps this in sync)
-RESERVED_NAMES = frozenset({
+#: attribute names of torch.nn.Module that a node may not take (torch is not imported here:
+#: tests/test_resolve.py checks the list covers the installed torch's)
+TORCH_MODULE_NAMES = frozenset({
     "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu",
     "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state",
     "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers",
@@ -32,9 +35,11 @@ RESERVED_NAMES = frozenset({
     "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
     "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
     "training", "type", "xpu", "zero_grad",
-    # the generated forward's own names, and the attributes of a compiled model
-    "self", "code", "spec_name", "output_names", "Outputs", "load_report",
 })
+
+#: every name a node may not take: torch.nn.Module's, the compiled model's and the generated
+#: forward's own ``self``
+RESERVED_NAMES = TORCH_MODULE_NAMES | MODEL_ATTRIBUTES | {"self"}
 
 
 def node_name(ctx: Context, template: str, env: Mapping[str, Any], raw: tuple, where: str) -> str:
