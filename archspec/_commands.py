@@ -272,7 +272,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_ops(args: argparse.Namespace) -> int:
     from . import ops
-    from ._errors import did_you_mean
     from ._values import shown
     from .ops._user import UserOp
 
@@ -287,8 +286,7 @@ def cmd_ops(args: argparse.Namespace) -> int:
     for i, name in enumerate(args.names):
         op = ops.get(name)
         if op is None:
-            hint = did_you_mean(name, ops.names())
-            raise UsageError(f"unknown op '{name}'" + (f"; {hint}" if hint else "; 'archspec ops' lists them"))
+            raise UsageError(f"unknown op '{name}'; {ops.unknown_hint(name)}")
         if i:
             print()
         inputs = {(0, 0): "no input", (1, 1): "one input"}.get(op.arity) or (

@@ -100,6 +100,21 @@ def test_spec_errors_are_printed_like_a_compiler(capsys, write_spec):
     assert "Traceback" not in err
 
 
+def test_an_op_that_exists_nowhere_is_not_blamed_on_a_package(capsys, write_spec):
+    """'upsamplee' said "an op from a package needs that package installed"; validate and
+    'archspec ops NAME' now say the same: no such op, none close, and how to add one."""
+    bad = write_spec("archspec: 1\nname: t\ninput: [3, 8, 8]\ngraph:\n  up: {op: upsamplee}\n")
+    status, _, err = run(capsys, "validate", bad)
+    hint = ("no op has that name or one close to it, built in or from an installed package; to add an op, register "
+            "it with archspec.register_op (the manual's User ops page, docs/user-ops.md), or install the package "
+            "that has it and name that package under 'requires:'")
+    assert status == 2 and f"  hint: {hint}\n" in err
+    status, out, err = run(capsys, "ops", "upsamplee")
+    assert status == 2 and out == "" and err == f"archspec: error: unknown op 'upsamplee'; {hint}\n"
+    status, _, err = run(capsys, "ops", "batchnorm")  # a close name: only the names
+    assert status == 2 and err == "archspec: error: unknown op 'batchnorm'; did you mean 'batchnorm2d' or 'batchnorm1d'?\n"
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_debug_shows_the_traceback_and_keeps_the_exit_status(write_spec, capsys, where):
     bad = write_spec("archspec: 1\nname: t\ninput: [3, 8, 8]\ngraph:\n  bn: {op: batchnorm}\n")

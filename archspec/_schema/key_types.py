@@ -184,7 +184,7 @@ class _OpName(Text):
 
     def check(self, value: Any) -> str:
         if not isinstance(value, str) or value not in ops.REGISTRY:
-            hint = did_you_mean(value, ops.names()) if isinstance(value, str) else None
+            hint = ops.unknown_hint(value) if isinstance(value, str) else None
             raise PydanticCustomError("archspec_value", "unknown op {found}",
                                       {"found": shown(value), "expected": ops.known(), "hint": hint,
                                        "why": "", "what": "unknown op"})

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from .. import ops
-from .._errors import camel_case, did_you_mean
+from .._errors import camel_case
 from .._expr import is_expression
 from .._load import NODE_KIND_KEYS
 from .._values import Bool, Int, Text, shown
@@ -80,13 +80,9 @@ def _invalid_node_error(value: Any) -> PydanticCustomError:
     op = value.get("op")
     if not isinstance(op, str):
         return PydanticCustomError("archspec_node", "'op' must name an op, found {found}", {"found": shown(op)})
-    hint = did_you_mean(op, ops.names()) or _NOT_INSTALLED
+    hint = ops.unknown_hint(op)
     return PydanticCustomError("archspec_unknown_op", "unknown op '{op}' (expected {known}){hint}",
                                {"op": op, "known": ops.known(), "hint": f"; {hint}" if hint else ""})
-
-
-_NOT_INSTALLED = ("an op from a package needs that package installed; name it under 'requires:' so that a missing one "
-                  "is reported as such")
 
 
 def _node_tag(value: Any) -> str:

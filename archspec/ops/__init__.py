@@ -16,9 +16,9 @@ from .._values import Bool, Choice, Float, Int, IntList, Size, Str
 from . import act, attention, conv, drop, joins, norm, pool, tensor, window  # noqa: F401  (registers the built-in ops)
 from ._plugins import GROUP, PluginError, ensure_ops, installed_version, load_plugins, parse_requirement, version_at_least
 from ._registry import (DEFAULT_DTYPE, LEARNED, REGISTRY, Inferred, OpDef, OpParams, Shape, ShapeError, dtype_bytes, fmt_bytes, fmt_shape, get, join_for, known, names, overview,
-                        rank_name, register, summary, unregister, version)
+                        rank_name, register, summary, unknown_hint, unregister, version)
 from ._user import register_op, unregister_op
 
 __all__ = ["DEFAULT_DTYPE", "dtype_bytes", "fmt_bytes", "LEARNED", "REGISTRY", "Inferred", "OpDef", "OpParams", "Shape", "ShapeError", "fmt_shape", "get", "join_for", "known", "names", "overview", "rank_name",
-           "register", "summary", "unregister", "version", "register_op", "unregister_op", "GROUP", "PluginError", "ensure_ops",
+           "register", "summary", "unknown_hint", "unregister", "version", "register_op", "unregister_op", "GROUP", "PluginError", "ensure_ops",
            "load_plugins", "parse_requirement", "installed_version", "version_at_least", "Bool", "Choice", "Float", "Int", "IntList", "Size", "Str"]

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .._errors import did_you_mean
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch  # noqa: F401  (named in the string annotations below)
     from torch import fx  # noqa: F401
@@ -336,6 +338,18 @@ def summary(name: str) -> str:
 def known() -> str:
     """What an unknown op's message expects."""
     return f"one of the {len(REGISTRY)} ops ('archspec ops' lists them)"
+
+
+def unknown_hint(name: str) -> str:
+    """The hint for an op ``name`` that no op has (built in, registered, or from an installed
+    package: callers look there first): the close names if any, else that none is close,
+    and how to add an op. Shared by validate and ``archspec ops NAME``, so both say the same."""
+    close = did_you_mean(name, REGISTRY)
+    if close:
+        return close
+    return ("no op has that name or one close to it, built in or from an installed package; to add an op, register "
+            "it with archspec.register_op (the manual's User ops page, docs/user-ops.md), or install the package that "
+            "has it and name that package under 'requires:'")
 
 
 def overview() -> str:
