@@ -32,12 +32,31 @@ def test_duplicate_keys_are_an_error_with_both_places():
     assert e.value.notes[0][0].line == 2
 
 
-def test_anchors_aliases_and_merge_keys():
-    doc = load_text("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\nlist: [*b, *b]\n", "f.yaml")
-    assert doc.data["use"] == {"x": 1, "y": 3}
+def test_anchors_and_aliases():
+    doc = load_text("base: &b {x: 1, y: 2}\nlist: [*b, *b]\n'<<': 3\n", "f.yaml")
     assert doc.data["list"] == [{"x": 1, "y": 2}, {"x": 1, "y": 2}]
-    assert doc.locs.value(("use", "x")).line == 1  # merged keys keep their own position
-    assert doc.locs.value(("use", "y")).line == 4
+    assert doc.locs.value(("list", 1, "y")).line == 1  # an alias's copy keeps its anchor's positions
+    assert doc.data["<<"] == 3  # a quoted '<<' is a key like any other
+
+
+def test_merge_keys_are_refused():
+    """YAML 1.2 core has no merge key; '<<: *b' merged silently (the docs said YAML 1.2)."""
+    for text in ("base: &b {x: 1}\nuse:\n  <<: *b\n  y: 3\n", "base: &b {x: 1}\nuse: {y: 3, <<: [*b]}\n"):
+        with pytest.raises(SpecSyntaxError, match="'<<' merge keys are YAML 1.1") as e:
+            load_text(text, "f.yaml")
+        assert e.value.loc.line in (2, 3) and e.value.loc.end_col - e.value.loc.col == 2
+
+
+@pytest.mark.parametrize("prefix,suffix,col", [("", ": 1\n", 1), ("g:\n  - ", ": 1\n", 5), ("g: {a: 1, ", ": 1}\n", 11),
+                                               ("g:\n  '", "': 1\n", 3)])
+def test_a_key_over_1024_characters_is_said_to_be_too_long(prefix, suffix, col):
+    """It said "mapping values are not allowed here" (PyYAML reads keys of at most 1,024)."""
+    quotes = 2 if prefix.endswith("'") else 0
+    load_text(prefix + "k" * (1024 - quotes) + suffix)
+    with pytest.raises(SpecSyntaxError) as e:
+        load_text(prefix + "k" * (1025 - quotes) + suffix, "f.yaml")
+    assert e.value.message == "this mapping key is 1,025 characters long; YAML reads a key of at most 1,024"
+    assert (e.value.loc.col, e.value.loc.end_col) == (col, col + 1025)
 
 
 @pytest.mark.parametrize("text,message", [

@@ -11,8 +11,8 @@ it came from.
 Scalars follow the YAML 1.2 core schema: ``true``/``false`` are booleans, ``yes``/``no``/
 ``on``/``off`` are strings, ``1e-5`` is a float. Map keys are always strings.
 
-What it refuses: duplicate keys, tags other than the core ones (``!!python/...`` among
-them), a top level that is not a mapping, several documents, files over the size limit,
+What it refuses: duplicate keys, ``<<`` merge keys (YAML 1.1), keys over 1,024 characters,
+tags other than the core ones (``!!python/...`` among them), a top level that is not a mapping, several documents, files over the size limit,
 aliases that expand past the value limit and nesting past the depth limit.
 
 What it deliberately does not do: check keys or types (that is :mod:`archspec._schema`), or

@@ -4,8 +4,9 @@ What it does: builds plain ``dict``/``list``/scalar data from PyYAML's (or libya
 *events* iteratively, on an explicit stack (no object construction, so no tag can run
 code; no recursion, so no nesting can overflow the stack), and records a :class:`Loc`
 for every value and every key in a :class:`Locations` table. It expands aliases (copying
-their anchor's locations too) and ``<<`` merge keys, and refuses duplicate keys, tags
-other than the core ones (``!!python/...`` among them), keys that are lists or mappings,
+their anchor's locations too), and refuses ``<<`` merge keys (YAML 1.1's, not 1.2 core's),
+duplicate keys, tags other than the core ones (``!!python/...`` among them), keys that are
+lists or mappings,
 a top level that is not a mapping, several documents, aliases that expand past
 ``Limits.max_yaml_values`` and nesting past ``Limits.max_yaml_depth``.
 
@@ -29,13 +30,12 @@ from .scalars import ALLOWED_TAGS, CONTROL, CORE, mark_loc, scalar
 __all__ = ["build"]
 
 _NO_KEY = object()  # a mapping frame waiting for its next key
-_MERGE = object()  # the pending key is '<<'
 
 
 class _Frame:
     """A mapping or list being built: what it holds so far, and the key it waits to fill."""
 
-    __slots__ = ("kind", "value", "path", "loc", "anchor", "pending_key", "key_loc", "size", "explicit", "depth")
+    __slots__ = ("kind", "value", "path", "loc", "anchor", "pending_key", "key_loc", "size", "depth")
 
     def __init__(self, kind: str, path: PathT, loc: Loc, anchor: str | None) -> None:
         self.kind = kind
@@ -46,7 +46,6 @@ class _Frame:
         self.pending_key: Any = _NO_KEY
         self.key_loc: Loc | None = None
         self.size = 1
-        self.explicit: set[str] = set()
         self.depth = 0  # how deeply the value nests below this frame
 
     def wants_key(self) -> bool:
@@ -134,9 +133,9 @@ class _Builder:
         if top is not None and top.wants_key():
             # a key: always its text, so that `on:` or `1:` name things rather than convert
             if event.tag is None and event.implicit[0] and event.value == "<<":
-                top.pending_key = _MERGE
-                top.key_loc = here
-                return
+                raise SpecSyntaxError("'<<' merge keys are YAML 1.1, not part of the YAML 1.2 core that specs are read as",
+                                      here, hint="write the keys out; to share a node, give it an anchor and write its "
+                                                 "alias (&name ... *name), or make it a block ('blocks:' and 'use:')")
             if event.anchor:
                 self.anchors[event.anchor] = _Anchored(event.value, (), 1, Locations.single(here), 0)
             self._add(event.value, here, 1)
@@ -228,20 +227,14 @@ class _Builder:
             return
         key, key_loc = top.pending_key, top.key_loc
         top.pending_key = _NO_KEY
-        if key is _MERGE:
-            self._merge_key(top, value, loc, sub_locs, src)
-            return
         path = top.path + (key,)
-        if key in top.explicit:
+        if key in top.value:
             raise SpecSyntaxError(
                 f"duplicate key '{key}' in this mapping",
                 key_loc,
                 notes=[(self.locs.own_key(path), f"'{key}' was first defined here")],
                 hint="YAML would silently keep only the last one; remove or rename one of them",
             )
-        top.explicit.add(key)
-        if key in top.value:  # merged in by '<<' earlier: the explicit key wins
-            self.locs.drop_subtree(path)
         top.value[key] = value
         self.locs.set_key(path, key_loc)
         self._record(path, loc, sub_locs, src)
@@ -252,22 +245,6 @@ class _Builder:
             self.locs.set_value(path, loc)
             return
         self.locs.copy_subtree(sub_locs, src, to=path, with_key=False)
-
-    def _merge_key(self, top: _Frame, value: Any, loc: Loc, sub_locs: Locations | None, src: PathT) -> None:
-        """``<<: *base`` (or a list of them): the keys the mapping does not set itself."""
-        locs = self.locs
-        sources = value if isinstance(value, list) else [value]
-        table, prefix = (locs, top.path + ("<<",)) if sub_locs is None else (sub_locs, src)
-        for i, source in enumerate(sources):
-            if not isinstance(source, dict):
-                raise SpecSyntaxError("'<<' merges mappings only; its value must be a mapping or a list of mappings", loc)
-            s_path = prefix + ((i,) if isinstance(value, list) else ())
-            for k, v in source.items():
-                if k in top.value:  # explicit keys and earlier merges win
-                    continue
-                top.value[k] = v
-                locs.copy_subtree(table, s_path + (k,), to=top.path + (k,))
-        locs.drop_subtree(top.path + ("<<",))
 
     # -- the end of the stream -----------------------------------------------------------
 
@@ -297,8 +274,6 @@ def _child_path(top: _Frame | None) -> PathT:
         return ()
     if top.kind == "seq":
         return top.path + (len(top.value),)
-    if top.pending_key is _MERGE:
-        return top.path + ("<<",)
     return top.path + (top.pending_key,) if top.pending_key is not _NO_KEY else top.path
 
 

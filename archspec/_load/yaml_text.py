@@ -97,6 +97,12 @@ def _events(loader: yaml.SafeLoader, file: str) -> Iterator[ev.Event]:
         notes = []
         if e.context and e.context_mark and e.problem_mark and e.context_mark.line != e.problem_mark.line:
             notes.append((mark_loc(file, e.context_mark), f"{e.context}, which starts here"))
+        long_key = _long_key(loader, mark) if mark else None
+        if long_key:
+            line, col, length = long_key
+            raise SpecSyntaxError(f"this mapping key is {length:,} characters long; YAML reads a key of at most "
+                                  f"{_MAX_KEY_CHARS:,}", Loc(file, line, col, line, col + length),
+                                  hint="node names and keys are short names; shorten this one") from None
         if "'\\t'" in problem or "\t" in problem:
             problem = "a tab character where YAML expects spaces"
             hint = "YAML indentation and separation must use spaces, not tabs"
@@ -119,6 +125,27 @@ def _events(loader: yaml.SafeLoader, file: str) -> Iterator[ev.Event]:
         raise SpecSyntaxError(f"invalid text: {_character(e)} is not allowed in a YAML file", Loc(file, line, col)) from None
     except yaml.YAMLError as e:  # pragma: no cover - other PyYAML errors carry no mark
         raise SpecSyntaxError(f"invalid YAML: {e}", Loc(file, 1, 1)) from None
+
+
+#: the longest key a YAML parser reads: PyYAML and libyaml look back at most this far for a key's ':'
+_MAX_KEY_CHARS = 1024
+#: where a key starts on its line: after the indentation and any '- ', '? ', '{', '[' or ','
+_KEY_START = re.compile(r"(?:^[ ]*(?:[-?][ ]+)*|[{\[,][ ]*)(?=[^{\[,]*$)")
+
+
+def _long_key(loader: yaml.SafeLoader, mark: yaml.Mark) -> tuple[int, int, int] | None:
+    """The line, column and length of the over-long key just before ``mark`` (a ':' that
+    the parser could not pair with its key: it says "mapping values are not allowed here"
+    or "could not find expected ':'"), or None."""
+    text = loader.buffer if isinstance(loader.buffer, str) else ""
+    lines = text.split("\n")
+    if mark.line >= len(lines):
+        return None
+    before = lines[mark.line][: mark.column].rstrip(" ")
+    start = _KEY_START.search(before)
+    if start is None or len(before) - start.end() <= _MAX_KEY_CHARS:
+        return None
+    return mark.line + 1, start.end() + 1, len(before) - start.end()
 
 
 def _position(text: str, position: int) -> tuple[int, int]:
