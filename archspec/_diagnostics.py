@@ -78,4 +78,5 @@ def render(err: SpecError) -> str:
 
 
 def render_warning(w: SpecWarning) -> str:
-    return "\n".join([str(w), *source_excerpt(w.loc)])
+    hint = getattr(w, "hint", None)
+    return "\n".join([str(w), *source_excerpt(w.loc), *([f"  hint: {hint}"] if hint else [])])

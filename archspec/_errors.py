@@ -187,10 +187,11 @@ class WeightsWarning(UserWarning):
 class SpecWarning(UserWarning):
     """A spec that builds but probably does not say what its author meant."""
 
-    def __init__(self, message: str, loc: Loc | None = None, node: str | None = None) -> None:
+    def __init__(self, message: str, loc: Loc | None = None, node: str | None = None, hint: str | None = None) -> None:
         self.message = message
         self.loc = loc
         self.node = node
+        self.hint = hint  # what to do about it, shown under the source line
         where = f"{loc}: " if loc else ""
         where_node = f"in {node}: " if node else ""
         super().__init__(f"{where}warning: {where_node}{message}")

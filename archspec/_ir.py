@@ -37,8 +37,8 @@ from . import ops
 from ._errors import Loc
 from ._expr import Expr
 
-__all__ = ["Deferred", "Lazy", "NodeRole", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "ABSENT", "MODEL_ATTRIBUTES", "UseSite",
-           "display_path", "site_notes", "is_meta", "needed", "readers", "classifier",
+__all__ = ["Deferred", "Lazy", "NodeRole", "Node", "Container", "Output", "InitRule", "Graph", "INPUT", "ABSENT", "MODEL_ATTRIBUTES", "Renumbered",
+           "UseSite", "display_path", "site_notes", "is_meta", "needed", "readers", "classifier",
            "Peak", "activation_peak", "ACTIVATION_BYTES"]
 
 #: the reference to the network's (or a body's) input
@@ -247,6 +247,20 @@ class InitRule:
 
 
 @dataclass
+class Renumbered:
+    """A list body whose item ``off`` (the path it would have had) is switched off by a
+    literal ``when: false`` or through an override, so the items after it are numbered
+    lower than their place in the list: ``moved`` holds each one's path and the path its
+    place would give it. *infer* warns where a moved item holds weights (its checkpoint
+    keys move with it)."""
+
+    off: str
+    why: str  # "'when' is false", or the override that made it so
+    loc: Loc | None  # its 'when'
+    moved: list[tuple[str, str]]
+
+
+@dataclass
 class Graph:
     """A whole network: its nodes in document order and its containers by path, the
     top-level children, the outputs and ``init:`` rules, the aliases of nodes switched off
@@ -275,6 +289,7 @@ class Graph:
     taps: bool = False  # outputs were asked for by path: the network returns a dict of them
     tap_list: bool = False  # ... or a list of them, in order (a features_only backbone)
     checkpoint_keys: list[tuple[str, str]] = field(default_factory=list)  # (regex, replacement) for foreign checkpoints
+    renumbered: list[Renumbered] = field(default_factory=list)  # list items numbered lower than their place
 
     def owner(self, path: str) -> str | None:
         """The container whose generated forward computes node ``path``: its parent, except

@@ -97,6 +97,47 @@ def test_unused_node_warning(write_spec):
     assert len(found) == 1 and found[0].node == "dead" and found[0].loc.line == 6
 
 
+def _renumbering_warnings(write_spec, text, **kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g = load_spec(write_spec(text), **kw)
+    return g, [w.message for w in caught if isinstance(w.message, SpecWarning) and "takes no number" in w.message.message]
+
+
+RENUMBERED = """archspec: 1
+name: t
+params: {pool: false}
+input: [3, 16, 16]
+graph:
+  downsample:
+    - {op: conv2d, out: 8, kernel: 3}
+    - {op: maxpool2d, kernel: 2, when: WHEN}
+    - {op: relu}
+    - {op: conv2d, out: 8, kernel: 3}
+"""
+
+
+def test_a_list_item_switched_off_warns_where_it_moves_checkpoint_keys(write_spec):
+    """A literal 'when: false' moved 'downsample.3' to 'downsample.2' (and its checkpoint keys) without a word."""
+    g, found = _renumbering_warnings(write_spec, RENUMBERED.replace("WHEN", "false"))
+    assert "downsample.2" in g.nodes and "downsample.3" not in g.nodes  # the rule: items that are on are numbered
+    assert len(found) == 1 and found[0].node == "downsample.1" and (found[0].loc.line, found[0].loc.col) == (8, 40)
+    assert found[0].message == ("this list item is switched off ('when' is false) and takes no number, so the items "
+                                "after it are numbered lower: 'downsample.3', which holds weights, is 'downsample.2' "
+                                "(its checkpoint keys move with it)")  # the relu moved too, but holds nothing
+    assert "mapping body" in found[0].hint
+    # the spec's own parameter decides: its design (VGG's batch norm), quiet; an override that turns it off warns
+    assert _renumbering_warnings(write_spec, RENUMBERED.replace("WHEN", "$pool"))[1] == []
+    _, found = _renumbering_warnings(write_spec, RENUMBERED.replace("WHEN", "$pool"), params={"pool": False})
+    assert [w.message.split(" and takes")[0] for w in found] == [
+        "this list item is switched off ('when' is false with 'pool' set by an override)"]
+    # nothing that holds weights after it, or a mapping body (names stay): quiet
+    weightless = RENUMBERED.replace("WHEN", "false").rsplit("    - {op: conv2d", 1)[0]
+    assert _renumbering_warnings(write_spec, weightless)[1] == []
+    mapping = "archspec: 1\nname: t\ninput: [3, 16, 16]\ngraph:\n  a: {op: relu, when: false}\n  b: {op: conv2d, out: 8, kernel: 3}\n"
+    assert _renumbering_warnings(write_spec, mapping)[1] == []
+
+
 def test_parameter_limit_refuses_before_allocating(write_spec):
     with pytest.raises(SpecLimitError) as e:
         build(write_spec, "  f: {op: flatten}\n  huge: {op: linear, out: 100000000}\n")

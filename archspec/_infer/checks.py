@@ -6,8 +6,9 @@ output), refuses networks over ``Limits.max_parameters``, ``Limits.max_weight_by
 (parameters and buffers, each at its dtype) and ``Limits.max_activation_bytes`` (the peak
 of an eval forward, per sample: :func:`archspec._ir.activation_peak`), before anything is
 allocated, and initialisers that do not fit their tensors, warns where a switched-off add or mul
-passes a first input smaller than what it would have made, and where a node feeds nothing
-(a :class:`SpecWarning`).
+passes a first input smaller than what it would have made, where a list item switched off
+by ``when: false`` moves the checkpoint keys of a later item that holds weights, and where
+a node feeds nothing (a :class:`SpecWarning`).
 
 What it deliberately does not do: change a node's shape or costs (the walk made them).
 """
@@ -26,7 +27,8 @@ from ..ops._common import broadcast
 from .refs import ABSENT, live
 from .state import State
 
-__all__ = ["resolve_outputs", "check_limits", "check_activations", "check_init", "warn_off_joins", "mark_usage"]
+__all__ = ["resolve_outputs", "check_limits", "check_activations", "check_init", "warn_off_joins", "warn_renumbered",
+           "mark_usage"]
 
 
 def warn_off_joins(state: State) -> None:
@@ -51,6 +53,25 @@ def warn_off_joins(state: State) -> None:
             warnings.warn(SpecWarning(
                 f"'{name}' is switched off, so it passes its first input ({fmt_shape(shapes[0])}), not the "
                 f"{fmt_shape(full)} its {op} would make: write the main path first in 'from'", loc, name), stacklevel=3)
+
+
+def warn_renumbered(state: State) -> None:
+    """A list numbers only its items that are on: warn where an item switched off by
+    ``when: false`` makes a later item that holds weights (parameters or buffers) take a
+    lower number, since its checkpoint keys move with it (``downsample.1.weight``, not
+    ``downsample.2.weight``). One warning per list, naming the first such item."""
+    g = state.g
+    for shift in g.renumbered:
+        for path, place in shift.moved:
+            inside = path + "."
+            if any(n.tensors and (p == path or p.startswith(inside)) for p, n in g.nodes.items() if n.enabled):
+                warnings.warn(SpecWarning(
+                    f"this list item is switched off ({shift.why}) and takes no number, so the items after it "
+                    f"are numbered lower: '{place}', which holds weights, is '{path}' (its checkpoint keys move with it)",
+                    shift.loc, shift.off,
+                    hint="a list numbers only the items that are on; to keep each item's key whatever is on, "
+                         "name the items (a mapping body)"), stacklevel=3)
+                break
 
 
 def resolve_outputs(state: State) -> None:

@@ -15,7 +15,7 @@ from .._inplace import inplace_plan
 from .._ir import Graph
 from .._limits import DEFAULT_LIMITS, Limits
 from .._schema import MAX_ERRORS
-from .checks import check_activations, check_init, check_limits, mark_usage, resolve_outputs, warn_off_joins
+from .checks import check_activations, check_init, check_limits, mark_usage, resolve_outputs, warn_off_joins, warn_renumbered
 from .order import order
 from .refs import live
 from .state import State
@@ -62,6 +62,7 @@ class Inference:
         g.inplace = inplace_plan(g)
         check_activations(state)
         warn_off_joins(state)
+        warn_renumbered(state)
         if not g.taps:  # a feature extractor leaves the head unused on purpose
             mark_usage(state)
         return g

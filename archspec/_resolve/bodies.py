@@ -17,7 +17,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from .._errors import SpecError, SpecErrors, SpecExpressionError, SpecLimitError, SpecReferenceError, SpecSchemaError
-from .._ir import Container, Deferred, Lazy, site_notes
+from .._expr import is_expression, parse_value
+from .._ir import Container, Deferred, Lazy, Renumbered, site_notes
 from .._schema import CONTAINER_KINDS, MAX_ERRORS
 from .._values import with_article
 from .blocks import Blocks
@@ -42,14 +43,9 @@ class Walker:
         ctx, state, kind, parent = self.ctx, self.state, at.kind, at.parent
         where = parent
         entries = expand(ctx, state, body, at)
-        if isinstance(body, list):
-            number = 0
-            for entry in entries:
-                if entry.when is False:
-                    continue
-                entry.name = str(number)
-                number += 1
         prefix = at.prefix
+        if isinstance(body, list):
+            _number(ctx, state, entries, prefix, at)
         _check_unique(entries, prefix, where)
         if not entries:
             raise SpecSchemaError("this body has no nodes", ctx.loc(at.raw), node=where, expected="at least one node")
@@ -174,6 +170,44 @@ class Walker:
                     self.state.containers[site.path].doc = block.doc
                 return
         raise AssertionError("unexpected block model")  # pragma: no cover
+
+
+def _number(ctx: Context, state: State, entries: list[Entry], prefix: str, at: BodySite) -> None:
+    """Number a list body's entries that are on (one switched off by ``when: false`` takes
+    no number, so those after it are numbered lower than their place), and record the
+    first shift the spec as written does not make for *infer*'s warning."""
+    number = 0
+    off: Renumbered | None = None
+    for place, entry in enumerate(entries):
+        if entry.when is False:
+            why = _off_by_whom(ctx, entry) if off is None else None
+            if why is not None:
+                off = Renumbered(prefix + str(place), why, ctx.loc(entry.raw + ("when",)) or entry.loc, [])
+            continue
+        entry.name = str(number)
+        if number != place and off is not None:
+            off.moved.append((prefix + entry.name, prefix + str(place)))
+        number += 1
+    if off is not None and off.moved:
+        state.renumbered.append(off)
+
+
+def _off_by_whom(ctx: Context, entry: Entry) -> str | None:
+    """Why ``entry`` is off, where that is not the spec's design: a literal ``when: false``
+    (a layer left out for now), or a ``when`` that names a spec parameter an override set.
+    None for a ``when`` of the spec's own parameters: numbering only the items that are on
+    is how a spec reproduces torchvision's keys (VGG's optional batch norm, MobileNet's
+    expansion layer)."""
+    written = ctx.raw(entry.raw + ("when",))
+    if written is False:
+        return "'when' is false"
+    if not is_expression(written):
+        return None
+    names = parse_value(written, None, ctx.limits).names
+    for name in sorted(names & ctx.overridden):
+        if name in ctx.params and entry.env.get(name) is ctx.params[name]:
+            return f"'when' is false with '{name}' set by an override"
+    return None
 
 
 def _check_unique(entries: list[Entry], prefix: str, where: str | None) -> None:

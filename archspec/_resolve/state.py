@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import ErrorList, Loc, SpecLimitError, raise_collected
-from .._ir import Container, Deferred, Node, UseSite
+from .._ir import Container, Deferred, Node, Renumbered, UseSite
 from .._limits import Limits
 from .._schema import MAX_ERRORS
 
@@ -85,6 +85,7 @@ class State:
     aliases: dict[str, list[str]] = field(default_factory=dict)
     alias_locs: dict[str, Loc] = field(default_factory=dict)
     off_joins: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    renumbered: list[Renumbered] = field(default_factory=list)
     errors: ErrorList = field(default_factory=ErrorList)  # counts distinct mistakes: one in many copies is one
     count: int = 0
     edges: int = 0
