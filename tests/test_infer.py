@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -126,11 +127,18 @@ def test_a_list_item_switched_off_warns_where_it_moves_checkpoint_keys(write_spe
                                 "after it are numbered lower: 'downsample.3', which holds weights, is 'downsample.2' "
                                 "(its checkpoint keys move with it)")  # the relu moved too, but holds nothing
     assert "mapping body" in found[0].hint
-    # the spec's own parameter decides: its design (VGG's batch norm), quiet; an override that turns it off warns
+    # the spec's own parameter decides: its design, quiet (an override to the same value too); an override that
+    # turns it off warns
     assert _renumbering_warnings(write_spec, RENUMBERED.replace("WHEN", "$pool"))[1] == []
-    _, found = _renumbering_warnings(write_spec, RENUMBERED.replace("WHEN", "$pool"), params={"pool": False})
+    assert _renumbering_warnings(write_spec, RENUMBERED.replace("WHEN", "$pool"), params={"pool": False})[1] == []
+    pooled = RENUMBERED.replace("WHEN", "$pool").replace("pool: false", "pool: true")
+    _, found = _renumbering_warnings(write_spec, pooled, params={"pool": False})
     assert [w.message.split(" and takes")[0] for w in found] == [
         "this list item is switched off ('when' is false with 'pool' set by an override)"]
+    # VGG numbers its layers as torchvision does, batch norm or not: an override of batch_norm moves nothing it did not plan
+    for batch_norm in (True, False):
+        vgg = (Path(__file__).parent.parent / "specs" / "vgg" / "vgg16.yaml").read_text()
+        assert _renumbering_warnings(write_spec, vgg, batch_norm=batch_norm)[1] == []
     # nothing that holds weights after it, or a mapping body (names stay): quiet
     weightless = RENUMBERED.replace("WHEN", "false").rsplit("    - {op: conv2d", 1)[0]
     assert _renumbering_warnings(write_spec, weightless)[1] == []

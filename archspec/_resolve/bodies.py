@@ -174,40 +174,50 @@ class Walker:
 
 def _number(ctx: Context, state: State, entries: list[Entry], prefix: str, at: BodySite) -> None:
     """Number a list body's entries that are on (one switched off by ``when: false`` takes
-    no number, so those after it are numbered lower than their place), and record the
-    first shift the spec as written does not make for *infer*'s warning."""
+    no number, so those after it are numbered lower than their place), and record, for
+    *infer*'s warning, the items that a switch-off the spec as written does not make moves."""
     number = 0
+    planned = 0  # the number the item has in the spec as written: only its own design's switch-offs count
     off: Renumbered | None = None
     for place, entry in enumerate(entries):
         if entry.when is False:
-            why = _off_by_whom(ctx, entry) if off is None else None
+            why = _off_by_whom(ctx, entry)
             if why is not None:
-                off = Renumbered(prefix + str(place), why, ctx.loc(entry.raw + ("when",)) or entry.loc, [])
+                if off is None:
+                    off = Renumbered(prefix + str(planned), why, ctx.loc(entry.raw + ("when",)) or entry.loc, [])
+                planned += 1
             continue
         entry.name = str(number)
-        if number != place and off is not None:
-            off.moved.append((prefix + entry.name, prefix + str(place)))
+        if number != planned and off is not None:
+            off.moved.append((prefix + entry.name, prefix + str(planned)))
         number += 1
+        planned += 1
     if off is not None and off.moved:
         state.renumbered.append(off)
 
 
 def _off_by_whom(ctx: Context, entry: Entry) -> str | None:
     """Why ``entry`` is off, where that is not the spec's design: a literal ``when: false``
-    (a layer left out for now), or a ``when`` that names a spec parameter an override set.
-    None for a ``when`` of the spec's own parameters: numbering only the items that are on
-    is how a spec reproduces torchvision's keys (VGG's optional batch norm, MobileNet's
-    expansion layer)."""
+    (a layer left out for now), or a ``when`` that the spec's own parameter values make
+    true and an override makes false. None for a ``when`` false by the spec's own values:
+    numbering only the items that are on is how a spec reproduces torchvision's keys
+    (VGG's optional batch norm, MobileNet's expansion layer). An override that reaches a
+    block only through its arguments is not traced."""
     written = ctx.raw(entry.raw + ("when",))
     if written is False:
         return "'when' is false"
-    if not is_expression(written):
+    if not is_expression(written) or not ctx.overridden:
         return None
-    names = parse_value(written, None, ctx.limits).names
-    for name in sorted(names & ctx.overridden):
-        if name in ctx.params and entry.env.get(name) is ctx.params[name]:
-            return f"'when' is false with '{name}' set by an override"
-    return None
+    names = [n for n in sorted(parse_value(written, None, ctx.limits).names & ctx.overridden)
+             if n in ctx.params and entry.env.get(n) is ctx.params[n]]
+    if not names:
+        return None
+    own = {**entry.env, **{n: ctx.spec.params[n] for n in names}}
+    try:
+        on_by_design = ctx.value(written, own, entry.raw + ("when",), "") is True
+    except SpecError:
+        return None
+    return f"'when' is false with {', '.join(repr(n) for n in names)} set by an override" if on_by_design else None
 
 
 def _check_unique(entries: list[Entry], prefix: str, where: str | None) -> None:
