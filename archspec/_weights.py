@@ -314,7 +314,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str] | Mapping[str, t
     report.missing = [k for k in own if k not in state and k not in counters]
     report.loaded = list(fitting)
     if strict and not report.complete:
-        raise WeightsError(f"the weights in {path} do not fit the network (strict loading):\n"
+        raise WeightsError(f"the weights in {report.source} do not fit the network (strict loading):\n"
                            + report.format(limit=5, strict=True).split("\n", 1)[1]
                            + "\n  hint: strict=False (--no-strict) loads what fits and reports the rest")
     if on_meta:
@@ -325,7 +325,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str] | Mapping[str, t
         warnings.warn(WeightsWarning(f"the weights in {report.source} hold NaN or infinite values (loaded as they are): "
                                      + ", ".join(_nonfinite(*n) for n in report.nonfinite[:5])
                                      + (", ..." if len(report.nonfinite) > 5 else "")), stacklevel=2)
-    if not report.complete:
+    if not report.complete or report.nonfinite:
         log.warning("%s", report.format())
     return report
 

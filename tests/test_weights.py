@@ -105,8 +105,9 @@ def _state(spec, **changes):
 def test_a_lossy_cast_is_an_error_naming_the_key_or_skipped_and_reported(write_spec, key, value, why):
     spec = write_spec(SMALL)
     state = _state(spec, **{key: value})
-    with pytest.raises(WeightsError, match=rf"(?s)would change in the cast to the model's dtype.*{key} \(.*{why}"):
+    with pytest.raises(WeightsError, match=rf"(?s)would change in the cast to the model's dtype.*{key} \(.*{why}") as e:
         compile_spec(spec, weights=state)
+    assert str(e.value).startswith("the weights in a state_dict do not fit") and "tensor(" not in str(e.value)
     model = compile_spec(spec, weights=state, strict=False)
     report = model.load_report
     assert [k for k, _ in report.lossy] == [key] and key not in report.loaded and not report.complete
@@ -142,7 +143,7 @@ def test_casts_that_lose_nothing_load_and_are_listed(write_spec):
     assert "fc.weight (complex64 -> float32)" in model.load_report.format()
 
 
-def test_nan_and_inf_load_with_a_warning_and_a_line_of_the_report(write_spec):
+def test_nan_and_inf_load_with_a_warning_and_a_line_of_the_report(write_spec, caplog):
     spec = write_spec(SMALL)
     weight = torch.ones(2, 3)
     weight[0, 0], weight[1, 2] = float("nan"), float("inf")
@@ -152,6 +153,7 @@ def test_nan_and_inf_load_with_a_warning_and_a_line_of_the_report(write_spec):
     assert model.load_report.nonfinite == [("fc.weight", 1, 1, 6)] and model.load_report.complete
     assert "NaN or infinite values" in model.load_report.format()
     assert torch.equal(model.fc.weight.isnan(), weight.isnan())
+    assert any(r.name == "archspec" and "NaN or infinite values" in r.getMessage() for r in caplog.records)  # logged too
 
 
 def test_the_command_line_says_which_key_is_lossy_or_not_finite(write_spec, tmp_path, capsys):

@@ -61,10 +61,16 @@ def warn_renumbered(state: State) -> None:
     lower number, since its checkpoint keys move with it (``downsample.1.weight``, not
     ``downsample.2.weight``). One warning per list, naming the first such item."""
     g = state.g
+    if not g.renumbered:
+        return
+    holding = set()  # every path that holds weights or has a node below it that does: one pass over the nodes
+    for p, n in g.nodes.items():
+        if n.enabled and n.tensors:
+            parts = p.split(".")
+            holding.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
     for shift in g.renumbered:
         for path, place in shift.moved:
-            inside = path + "."
-            if any(n.tensors and (p == path or p.startswith(inside)) for p, n in g.nodes.items() if n.enabled):
+            if path in holding:
                 warnings.warn(SpecWarning(
                     f"this list item is switched off ({shift.why}) and takes no number, so the items after it "
                     f"are numbered lower: '{place}', which holds weights, is '{path}' (its checkpoint keys move with it)",
