@@ -290,6 +290,7 @@ class Graph:
     tap_list: bool = False  # ... or a list of them, in order (a features_only backbone)
     checkpoint_keys: list[tuple[str, str]] = field(default_factory=list)  # (regex, replacement) for foreign checkpoints
     renumbered: list[Renumbered] = field(default_factory=list)  # list items numbered lower than their place
+    activations: Peak | None = None  # the eval forward's activation peak per sample (activation_peak), filled by infer
 
     def owner(self, path: str) -> str | None:
         """The container whose generated forward computes node ``path``: its parent, except

@@ -16,7 +16,7 @@ from typing import Any
 
 import math
 
-from ._ir import Graph, activation_peak, needed
+from ._ir import Graph, needed
 from .ops import DEFAULT_DTYPE, fmt_bytes, fmt_shape
 
 __all__ = ["Row", "Totals", "rows", "totals", "format_summary", "format_count"]
@@ -177,8 +177,8 @@ def format_summary(graph: Graph, depth: int | None = None, overrides: dict[str, 
                                        if n or dtype == DEFAULT_DTYPE)
              for dtype, counts in t.by_dtype.items() if any(counts) or dtype == DEFAULT_DTYPE]
     lines.append(f"weights     {t.weight_bytes / 1e6:.1f} MB ({'; '.join(kinds)})")
-    peak = activation_peak(graph)
-    if peak.at is not None:
+    peak = graph.activations  # infer's, at the graph's input
+    if peak is not None and peak.at is not None:
         lines.append(f"activations {fmt_bytes(peak.bytes)} per sample at the eval forward's peak, at "
                      f"'{graph.nodes[peak.at].display}' (the float32 outputs held at once)")
     checked = [c for c in graph.containers.values() if c.checkpoint and c.enabled and _subtree_nodes(graph, c.path)]

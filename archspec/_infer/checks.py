@@ -161,7 +161,7 @@ def check_limits(state: State) -> None:
 def check_activations(state: State) -> None:
     """The activation memory of an eval forward, per sample, at the declared input (after
     the in-place plan, whose ops share their input's memory), located where it peaks."""
-    peak = activation_peak(state.g)
+    peak = state.g.activations = activation_peak(state.g)
     if peak.bytes <= state.limits.max_activation_bytes or peak.at is None:
         return
     node = state.g.nodes[peak.at]

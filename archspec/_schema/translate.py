@@ -19,7 +19,7 @@ from .._errors import SpecError, SpecSchemaError, did_you_mean, name_list
 from .._expr import is_expression
 from .._load import NODE_KIND_KEYS, Document
 from .._init_fns import INIT_ARGS, INIT_FIELDS
-from .._values import shown
+from .._values import shown, with_article
 from .key_types import COMMON_KEYS, CONTAINER_KINDS
 from .spec import spec_model
 
@@ -146,7 +146,7 @@ def _context(doc: Document, path: tuple, op: str | None = None) -> tuple[str, li
         name = op if op is not None and is_expression(raw.get("op")) else raw.get("op")
         if isinstance(name, str) and name in ops.REGISTRY:
             fields = ops.REGISTRY[name].params.model_fields
-            return f"a{'n' if name[0] in 'aeiou' else ''} {name} {'block' if is_block else 'node'}", ["op", *fields, *extra]
+            return f"{with_article(name)} {'block' if is_block else 'node'}", ["op", *fields, *extra]
         for kind in CONTAINER_KINDS:
             if kind in raw:
                 return f"a {kind} {'block' if is_block else 'node'}", [kind, *extra]
