@@ -21,7 +21,6 @@ IR (:func:`archspec._ir.needed`).
 What it deliberately does not do: build modules or touch torch.
 """
 
-from .refs import ABSENT
-from .run import Inference, infer
+from .run import infer
 
-__all__ = ["infer", "Inference", "ABSENT"]
+__all__ = ["infer"]

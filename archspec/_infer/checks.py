@@ -20,11 +20,11 @@ import warnings
 
 from .. import ops
 from .._errors import SpecError, SpecLimitError, SpecReferenceError, SpecSchemaError, SpecShapeError, SpecWarning
-from .._ir import INPUT, activation_peak, readers
+from .._ir import ABSENT, INPUT, activation_peak, readers
 from .._init_fns import init_fits_float32, missing_fans
 from ..ops import fmt_bytes, fmt_shape
 from ..ops._common import broadcast
-from .refs import ABSENT, live
+from .refs import live
 from .state import State
 
 __all__ = ["resolve_outputs", "check_limits", "check_activations", "check_init", "warn_off_joins", "warn_renumbered",

@@ -17,7 +17,7 @@ from .._errors import SpecReferenceError
 from .._ir import ABSENT, INPUT, Graph, Node, NodeRole, display_path
 from .state import State
 
-__all__ = ["ABSENT", "static", "live"]
+__all__ = ["static", "live"]
 
 
 def static(g: Graph, ref: str) -> str:
