@@ -10,7 +10,8 @@ they call theirs, and so on down to the op modules.
 
 **Calling convention.** A container's forward takes the values its nodes read from
 outside it, in the order they are first read (the first, ``x``, is usually its input; a
-side input, such as a dense layer's earlier features, is ``x1``, ``x2``, ...) and returns
+side input, such as a dense layer's earlier features, is ``x1``, ``x2``, ...), those of a
+block's declared inputs first, in their declared order (``up(x, skip)``), and returns
 the values that are read outside it: its output alone (the usual case, a tensor), or a
 tuple when nodes outside also read values inside it (a side branch), its output first.
 A dense layer computes its own input join (the concatenation of the features before it),
@@ -94,6 +95,9 @@ def scopes(graph: Graph, train: list[str], eval_: list[str]) -> tuple[dict[str, 
     for c, members in inside.items():
         mset = set(members)
         inputs: dict[str, None] = {}
+        for s in graph.containers[c].sources:  # a block's declared inputs, in order, where its nodes read them
+            if any(s in graph.nodes[p].sources for p in members):
+                inputs.setdefault(s)
         for p in members:
             for s in graph.nodes[p].sources:
                 if s not in mset:

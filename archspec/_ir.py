@@ -179,10 +179,12 @@ class Node:
 @dataclass
 class Container:
     """A ``seq:``, ``concat:``, ``add:`` or ``dense:`` scope (a body, or the instance of a
-    block, named by ``block``): its children in order, the reference it reads (``input``)
-    and the one that is its value (``output``: the last child of a seq, the join of the
-    others). It becomes a module of the module tree; infer decides whether it is enabled
-    and records the node that really gives its value.
+    block, named by ``block``): its children in order, the reference it reads (``input``;
+    a block that declares ``inputs:`` also has them all, in order, the first being
+    ``input``) and the one that is its value (``output``: the last child of a seq, the join
+    of the others). It becomes a module of the module tree; infer decides whether it is
+    enabled and records the node that really gives its value (and those its declared
+    inputs read, so that its forward takes them in the declared order).
     """
 
     path: str
@@ -198,10 +200,12 @@ class Container:
     doc: str | None = None
     args: dict[str, Any] = field(default_factory=dict)  # the block arguments, for summaries
     checkpoint: bool = False  # activation checkpointing of its forward in train mode
+    inputs: list[str] = field(default_factory=list)  # a block's declared inputs' refs, in order ([] for one)
     # filled in by infer
     enabled: bool = True
     shape: tuple[int, ...] | None = None
     value: str | None = None  # the node whose output is the container's (or "input")
+    sources: list[str] = field(default_factory=list)  # the nodes its declared inputs read, in order
 
     @property
     def name(self) -> str:

@@ -56,6 +56,7 @@ class Inference:
                 continue
             c.value = live(state, path)
             c.shape = state.shape_of(c.value)
+            c.sources = [live(state, r, absent_ok=True) for r in c.inputs]
         resolve_outputs(state)
         check_limits(state)
         check_init(state)

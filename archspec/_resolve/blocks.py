@@ -1,12 +1,14 @@
 """Blocks: a ``use:`` resolved to its block, and the block's parameters bound.
 
 What it does: reads a block's declared parameters (a type, a mapping with a type and a
-default, or a bare default); resolves a ``use:`` (possibly an expression) to a block,
+default, or a bare default) and its declared ``inputs:`` (names checked as node names
+are, ``input`` only first); resolves a ``use:`` (possibly an expression) to a block,
 refusing unknown blocks, a block that uses itself and blocks nested past the limit;
 binds the instance's arguments, type-checks them and fills in the defaults (a default
 that is an expression sees the arguments and the defaults before it; one that needs the
-input shape becomes :class:`Lazy`); returns the :class:`Site` the block's body is built
-at.
+input shape becomes :class:`Lazy`, of the first input's shape); binds what the instance
+reads to the block's declared inputs, in order, refusing another count; returns the
+:class:`Site` the block's body is built at.
 
 What it deliberately does not do: build the block's node or body (:mod:`.bodies` does,
 with the site returned here).
@@ -25,6 +27,7 @@ from .._ir import INPUT, Deferred, Lazy, UseSite, site_notes
 from .._schema import COMMON_KEYS, PARAM_TYPES
 from .._values import shown
 from .context import Context
+from .names import check_name
 from .state import Scope, Site
 
 
@@ -42,13 +45,15 @@ class ParamSpec:
 
 @dataclass
 class Instance:
-    """A block bound at a ``use:``: its name, its model, its parameters' values, and the
-    site its body is built at (the block's data path, its parameters in scope)."""
+    """A block bound at a ``use:``: its name, its model, its parameters' values, the site
+    its body is built at (the block's data path, its parameters in scope) and, for a block
+    that declares ``inputs:``, the ref each of those names stands for."""
 
     name: str
     block: Any
     values: dict[str, Any]
     site: Site
+    inputs: dict[str, str]
 
 
 def _has_expression(value: Any) -> bool:
@@ -83,6 +88,7 @@ class Blocks:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._params: dict[str, list[ParamSpec]] = {}
+        self._inputs: dict[str, list[str]] = {}
 
     def params(self, name: str, block: Any) -> list[ParamSpec]:
         if name in self._params:
@@ -103,6 +109,48 @@ class Blocks:
                 specs.append(ParamSpec(pname, "any", False, decl, loc, raw))
         self._params[name] = specs
         return specs
+
+    def inputs(self, name: str, block: Any) -> list[str] | None:
+        """The names block ``name`` declares its inputs by (``inputs: [input, skip]``),
+        checked once; None where it declares none (it reads one input, ``input``)."""
+        declared = getattr(block, "inputs", None)
+        if declared is None or name in self._inputs:
+            return self._inputs.get(name)
+        where = f"block '{name}'"
+        seen: dict[str, Loc | None] = {}
+        for i, item in enumerate(declared):
+            loc = self.ctx.loc(("blocks", name, "inputs", i))
+            if item == INPUT and i:
+                raise SpecSchemaError("'input' names a block's first input, but it is not first here", loc, node=where,
+                                      hint="put 'input' first, or give this input another name")
+            if item != INPUT:
+                check_name(item, loc, where, what="input name")
+            if item in seen:
+                raise SpecSchemaError(f"block '{name}' declares the input '{item}' twice", loc, node=where,
+                                      notes=[(seen[item], "the first is here")])
+            seen[item] = loc
+        self._inputs[name] = list(declared)
+        return self._inputs[name]
+
+    def _bind_inputs(self, name: str, block: Any, site: Site) -> dict[str, str]:
+        """What each declared input of block ``name`` reads at ``site``, bound in order."""
+        declared = self.inputs(name, block)
+        if declared is None:
+            return {}
+        ctx, reads = self.ctx, site.inputs
+        if len(reads) != len(declared):
+            keys, written = ctx.raw_keys(site.raw), ctx.raw(site.raw + ("from",))
+            count = f"{len(declared)} input{'s' if len(declared) != 1 else ''}"
+            message = f"block '{name}' takes {count} ({', '.join(declared)}), but it reads {len(reads)}"
+            hint = f"give 'from' {len(declared)} nodes, bound in order to {', '.join(declared)}" if len(declared) > 1 else (
+                "give 'from' one node")
+            loc = ctx.loc(site.raw + ("from",)) if "from" in keys else site.loc
+            if "repeat" in keys and isinstance(written, list) and len(written) == len(declared):  # a later copy
+                message += ": each copy of a repeat after the first reads the copy before it"
+                hint, loc = "write the copies out, each with its 'from'", ctx.key_loc(site.raw + ("repeat",)) or loc
+            raise SpecReferenceError(message, loc, node=site.path, hint=hint, notes=[
+                (ctx.loc(("blocks", name, "inputs")), f"block '{name}' declares its inputs here"), *site_notes(site.scope.sites)])
+        return dict(zip(declared, reads))
 
     def bind(self, model: Any, site: Site) -> Instance:
         """The block that the ``use:`` node ``model`` at ``site`` instantiates, bound."""
@@ -147,7 +195,7 @@ class Blocks:
             if is_expression(value) or isinstance(value, list):
                 v = ctx.value(value, env, arg_raw, path)
                 if isinstance(v, Deferred):
-                    v = Lazy(v.expr, v.env, inputs[0] if len(inputs) == 1 else INPUT, path)
+                    v = Lazy(v.expr, v.env, inputs[0] if inputs else INPUT, path)
                 elif isinstance(v, list) and any(isinstance(x, Deferred) for x in v):
                     raise SpecExpressionError("a list argument cannot use the input shape", ctx.loc(arg_raw), node=path)
             else:
@@ -179,10 +227,11 @@ class Blocks:
             v = ctx.value(p.default, default_env, p.raw, path)
             if isinstance(v, list) and any(isinstance(x, Deferred) for x in v):
                 raise SpecExpressionError("a list default cannot use the input shape", ctx.loc(p.raw), node=path)
-            values[p.name] = Lazy(v.expr, v.env, inputs[0] if len(inputs) == 1 else INPUT, path) if isinstance(v, Deferred) else v
+            values[p.name] = Lazy(v.expr, v.env, inputs[0] if inputs else INPUT, path) if isinstance(v, Deferred) else v
         values = {p.name: values[p.name] for p in declared}  # declaration order
         block_env = dict(ctx.params)
         block_env.update(values)
         use_site = UseSite(name, path, ctx.loc(raw + ("use",)) or loc)
         inner = Scope(scope.sites + (use_site,))
-        return Instance(name, block, values, Site(path, ("blocks", name), site.parent, inputs, block_env, site.when, loc, inner))
+        return Instance(name, block, values, Site(path, ("blocks", name), site.parent, inputs, block_env, site.when, loc, inner),
+                        self._bind_inputs(name, block, site))

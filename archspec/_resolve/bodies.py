@@ -47,6 +47,8 @@ class Walker:
         if isinstance(body, list):
             _number(ctx, state, entries, prefix, at)
         _check_unique(entries, prefix, where)
+        if at.named:
+            _check_not_inputs(ctx, entries, prefix, at)
         if not entries:
             raise SpecSchemaError("this body has no nodes", ctx.loc(at.raw), node=where, expected="at least one node")
         siblings = {e.name: prefix + e.name for e in entries if e.name is not None}
@@ -78,7 +80,7 @@ class Walker:
                     inputs = [at.input_ref]
             if entry.when is False:
                 alias = path if path is not None else f"{prefix}#off{k}"
-                switch_off(state, entry, alias, inputs)
+                switch_off(state, entry, alias, inputs[:1] if self._declares_inputs(model) else inputs)
                 if kind == "seq":
                     previous = alias
                 continue
@@ -91,6 +93,13 @@ class Walker:
         if kind == "seq":
             return children, previous
         return children, close(ctx, state, at, entries, branch_outputs)
+
+    def _declares_inputs(self, model: Any) -> bool:
+        """Whether ``model`` uses a block that declares its ``inputs:`` (switched off, such
+        an instance stands for its first input, as a join does)."""
+        name = getattr(model, "use", None) if isinstance(model, BaseModel) else None
+        block = self.ctx.spec.blocks.get(name) if isinstance(name, str) else None
+        return getattr(block, "inputs", None) is not None
 
     def _build_collecting(self, entry: Entry, site: Site) -> bool:
         """Build ``entry`` at ``site``; collect its errors instead of stopping (a limit still
@@ -127,23 +136,27 @@ class Walker:
         checkpoint(self.ctx, self.state, entry, site.path, site.scope)
 
     def container(self, site: Site, kind: str, body: Any, body_raw: tuple, model: Any, block: str | None = None,
-                  args: dict[str, Any] | None = None) -> None:
+                  args: dict[str, Any] | None = None, named: dict[str, str] | None = None) -> None:
         """A container of ``kind`` at ``site`` around ``body`` (at ``body_raw``); ``model``
-        is the node that made it (its ``doc``), ``block`` the block it instantiates."""
+        is the node that made it (its ``doc``), ``block`` the block it instantiates and
+        ``named`` the refs of that block's declared inputs (its instance may read several)."""
         state, path, inputs = self.state, site.path, site.inputs
-        if len(inputs) != 1:
+        if len(inputs) != 1 and not named:
+            hint = "to join several nodes, use {op: concat, from: [...]} or {op: add, from: [...]}"
+            if block is not None:
+                hint += f"; for a block that reads several, declare them in block '{block}': inputs: [input, skip]"
             raise SpecReferenceError(f"{with_article(kind)} reads one input, but 'from' names {len(inputs)}", site.loc, node=path,
-                                     hint="to join several nodes, use {op: concat, from: [...]} or {op: add, from: [...]}")
+                                     hint=hint)
         doc = getattr(model, "doc", None) if isinstance(model, BaseModel) else None
         container = Container(path, kind, [], inputs[0], inputs[0], site.loc, block=block, parent=site.parent, when=site.when,
-                              sites=site.scope.sites, doc=doc, args=args or {})
+                              sites=site.scope.sites, doc=doc, args=args or {}, inputs=list(named.values()) if named else [])
         state.containers[path] = container
         if state.depth >= self.ctx.limits.max_nesting:
             raise SpecLimitError(f"containers nest deeper than {self.ctx.limits.max_nesting} levels (Limits.max_nesting)",
                                  site.loc, node=path, notes=site_notes(site.scope.sites))
         state.depth += 1
         try:
-            children, output = self.body(body, BodySite(body_raw, path, inputs[0], site.env, kind, site.scope))
+            children, output = self.body(body, BodySite(body_raw, path, inputs[0], site.env, kind, site.scope, named or {}))
         finally:
             state.depth -= 1
         container.children = children
@@ -165,7 +178,7 @@ class Walker:
             if hasattr(block, kind):
                 shown_args = {k: v for k, v in bound.values.items() if not isinstance(v, Lazy)}
                 self.container(inner, kind, getattr(block, kind), inner.raw + (kind,), model, block=bound.name,
-                               args=shown_args)
+                               args=shown_args, named=bound.inputs)
                 if model.doc is None and block.doc:
                     self.state.containers[site.path].doc = block.doc
                 return
@@ -234,3 +247,16 @@ def _check_unique(entries: list[Entry], prefix: str, where: str | None) -> None:
                 notes=[] if repeated else [(first.loc, "the first is defined here")],
                 hint="put the repeat index in the name, as in 'layer{i+1}'" if repeated else None)
         seen[entry.name] = entry
+
+
+def _check_not_inputs(ctx: Context, entries: list[Entry], prefix: str, at: BodySite) -> None:
+    """A block's own nodes may not take the names of its declared inputs."""
+    block = at.scope.sites[-1].block
+    for entry in entries:
+        if entry.name in at.named:
+            place = list(at.named).index(entry.name)
+            raise SpecReferenceError(
+                f"the node '{prefix}{entry.name}' has the name of an input of block '{block}'", entry.loc, node=at.parent,
+                hint="rename the node or the input: in 'from', the name would mean both",
+                notes=[(ctx.loc(("blocks", block, "inputs", place)), f"block '{block}' declares the input '{entry.name}' here"),
+                       *site_notes(at.scope.sites)])

@@ -70,16 +70,18 @@ def node_name(ctx: Context, template: str, env: Mapping[str, Any], raw: tuple, w
     return name
 
 
-def check_name(name: str, loc: Loc | None, where: str, template: str | None = None) -> None:
+def check_name(name: str, loc: Loc | None, where: str, template: str | None = None, what: str = "node name") -> None:
+    """Refuse a name a node cannot take (``what`` says what the name is: a block's declared
+    input is checked as a node name is)."""
     made = f" (made from '{template}')" if template and template != name else ""
     if not NODE_NAME_RE.fullmatch(name):
-        raise SpecSchemaError(f"invalid node name {shown(name)}{made}", loc,
+        raise SpecSchemaError(f"invalid {what} {shown(name)}{made}", loc,
                               node=where if where.isprintable() else ascii(where)[1:-1],
                               expected="letters, digits, '_' and '-' (not first)")
     if name == INPUT:
         raise SpecSchemaError("'input' is reserved: it names the body's input", loc, node=where,
                               hint="rename the node")
     if name.startswith("_") or name in RESERVED_NAMES or keyword.iskeyword(name):
-        raise SpecSchemaError(f"the node name '{name}'{made} is reserved", loc, node=where,
+        raise SpecSchemaError(f"the {what} '{name}'{made} is reserved", loc, node=where,
                               expected="a name that is not a Python keyword, not an attribute of torch.nn.Module or of "
                                        "the compiled model, and does not start with '_'")

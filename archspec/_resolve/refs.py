@@ -1,8 +1,9 @@
 """``from:``: the names a node reads, and the siblings they name.
 
 What it does: evaluates a ``from:`` (a name, a list of names, or an expression that makes
-either, before shapes are known) and resolves each name among the node's siblings and
-``input``, with the nearest name and the block stack in the message when it is neither.
+either, before shapes are known) and resolves each name among the node's siblings,
+``input`` and, in a block's own body, the block's declared ``inputs:`` (``skip``), with the
+nearest name and the block stack in the message when it is none of them.
 
 What it deliberately does not do: read nested nodes (a body's output is read through its
 container), or check how many inputs a node takes (:mod:`.nodes`).
@@ -47,9 +48,11 @@ def ref(ctx: Context, name: str, siblings: Mapping[str, str], at: BodySite, raw:
     """The path of the node ``name`` reads in the body ``at`` (``siblings``: name to path)."""
     if name == INPUT:
         return at.input_ref
+    if name in at.named:  # a block's declared input: inputs: [input, skip]
+        return at.named[name]
     if name in siblings:
         return siblings[name]
-    known = [INPUT, *(n for n, p in siblings.items() if p != where)]
+    known = [INPUT, *(n for n in at.named if n != INPUT), *(n for n, p in siblings.items() if p != where)]
     scope = at.scope
     inside = f" in block '{scope.sites[-1].block}'" if scope.sites else ""
     hint = did_you_mean(name, known)

@@ -45,7 +45,8 @@ class Scope:
 @dataclass(frozen=True)
 class BodySite:
     """Where a body is walked: its data path, the container it fills (``None`` for the
-    graph), the ref its children read, the names they see, its kind and its scope."""
+    graph), the ref its children read, the names they see, its kind and its scope; for a
+    block's own body, the refs its declared ``inputs:`` stand for (``skip``), by name."""
 
     raw: tuple
     parent: str | None
@@ -53,6 +54,7 @@ class BodySite:
     env: dict[str, Any]
     kind: str  # seq, concat, add, dense
     scope: Scope
+    named: dict[str, str] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:

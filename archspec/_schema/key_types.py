@@ -179,6 +179,23 @@ class _OpExpression(Text):
 Refs = Annotated[Any, _Refs()]
 
 
+class _InputNames(Text):
+    """A block's ``inputs:``: the names its body reads its inputs by, in the order a ``use:``
+    binds them (the names themselves are checked as node names are, by *resolve*)."""
+
+    expected = "a list of distinct names, one per input: [input, skip]"
+    json = {"type": "array", "items": {"type": "string", "pattern": "^" + NODE_NAME_RE.pattern + "$"}, "minItems": 1,
+            "uniqueItems": True}
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            return value
+        raise self.fail(value)
+
+
+InputNames = Annotated[Any, _InputNames()]
+
+
 class _OpName(Text):
     expected = "the name of an op"
 

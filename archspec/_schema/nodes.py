@@ -18,7 +18,7 @@ from .._errors import camel_case
 from .._expr import is_expression
 from .._load import NODE_KIND_KEYS
 from .._values import Bool, Int, Text, shown
-from .key_types import COMMON_KEYS, CONTAINER_KINDS, Refs, _Identifier, _ParamDecl
+from .key_types import COMMON_KEYS, CONTAINER_KINDS, InputNames, Refs, _Identifier, _ParamDecl
 
 
 class _Model(BaseModel):
@@ -44,6 +44,13 @@ class BlockCommon(_Model):
 
     params: dict[str, Annotated[Any, _ParamDecl()]] = Field(default_factory=dict, description="the block's parameters")
     doc: Annotated[Any, Text()] = None
+
+
+class ContainerBlockCommon(BlockCommon):
+    """The keys of a block whose body is a ``seq``, ``concat``, ``add`` or ``dense``."""
+
+    inputs: InputNames = Field(None, description=(
+        "the names the body reads its inputs by, bound in order to a use's `from` (default: one, `input`)"))
 
 
 class _Invalid(BaseModel):

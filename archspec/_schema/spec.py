@@ -17,8 +17,8 @@ from typing_extensions import TypeAliasType
 from .. import ops
 from .._values import Text
 from .key_types import _InputShape, _OpExpression, _Plain, _Requirement, _spec_name, _Version
-from .nodes import (BlockCommon, NodeCommon, _Invalid, _InvalidBody, _Model, _UseArgs, _block_tag, _body_tag, _current, _node_tag,
-                     op_model)
+from .nodes import (BlockCommon, ContainerBlockCommon, NodeCommon, _Invalid, _InvalidBody, _Model, _UseArgs, _block_tag, _body_tag,
+                     _current, _node_tag, op_model)
 from .rules import InitRule, KeyRule, Output, _output_tag
 
 
@@ -84,16 +84,16 @@ def _build_models(covered: frozenset[str]) -> type[BaseModel]:
     class UseBlock(BlockCommon, _UseArgs):
         use: Annotated[Any, Text()]
 
-    class SeqBlock(BlockCommon):
+    class SeqBlock(ContainerBlockCommon):
         seq: "Body"
 
-    class ConcatBlock(BlockCommon):
+    class ConcatBlock(ContainerBlockCommon):
         concat: "Body"
 
-    class AddBlock(BlockCommon):
+    class AddBlock(ContainerBlockCommon):
         add: "Body"
 
-    class DenseBlock(BlockCommon):
+    class DenseBlock(ContainerBlockCommon):
         dense: "Body"
 
     node_members = [Annotated[m, Tag(f"<op:{n}>")] for n, m in op_nodes.items()] + [

@@ -149,7 +149,7 @@ def _context(doc: Document, path: tuple, op: str | None = None) -> tuple[str, li
             return f"{with_article(name)} {'block' if is_block else 'node'}", ["op", *fields, *extra]
         for kind in CONTAINER_KINDS:
             if kind in raw:
-                return f"a {kind} {'block' if is_block else 'node'}", [kind, *extra]
+                return f"a {kind} {'block' if is_block else 'node'}", [kind, *extra, *(["inputs"] if is_block else [])]
     return ("a block" if is_block else "a node"), [*NODE_KIND_KEYS, *extra]
 
 
