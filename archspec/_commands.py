@@ -289,9 +289,7 @@ def cmd_ops(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown op '{name}'; {ops.unknown_hint(name)}")
         if i:
             print()
-        inputs = {(0, 0): "no input", (1, 1): "one input"}.get(op.arity) or (
-            f"{op.arity[0]} or more inputs" if op.arity[1] is None else f"{op.arity[0]} to {op.arity[1]} inputs")
-        print(f"{name} ({op.category}, {inputs})")
+        print(f"{name} ({op.category}, {op.inputs()})")
         if op.origin:
             print(f"  a user op {op.origin}")
         print("  " + " ".join(op.doc.replace("``", "").split()))

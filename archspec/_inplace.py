@@ -59,7 +59,7 @@ def _overwritable(graph: Graph, source: str, readers: dict[str, list[str]], read
             return f"'{node.display}' is a learnable tensor"
         if op.multi_view:
             return f"'{node.display}' is one of the views {node.op} makes together, which autograd does not let be overwritten"
-        if op.alias or (op.category == "join" and len(node.sources) == 1):  # a join of one input is that input
+        if op.returns_input(len(node.sources), node.concrete):  # a view, or a join of one input (that input)
             current, previous = node.sources[0], current
             continue
         if op.saves_output and op.origin is not None:
@@ -88,7 +88,7 @@ def _memory(graph: Graph, source: str) -> str:
     while source != INPUT:
         node = graph.nodes[source]
         op = ops.REGISTRY[node.op]
-        if not (op.alias or (op.category == "join" and len(node.sources) == 1)):
+        if not op.returns_input(len(node.sources), node.concrete):
             break
         source = node.sources[0]
     return source
@@ -101,7 +101,7 @@ def _a_view(graph: Graph, source: str) -> bool:
         op = ops.REGISTRY[node.op]
         if op.returns_view is not None:  # its own output, but a view of another tensor (a linear over tokens)
             return op.returns_view(node.in_shapes)
-        if op.passthrough_eval or (op.category == "join" and len(node.sources) == 1):
+        if op.passthrough_eval or (op.returns_input(len(node.sources), node.concrete) and not op.alias):
             source = node.sources[0]  # the tensor itself (dropout in eval or with p = 0)
             continue
         return bool(op.alias)

@@ -395,7 +395,7 @@ def activation_peak(graph: Graph) -> Peak:
         shared = graph.inplace.get(p)
         if op.tensor:
             root[p] = None
-        elif op.alias or shared is not None or (op.category == "join" and len(node.sources) == 1):
+        elif op.returns_input(len(node.sources), node.concrete) or shared is not None:
             root[p] = root.get(node.sources[shared or 0])
         else:
             root[p] = p

@@ -2,11 +2,14 @@
 
 What it does, all decided statically from the inferred IR:
 
-- **folds batch norm** into the conv2d (or linear) before it, where the batch norm reads
-  that layer's output and nothing else does (the layer is not an output either), and the
-  batch norm uses running statistics: ``w' = w * g / sqrt(v + eps)``,
-  ``b' = (b - m) * g / sqrt(v + eps) + beta``, computed in float64. The batch norm's module
-  is removed; the layer gains a bias where it had none;
+- **folds batch norm** (and frozen batch norm) into the conv2d, conv_transpose2d or linear
+  before it (the layer a norm's ``OpDef.folds_into`` names, or one whose ``takes_fold``
+  names the norm), where the batch norm reads that layer's output and nothing else does
+  (the layer is not an output either), and the batch norm uses running statistics:
+  ``w' = w * g / sqrt(v + eps)``, ``b' = (b - m) * g / sqrt(v + eps) + beta``, computed in
+  float64, along the weight's output channels (``OpDef.fold_dim``: dimension 1 of a
+  transposed convolution's, group by group). The batch norm's module is removed; the layer
+  gains a bias where it had none;
 - **fuses an activation into the conv2d before it** (relu, relu6, silu, hardswish), where
   the activation reads the conv's value (after folding) and nothing else does; every conv2d
   left becomes a :class:`~archspec.layers.FusedConv2d` (the same parameters and keys),
@@ -55,12 +58,14 @@ def fold_plan(graph: Graph) -> dict[str, str]:
     for p in paths:
         node = graph.nodes[p]
         fold = ops.REGISTRY[node.op].folds_into
-        if fold is None or not node.concrete.track_running_stats or len(node.sources) != 1:
-            continue
+        if fold is None or not getattr(node.concrete, "track_running_stats", True) or len(node.sources) != 1:
+            continue  # (a frozen batch norm has no such setting: it always has its statistics)
         src = node.sources[0]
-        if src == INPUT or graph.nodes[src].op != fold[0] or count.get(src) != 1:
+        if src == INPUT or count.get(src) != 1:
             continue
-        if len(graph.nodes[src].shape) != fold[1]:
+        layer = graph.nodes[src].op
+        rank = fold[1] if layer == fold[0] else dict(ops.REGISTRY[layer].takes_fold).get(node.op)
+        if rank is None or len(graph.nodes[src].shape) != rank:
             continue  # a linear on tokens: the batch norm's channels are not its outputs
         plan[p] = src
     return plan
@@ -112,7 +117,7 @@ def fuse_plan(graph: Graph, skip: dict[str, str], fusable: Callable[[str], bool]
     residual: dict[str, tuple[str, str]] = {}
     for p in paths:
         node = graph.nodes[p]
-        if not ops.REGISTRY[node.op].residual_sum or len(node.sources) != 2 or any(
+        if not ops.REGISTRY[node.op].sums_residual(node.concrete) or len(node.sources) != 2 or any(
                 s != INPUT and (graph.nodes[s].shape != node.shape or not graph.nodes[s].batched) for s in node.sources) \
                 or (INPUT in node.sources and graph.input_shape != node.shape):
             continue  # a learnable tensor (no batch dimension) is broadcast: not a residual
@@ -140,7 +145,11 @@ def _prefers_channels_last(graph: Graph, eval_paths: set[str]) -> bool:
     return len(graph.input_shape) == 3 and convs > 1
 
 
-def _fold(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
+def _fold(layer: nn.Module, bn: nn.Module, dim: int = 0) -> None:
+    """Fold the batch norm ``bn`` (running statistics, or frozen ones) into ``layer``, whose
+    weight holds its output channels along ``dim`` (``OpDef.fold_dim``): 0, or 1 for a
+    transposed convolution, whose ``in x out/groups x kH x kW`` weight holds the output
+    channels of group ``g`` in rows ``g * in/groups ...`` of dimension 1."""
     with torch.no_grad():
         weight = layer.weight.double()
         scale = torch.rsqrt(bn.running_var.double() + bn.eps)
@@ -150,7 +159,13 @@ def _fold(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
         if bn.bias is not None:
             shift = shift + bn.bias.double()
         bias = layer.bias.double() * scale + shift if layer.bias is not None else shift
-        layer.weight.copy_(weight * scale.reshape(-1, *[1] * (weight.dim() - 1)))
+        if dim == 0:
+            layer.weight.copy_(weight * scale.reshape(-1, *[1] * (weight.dim() - 1)))
+        else:
+            groups = getattr(layer, "groups", 1)
+            grouped = weight.unflatten(0, (groups, -1))  # groups x in/groups x out/groups x ...
+            scaled = grouped * scale.reshape(groups, *[1] * dim, -1, *[1] * (weight.dim() - dim - 1))
+            layer.weight.copy_(scaled.flatten(0, 1))
         if layer.bias is None:
             layer.bias = nn.Parameter(bias.to(layer.weight.dtype))
         else:
@@ -175,7 +190,7 @@ def optimize(model: ArchModule, graph: Graph, mode: str = "inference", channels_
     model.eval()
     folds = fold_plan(graph)
     for bn, layer in folds.items():
-        _fold(model.get_submodule(layer), model.get_submodule(bn))
+        _fold(model.get_submodule(layer), model.get_submodule(bn), ops.REGISTRY[graph.nodes[layer].op].fold_dim)
     skip = dict(folds)
     for p, src in eval_noops(graph).items():
         skip[p] = src

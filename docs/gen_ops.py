@@ -42,12 +42,6 @@ def _value(value) -> str:
     return str(value)
 
 
-def _inputs(arity: tuple[int, int | None]) -> str:
-    least, most = arity
-    return {(0, 0): "no input", (1, 1): "one input"}.get(arity) or (
-        f"{least} or more inputs" if most is None else f"{least} to {most} inputs")
-
-
 def render() -> str:
     from archspec import ops
 
@@ -68,7 +62,7 @@ def render() -> str:
         lines += [f"## {kind[0].upper()}{kind[1:]}", ""]
         for name in names:
             op = ops.get(name)
-            lines += [f"### `{name}`", "", f"*{op.category}, {_inputs(op.arity)}*", "", _text(op.doc), ""]
+            lines += [f"### `{name}`", "", f"*{op.category}, {op.inputs()}*", "", _text(op.doc), ""]
             fields = op.params.model_fields
             if fields:
                 lines += ["| parameter | value | default |", "|---|---|---|"]

@@ -171,6 +171,17 @@ def op_nodes():
         st.fixed_dictionaries({"op": st.just("permute"), "dims": st.sampled_from([[0, 2, 3, 1], [0, 3, 1, 2], [0, 1, 3, 2]])}),
         st.fixed_dictionaries({"op": st.just("param"), "shape": st.lists(st.integers(1, 4), min_size=1, max_size=3)}),
         st.fixed_dictionaries({"op": st.just("adaptive_maxpool2d")}, optional={"size": SIZE}),
+        # dense prediction's: upsampling, frozen statistics, constants in the joins
+        st.fixed_dictionaries({"op": st.just("conv_transpose2d"), "out": st.integers(1, 6), "kernel": SIZE},
+                              optional={"stride": st.integers(1, 3), "padding": st.integers(0, 2),
+                                        "output_padding": st.integers(0, 2), "dilation": st.integers(1, 2),
+                                        "groups": st.integers(1, 3), "bias": st.booleans()}),
+        st.fixed_dictionaries({"op": st.just("pixel_shuffle"), "upscale_factor": st.integers(1, 2)}),
+        st.fixed_dictionaries({"op": st.just("pixel_unshuffle"), "downscale_factor": st.integers(1, 3)}),
+        st.fixed_dictionaries({"op": st.just("frozen_batchnorm2d")}, optional={"eps": st.floats(1e-6, 1e-2)}),
+        st.fixed_dictionaries({"op": st.sampled_from(["add", "mul"]), "constant": st.sampled_from([0, 1, 0.5, -2])}),
+        st.fixed_dictionaries({"op": st.just("add"), "scale": st.sampled_from([1, 0.5, -1])},
+                              optional={"constant": st.sampled_from([0, 1.5])}),
     )
 
 

@@ -174,6 +174,9 @@ OP_EXAMPLES = {
     "param": (IMAGE, "{op: mul, from: [p, input]}"), "attention": (TOKENS, "{op: attention, heads: 2}"),
     "select": (TOKENS, "{op: select, at: 0}"), "unflatten": (TOKENS, "{op: unflatten, dim: 1, sizes: [2, 3]}"),
     "roll": (IMAGE, "{op: roll, shifts: [1, -2], dims: [2, 3]}"),
+    "conv_transpose2d": (IMAGE, "{op: conv_transpose2d, out: 6, kernel: 3, stride: 2, groups: 2}"),
+    "pixel_shuffle": (IMAGE, "{op: pixel_shuffle, upscale_factor: 2}"),
+    "pixel_unshuffle": (IMAGE, "{op: pixel_unshuffle, downscale_factor: 3}"),
     # channels-last ops read the image permuted to H x W x C first (a `q` node before them)
     "window_attention": (IMAGE, "{op: window_attention, heads: 2, window: 4, shift: 2}"),
     "patch_merge": ([4, 5, 6], "{op: patch_merge}"),

@@ -59,6 +59,8 @@ def op_node(ctx: Context, state: State, model: Any, site: Site) -> None:
                                      hint="leave 'from' out; nodes that use it name it in their own 'from'",
                                      notes=site_notes(site.scope.sites))
         inputs = []
+    if least > 1 and op.one_input_with and any(k in ctx.raw_keys(raw) for k in op.one_input_with):
+        least = 1  # a constant stands for the second input: {op: mul, constant: 0.5}
     if len(inputs) < least or (most is not None and len(inputs) > most):
         wanted = str(least) if least == most else (f"at least {least}" if most is None else f"{least} to {most}")
         raise SpecReferenceError(

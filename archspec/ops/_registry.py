@@ -10,10 +10,10 @@ registry costs nothing to the stages before *lower*.
 
 Adding an op touches one place: define its params model, its shape rule and its builder,
 and ``register`` the entry. The built-in ops are grouped by kind, one file each:
-``conv.py`` (conv2d, linear), ``norm.py`` (batch, layer, group and local response norms),
-``act.py`` (activations), ``pool.py`` (pooling and means), ``drop.py`` (dropout,
-stochastic depth), ``tensor.py`` (flatten, permute, reshape, chunk, channel shuffle,
-learnable tensors), ``joins.py`` (concat, add, mul) and ``window.py`` (Swin's window
+``conv.py`` (conv2d, conv_transpose2d, linear), ``norm.py`` (batch, frozen batch, layer,
+group and local response norms), ``act.py`` (activations), ``pool.py`` (pooling and
+means), ``drop.py`` (dropout, stochastic depth), ``tensor.py`` (flatten, permute, reshape,
+chunk, channel and pixel shuffles, learnable tensors), ``joins.py`` (concat, add, mul) and ``window.py`` (Swin's window
 attention and patch merging).
 
 Shapes are per sample, without the batch dimension: ``(C, H, W)`` for images,
@@ -187,7 +187,13 @@ class OpDef:
       this dimension of its per-sample input: ``-1`` for linear, ``0`` (channels) for conv2d;
     - ``folds_into``: ``(layer op, rank)``: a normalisation with running statistics that
       *optimize* folds into the layer before it, where that layer's output has this rank (a
-      batchnorm1d folds into a linear of flat features, not of tokens);
+      batchnorm1d folds into a linear of flat features, not of tokens); more layers may take
+      it: those whose ``takes_fold`` names this op;
+    - ``takes_fold``: ``{norm op: rank}``: the normalisations that fold into this layer's
+      output where it has that rank, besides those whose ``folds_into`` names it (a
+      ``conv_transpose2d`` takes a ``batchnorm2d``); with ``fold_dim``, the dimension of
+      the layer's weight that holds its output channels (0 for a conv2d or linear, 1 for a
+      transposed convolution, whose weight is ``in x out/groups x kH x kW``);
     - ``convolution``: the op's module is an ``nn.Conv2d``: *optimize* fuses activations and
       residual sums into it (:class:`archspec.layers.FusedConv2d`) and prefers channels-last
       memory order where more than one runs;
@@ -196,7 +202,12 @@ class OpDef:
       scalars (relu6 is ``("hardtanh", (0.0, 6.0))``); :class:`archspec.layers.FusedConv2d`
       runs it, by oneDNN's name, with no knowledge of which op asked for it;
     - ``residual_sum``: an element-wise sum that the convolution giving one of its inputs may
-      compute itself (a residual connection);
+      compute itself (a residual connection): true, or ``residual_sum(params) -> bool`` for an
+      op whose settings decide (an ``add`` with a ``scale`` or a ``constant`` is not a plain
+      sum); *optimize* asks :meth:`sums_residual`;
+    - ``one_input_with``: parameters any of which, written, lets the op read a single input
+      although ``arity`` asks for more (a constant to add or multiply in: ``{op: mul,
+      constant: 0.5}``); without them the arity stands, with its message;
     - ``emit_shapeless``: what ``emit`` writes does not depend on the input shapes unless one
       of the inputs is a learnable tensor (a concat), so *codegen* writes one forward for
       blocks that differ only in their channels;
@@ -244,9 +255,12 @@ class OpDef:
     ends_trunk: bool = False
     classifier_dim: int | None = None
     folds_into: tuple[str, int] | None = None
+    takes_fold: tuple[tuple[str, int], ...] = ()
+    fold_dim: int = 0
     convolution: bool = False
     fused_postop: tuple[str, tuple[float, ...]] | None = None
-    residual_sum: bool = False
+    residual_sum: bool | Callable[[Any], bool] = False
+    one_input_with: tuple[str, ...] = ()
     emit_shapeless: bool = False
     joins: tuple[str, ...] = ()
     join_params: tuple[tuple[str, Any], ...] = ()
@@ -259,6 +273,33 @@ class OpDef:
             raise ValueError(f"op '{self.name}' needs exactly one of build or emit")
         if self.layout not in ("image", "any", "same", "dims"):
             raise ValueError(f"op '{self.name}': layout must be 'image', 'any', 'same' or 'dims'")
+
+    def sums_residual(self, params: Any) -> bool:
+        """Whether a node of this op with these (concrete) parameters is a plain element-wise
+        sum that a convolution may compute itself (``residual_sum``)."""
+        return bool(self.residual_sum(params)) if callable(self.residual_sum) else self.residual_sum
+
+    def returns_input(self, n_inputs: int, params: Any) -> bool:
+        """Whether a node of this op reading ``n_inputs`` inputs, with these (concrete)
+        parameters, returns its input itself or a view of it: an ``alias`` op, or a join of
+        one input (a concat of one, an add whose other branch is switched off), unless a
+        parameter of ``one_input_with`` is set away from its default (an ``add`` of a
+        constant computes a tensor of its own)."""
+        if self.alias:
+            return True
+        if self.category != "join" or n_inputs != 1:
+            return False
+        fields = self.params.model_fields
+        return all(getattr(params, k, fields[k].default) == fields[k].default for k in self.one_input_with)
+
+    def inputs(self) -> str:
+        """What the op reads, for listings: ``one input``, ``2 or more inputs``."""
+        least, most = self.arity
+        text = {(0, 0): "no input", (1, 1): "one input"}.get(self.arity) or (
+            f"{least} or more inputs" if most is None else f"{least} to {most} inputs")
+        if self.one_input_with and least > 1:
+            text += f", or one with {' or '.join(repr(p) for p in self.one_input_with)}"
+        return text
 
     def stands_for_when_off(self, inputs: list[str]) -> list[str]:
         """What a node of this op reading ``inputs`` stands for when ``when`` switches it off

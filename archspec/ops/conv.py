@@ -1,4 +1,4 @@
-"""Layers with weights that mix features: ``conv2d`` and ``linear``.
+"""Layers with weights that mix features: ``conv2d``, ``conv_transpose2d`` and ``linear``.
 
 Each is a parameter model, a shape rule (with the tensors the module holds and its
 multiply-accumulates) and a builder; see :mod:`._registry`.
@@ -93,6 +93,77 @@ def _conv_defaults(p: Conv2dParams, shapes: list[Shape]) -> dict[str, Any]:
 
 register(OpDef("conv2d", Conv2dParams, _conv_shape, Conv2dParams.__doc__ or "", build=_conv_build, layout="image",
                defaults=_conv_defaults, classifier_dim=0, convolution=True))
+
+
+class ConvTranspose2dParams(OpParams):
+    """2-D transposed convolution (as ``torch.nn.ConvTranspose2d``; ``in_channels`` is
+    inferred): the upsampling of a U-Net's decoder (``kernel: 2, stride: 2`` doubles the
+    size). Each output size is ``(H - 1) * stride - 2 * padding + dilation * (kernel - 1)
+    + output_padding + 1``; ``output_padding`` (less than the stride or the dilation)
+    picks among the sizes a strided convolution maps to the same input size. The weight is
+    ``in x out/groups x kH x kW``, as torch's."""
+
+    out: Annotated[Any, Int(ge=1)]
+    kernel: Annotated[Any, Size()]
+    stride: Annotated[Any, Size()] = 1
+    padding: Annotated[Any, Size(ge=0)] = 0
+    output_padding: Annotated[Any, Size(ge=0)] = 0
+    groups: Annotated[Any, Int(ge=1)] = 1
+    dilation: Annotated[Any, Size()] = 1
+    bias: Annotated[Any, Bool()] = True
+
+
+def _conv_t_shape(p: ConvTranspose2dParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    c, h, w = need_image(shapes, "conv_transpose2d")
+    if c % p.groups:
+        raise ShapeError(f"groups={p.groups} does not divide the {c} input channels", param="groups",
+                         expected=f"a divisor of {c}")
+    if p.out % p.groups:
+        raise ShapeError(f"groups={p.groups} does not divide the {p.out} output channels", param="groups",
+                         expected=f"a multiple of {p.groups} output channels")
+    sizes = []
+    for i, (axis, size) in enumerate((("height", h), ("width", w))):
+        k, s, pad, op, d = p.kernel[i], p.stride[i], p.padding[i], p.output_padding[i], p.dilation[i]
+        if op >= max(s, d):
+            # torch refuses it: from one input size, output_padding 0 .. max(s, d) - 1 reach max(s, d) sizes
+            least = (size - 1) * s - 2 * pad + d * (k - 1) + 1
+            top = max(s, d) - 1
+            reach = f"{least} only (output_padding 0" if top == 0 else f"{least} to {least + top} (output_padding 0 to {top}"
+            raise ShapeError(
+                f"a transposed convolution of stride {s} and dilation {d} cannot reach an output {axis} of {least + op} "
+                f"from an input {axis} of {size}: it reaches {reach}, less than the stride or the dilation)",
+                param="output_padding", expected=f"an output_padding of at most {top} in {axis}")
+        out = (size - 1) * s - 2 * pad + d * (k - 1) + op + 1
+        if out < 1:
+            raise ShapeError(f"the conv_transpose2d output {axis} would be {out}: padding {pad} removes more than the "
+                             f"{out + 2 * pad} {'rows' if axis == 'height' else 'columns'} it makes", param="padding",
+                             expected=f"a padding of at most {(out + 2 * pad - 1) // 2} in {axis}, or a larger input")
+        sizes.append(out)
+    params = {"weight": (c, p.out // p.groups, *p.kernel)}
+    if p.bias:
+        params["bias"] = (p.out,)
+    # as torch's flop counter counts it: every input value times a kernel's weights per output channel of its group
+    macs = c * h * w * (p.out // p.groups) * p.kernel[0] * p.kernel[1]
+    return Inferred((p.out, *sizes), params=params, macs=macs)
+
+
+def _conv_t_build(p: ConvTranspose2dParams, shapes: list[Shape], inplace: bool):
+    import torch.nn as nn
+
+    return nn.ConvTranspose2d(shapes[0][0], p.out, arg(p.kernel), stride=arg(p.stride), padding=arg(p.padding),
+                              output_padding=arg(p.output_padding), groups=p.groups, bias=p.bias,
+                              dilation=arg(p.dilation))
+
+
+def _conv_t_defaults(p: ConvTranspose2dParams, shapes: list[Shape]) -> dict[str, Any]:
+    # torch's fan in for this weight is its dimension 1 times the kernel: out/groups x kH x kW
+    return torch_default(p.out // p.groups * p.kernel[0] * p.kernel[1], p.bias)
+
+
+register(OpDef("conv_transpose2d", ConvTranspose2dParams, _conv_t_shape, ConvTranspose2dParams.__doc__ or "",
+               build=_conv_t_build, layout="image", defaults=_conv_t_defaults, classifier_dim=0,
+               # batch norm after it folds into its weight's output channels, dimension 1
+               takes_fold=(("batchnorm2d", 3), ("frozen_batchnorm2d", 3)), fold_dim=1))
 
 
 class LinearParams(OpParams):

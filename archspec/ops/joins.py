@@ -18,7 +18,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any
 
-from .._values import Int
+from .._values import Float, Int
 from ._common import broadcast, listing
 from ._registry import LEARNED, Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, register
 
@@ -40,14 +40,29 @@ def _concat_shape(p: ConcatParams, shapes: list[Shape], names: list[str]) -> Inf
         raise ShapeError(f"dim {p.dim} does not exist in inputs of shape {fmt_shape(first)}", param="dim")
     for i, s in enumerate(shapes[1:], 1):
         if s[:axis] + s[axis + 1:] != first[:axis] + first[axis + 1:]:
-            what = "spatial sizes" if axis == 0 and len(first) == 3 else "shapes outside dim " + str(p.dim)
+            spatial = axis == 0 and len(first) == 3
+            what = "spatial sizes" if spatial else "shapes outside dim " + str(p.dim)
             raise ShapeError(
                 f"cannot concatenate inputs with different {what}: " + listing(shapes, names),
                 inputs=[0, i],
-                hint="every input must agree in all dimensions but the concatenated one; check strides, padding and ceil_mode",
+                hint=_resolution_hint(shapes, names, i) if spatial else
+                "every input must agree in all dimensions but the concatenated one; check strides, padding and ceil_mode",
             )
     total = sum(s[axis] for s in shapes)
     return Inferred(first[:axis] + (total,) + first[axis + 1:])
+
+
+def _resolution_hint(shapes: list[Shape], names: list[str], i: int) -> str:
+    """How to join images of two sizes (a skip at another resolution, a U-Net's): pad the
+    smaller to the other's size, or resize it, naming the other node as ``like:`` does."""
+    (a, sa), (b, sb) = (names[0], shapes[0]), (names[i], shapes[i])
+    if sb[1] <= sa[1] and sb[2] <= sa[2]:
+        (a, sa), (b, sb) = (b, sb), (a, sa)  # a: the smaller
+    like = "input" if b == "the input" else b.strip("'")
+    which = f"the smaller ({a}, {fmt_shape(sa)})" if sa[1] <= sb[1] and sa[2] <= sb[2] else f"{a} ({fmt_shape(sa)})"
+    return (f"to join a skip at another resolution, pad {which} to the size of {b} (`{{op: pad, like: {like}}}`) "
+            f"or resize it (`{{op: interpolate, like: {like}}}`) before the concat; else check strides, padding and "
+            "ceil_mode")
 
 
 def _concat_emit(graph, p: ConcatParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
@@ -77,7 +92,13 @@ def _first_clash(shapes: list[Shape]) -> int:
 
 
 class AddParams(OpParams):
-    """Element-wise sum of the inputs (a residual connection), broadcasting as numpy does."""
+    """Element-wise sum of the inputs (a residual connection), broadcasting as numpy does,
+    times ``scale``, plus ``constant``: ``(a + b) * scale + constant``, so ``{op: add, from:
+    [a, b], scale: 0.5}`` averages two heads. With a ``constant`` or a ``scale`` written, one
+    input is enough (``{op: add, constant: 1}``); without, it takes two or more."""
+
+    scale: Annotated[Any, Float()] = 1.0
+    constant: Annotated[Any, Float()] = 0.0
 
 
 def _add_shape(p: AddParams, shapes: list[Shape], names: list[str]) -> Inferred:
@@ -88,29 +109,68 @@ def _add_shape(p: AddParams, shapes: list[Shape], names: list[str]) -> Inferred:
     return Inferred(out)
 
 
-def _add_emit(graph, p: AddParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
-    result, so_far = args[0], shapes[0]
-    for i, (other, shape) in enumerate(zip(args[1:], shapes[1:])):
-        last = i == len(args) - 2
-        total = broadcast([so_far, shape])
-        # in place: into the first input where the plan allows it; after the first sum the
-        # running total is our own tensor (if it already has the sum's shape)
-        if (inplace or i > 0) and total == so_far:
-            result = graph.create_node("call_method", "add_", (result, other), name=name if last else None)
+def _steps(graph, first, steps: list[tuple[str, Any, bool]], name: str):
+    """``first`` combined with each ``(method, operand, in_place)`` in turn (``add``, ``mul``:
+    ``first.add_(operand)`` in place, else ``first + operand``); the last node is ``name``."""
+    result = first
+    for i, (method, other, in_place) in enumerate(steps):
+        last = name if i == len(steps) - 1 else None
+        if in_place:
+            result = graph.create_node("call_method", method + "_", (result, other), name=last)
         else:
-            result = graph.create_node("call_function", operator.add, (result, other), name=name if last else None)
-        so_far = total
+            fn = operator.add if method == "add" else operator.mul
+            result = graph.create_node("call_function", fn, (result, other), name=last)
     return result
 
 
+def _constants(constants: list[tuple[str, float, float]], steps: list[tuple[str, Any, bool]],
+               own: bool) -> list[tuple[str, Any, bool]]:
+    """``steps`` followed by each ``(method, number, neutral)`` whose number is not its
+    neutral one (no multiply by 1, no add of 0), in place once the running result is the
+    op's own tensor (after a first step) or its first input may be overwritten (``own``):
+    a number broadcasts to the tensor's own shape."""
+    for method, value, neutral in constants:
+        if value != neutral:
+            steps = [*steps, (method, value, own or bool(steps))]
+    return steps
+
+
+def _result(graph, first, steps: list[tuple[str, Any, bool]], name: str):
+    """The node of ``first`` and ``steps``; with no step (one input, its numbers neutral:
+    an add whose other branch is switched off) the input itself, which is what the
+    in-place plan takes such a join for (``OpDef.returns_input``)."""
+    return _steps(graph, first, steps, name) if steps else first
+
+
+def _add_emit(graph, p: AddParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
+    steps, so_far = [], shapes[0]
+    for i, (other, shape) in enumerate(zip(args[1:], shapes[1:])):
+        total = broadcast([so_far, shape])
+        # in place: into the first input where the plan allows it; after the first sum the
+        # running total is our own tensor (if it already has the sum's shape)
+        steps.append(("add", other, (inplace or i > 0) and total == so_far))
+        so_far = total
+    steps = _constants([("mul", p.scale, 1.0), ("add", p.constant, 0.0)], steps, inplace)
+    return _result(graph, args[0], steps, name)
+
+
+def _plain_sum(p: AddParams) -> bool:
+    """A sum without a scale or a constant: what a convolution may add itself (optimize)."""
+    return p.scale == 1 and p.constant == 0
+
+
 register(OpDef("add", AddParams, _add_shape, AddParams.__doc__ or "", emit=_add_emit, arity=(2, None), inplace=True,
-               category="join", broadcast=True, residual_sum=True, joins=("add",), glyph="+"))
+               category="join", broadcast=True, residual_sum=_plain_sum, one_input_with=("constant", "scale"),
+               joins=("add",), glyph="+"))
 
 
 class MulParams(OpParams):
     """Element-wise product of the inputs, broadcasting as numpy does: a ``C x 1 x 1`` gate
     times a ``C x H x W`` image (squeeze-and-excitation), a learnable ``C x 1 x 1`` scale
-    times a branch (layer scale)."""
+    times a branch (layer scale); times ``constant``. With a ``constant`` written, one input
+    is enough: ``{op: mul, constant: 0.5}`` halves it."""
+
+    constant: Annotated[Any, Float()] = 1.0
 
 
 def _mul_shape(p: MulParams, shapes: list[Shape], names: list[str]) -> Inferred:
@@ -124,11 +184,9 @@ def _mul_shape(p: MulParams, shapes: list[Shape], names: list[str]) -> Inferred:
 
 
 def _mul_emit(graph, p: MulParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
-    result = args[0]
-    for i, other in enumerate(args[1:]):
-        result = graph.create_node("call_function", operator.mul, (result, other), name=name if i == len(args) - 2 else None)
-    return result
+    steps = _constants([("mul", p.constant, 1.0)], [("mul", other, False) for other in args[1:]], False)
+    return _result(graph, args[0], steps, name)
 
 
 register(OpDef("mul", MulParams, _mul_shape, MulParams.__doc__ or "", emit=_mul_emit, arity=(2, None), category="join",
-               broadcast=True))
+               broadcast=True, one_input_with=("constant",)))

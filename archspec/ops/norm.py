@@ -1,6 +1,7 @@
-"""Normalisation: ``batchnorm2d``, ``batchnorm1d``, ``layernorm`` (over the last
-dimension), ``layernorm2d`` (over the channels of an image, ConvNeXt's), ``groupnorm`` and
-``lrn`` (local response norm). Channel and feature counts are inferred."""
+"""Normalisation: ``batchnorm2d``, ``frozen_batchnorm2d`` (torchvision's, fixed statistics),
+``batchnorm1d``, ``layernorm`` (over the last dimension), ``layernorm2d`` (over the channels
+of an image, ConvNeXt's), ``groupnorm`` and ``lrn`` (local response norm). Channel and
+feature counts are inferred."""
 
 from __future__ import annotations
 
@@ -54,6 +55,33 @@ def _bn_build(p: BatchNorm2dParams, shapes: list[Shape], inplace: bool):
 
 register(OpDef("batchnorm2d", BatchNorm2dParams, _bn_shape, BatchNorm2dParams.__doc__ or "", build=_bn_build, category="norm",
                defaults=_norm_defaults, folds_into=("conv2d", 3)))
+
+
+class FrozenBatchNorm2dParams(OpParams):
+    """Batch normalisation of an image with fixed statistics and affine parameters, as
+    ``torchvision.ops.FrozenBatchNorm2d`` (the backbones of torchvision's detection
+    checkpoints): ``weight``, ``bias``, ``running_mean`` and ``running_var`` are all buffers
+    (nothing is trained, no batch is counted), the same in train and eval mode; a trained
+    batch norm's checkpoint loads into it. ``optimize="inference"`` folds it into the
+    convolution before it, as a batch norm."""
+
+    eps: Annotated[Any, Float(gt=0)] = 1e-5
+
+
+def _frozen_bn_shape(p: FrozenBatchNorm2dParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    c, _, _ = need_image(shapes, "frozen_batchnorm2d")
+    return Inferred(shapes[0], buffers={"weight": (c,), "bias": (c,), "running_mean": (c,), "running_var": (c,)})
+
+
+def _frozen_bn_build(p: FrozenBatchNorm2dParams, shapes: list[Shape], inplace: bool):
+    from ..layers import FrozenBatchNorm2d
+
+    return FrozenBatchNorm2d(shapes[0][0], eps=p.eps)
+
+
+register(OpDef("frozen_batchnorm2d", FrozenBatchNorm2dParams, _frozen_bn_shape, FrozenBatchNorm2dParams.__doc__ or "",
+               build=_frozen_bn_build, category="norm", layout="image", defaults=_norm_defaults,
+               folds_into=("conv2d", 3)))
 
 
 class BatchNorm1dParams(BatchNorm2dParams):

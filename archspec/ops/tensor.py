@@ -1,8 +1,10 @@
 """Tensor plumbing: ``flatten``, ``unflatten``, ``identity``, ``permute``, ``reshape``,
-``chunk``, ``split``, ``select``, ``roll``, ``channel_shuffle``, and ``param`` (a learnable
-tensor as a node).
+``chunk``, ``split``, ``select``, ``roll``, ``channel_shuffle``, ``pixel_shuffle``,
+``pixel_unshuffle``, and ``param`` (a learnable tensor as a node).
 
-Except for ``param`` and ``channel_shuffle`` they have no module and move no data: *lower*
+Except for ``param``, ``channel_shuffle`` and the pixel shuffles (which copy: torch's
+``channel_shuffle``, ``pixel_shuffle`` and ``pixel_unshuffle``, written into the forward)
+they have no module and move no data: *lower*
 writes them into the generated forward (``x.permute(0, 2, 3, 1)``,
 ``torch.chunk(x, 2, 1)[0]``), and their outputs are views of their inputs (``alias``).
 Dimensions are counted as torch counts them, the batch being 0.
@@ -16,7 +18,7 @@ from typing import Annotated, Any
 from .._init_fns import missing_fans
 
 from .._values import Bool, Int, IntList, InitValue
-from ._common import need_rank, same_shape, torch_dim
+from ._common import need_image, need_rank, same_shape, torch_dim
 from ._registry import Inferred, OpDef, OpParams, Shape, ShapeError, fmt_shape, register
 
 
@@ -305,6 +307,62 @@ def _shuffle_emit(graph, p: ChannelShuffleParams, args: list, name: str, inplace
 
 register(OpDef("channel_shuffle", ChannelShuffleParams, _shuffle_shape, ChannelShuffleParams.__doc__ or "",
                emit=_shuffle_emit, category="reshape"))
+
+
+class PixelShuffleParams(OpParams):
+    """Rearrange ``C*r*r x H x W`` into ``C x H*r x W*r`` (``r`` the ``upscale_factor``), as
+    ``torch.pixel_shuffle``: sub-pixel upsampling after a convolution that makes ``r*r``
+    times the channels."""
+
+    upscale_factor: Annotated[Any, Int(ge=1)]
+
+
+def _pixel_shuffle_shape(p: PixelShuffleParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    c, h, w = need_image(shapes, "pixel_shuffle")
+    r = p.upscale_factor
+    if c % (r * r):
+        raise ShapeError(f"pixel_shuffle by {r} needs channels in multiples of {r}x{r}={r * r}, but its input has {c}",
+                         param="upscale_factor", expected=f"an upscale_factor whose square divides {c}",
+                         hint=f"make the layer before it give {r}x{r} channels for each channel pixel_shuffle gives out")
+    return Inferred((c // (r * r), h * r, w * r))
+
+
+def _pixel_shuffle_emit(graph, p: PixelShuffleParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
+    import torch
+
+    return graph.create_node("call_function", torch.pixel_shuffle, (args[0], p.upscale_factor), name=name)
+
+
+register(OpDef("pixel_shuffle", PixelShuffleParams, _pixel_shuffle_shape, PixelShuffleParams.__doc__ or "",
+               emit=_pixel_shuffle_emit, category="reshape", layout="image"))
+
+
+class PixelUnshuffleParams(OpParams):
+    """Rearrange ``C x H x W`` into ``C*r*r x H/r x W/r`` (``r`` the ``downscale_factor``), as
+    ``torch.pixel_unshuffle``, the inverse of ``pixel_shuffle``: a space-to-depth stem."""
+
+    downscale_factor: Annotated[Any, Int(ge=1)]
+
+
+def _pixel_unshuffle_shape(p: PixelUnshuffleParams, shapes: list[Shape], names: list[str]) -> Inferred:
+    c, h, w = need_image(shapes, "pixel_unshuffle")
+    r = p.downscale_factor
+    for axis, size in (("height", h), ("width", w)):
+        if size % r:
+            raise ShapeError(f"pixel_unshuffle by {r} needs a {axis} that is a multiple of {r}, but its input is "
+                             f"{fmt_shape(shapes[0])}", param="downscale_factor",
+                             expected=f"a downscale_factor that divides the input's height {h} and width {w}")
+    return Inferred((c * r * r, h // r, w // r))
+
+
+def _pixel_unshuffle_emit(graph, p: PixelUnshuffleParams, args: list, name: str, inplace: bool, shapes: list[Shape]):
+    import torch
+
+    return graph.create_node("call_function", torch.pixel_unshuffle, (args[0], p.downscale_factor), name=name)
+
+
+register(OpDef("pixel_unshuffle", PixelUnshuffleParams, _pixel_unshuffle_shape, PixelUnshuffleParams.__doc__ or "",
+               emit=_pixel_unshuffle_emit, category="reshape", layout="image"))
 
 
 class ParamParams(OpParams):
