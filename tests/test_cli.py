@@ -96,7 +96,7 @@ def test_spec_errors_are_printed_like_a_compiler(capsys, write_spec):
                        "('archspec ops' lists them))"
     assert lines[1] == "    5 |   bn: {op: batchnorm, eps: 0.001}"
     assert lines[2] == "      |            ^^^^^^^^^"
-    assert lines[3] == "  hint: did you mean 'batchnorm2d' or 'batchnorm1d'?"
+    assert lines[3] == "  hint: did you mean 'batchnorm2d', 'batchnorm1d' or 'frozen_batchnorm2d'?"
     assert "Traceback" not in err
 
 
@@ -112,7 +112,7 @@ def test_an_op_that_exists_nowhere_is_not_blamed_on_a_package(capsys, write_spec
     status, out, err = run(capsys, "ops", "upsamplee")
     assert status == 2 and out == "" and err == f"archspec: error: unknown op 'upsamplee'; {hint}\n"
     status, _, err = run(capsys, "ops", "batchnorm")  # a close name: only the names
-    assert status == 2 and err == "archspec: error: unknown op 'batchnorm'; did you mean 'batchnorm2d' or 'batchnorm1d'?\n"
+    assert status == 2 and err == "archspec: error: unknown op 'batchnorm'; did you mean 'batchnorm2d', 'batchnorm1d' or 'frozen_batchnorm2d'?\n"
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
@@ -123,7 +123,7 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_status(write_spec, capsys,
     assert status == 2
     assert err.startswith("Traceback (most recent call last):")
     assert "SpecSchemaError" in err
-    assert err.rstrip().endswith("hint: did you mean 'batchnorm2d' or 'batchnorm1d'?")  # the usual message follows
+    assert err.rstrip().endswith("hint: did you mean 'batchnorm2d', 'batchnorm1d' or 'frozen_batchnorm2d'?")  # the usual message follows
     status, _, err = run(capsys, "build", bad)
     assert status == 2 and "Traceback" not in err
 
