@@ -15,6 +15,7 @@ from torch import nn
 from archspec import SpecError, compile_spec, load_spec
 from archspec._compiler import build_model
 from archspec._optimize import fold_plan, fuse_plan, optimize
+from reference import NO_TORCHVISION, torchvision_models
 
 HEAD = "archspec: 1\nname: t\n"
 
@@ -228,7 +229,9 @@ def _random_stats(module: nn.Module, seed: int = 0) -> None:
 
 
 def test_frozen_batchnorm2d_is_torchvisions(write_spec):
-    tv = pytest.importorskip("torchvision.ops", reason="torchvision is not installed: its FrozenBatchNorm2d is the reference")
+    if torchvision_models() is None:
+        pytest.skip(NO_TORCHVISION)
+    import torchvision.ops as tv  # its FrozenBatchNorm2d is the reference
     path = one_node(write_spec, (5, 7, 3), "{op: frozen_batchnorm2d, eps: 0.001}")
     model = compile_spec(path).double()
     ref = tv.FrozenBatchNorm2d(5, eps=0.001).double()
