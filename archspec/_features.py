@@ -7,7 +7,8 @@ statically, so it finds them without running the network:
 - a *cut* is a node of the eval graph through which everything passes: no value computed
   before it (the input included) is read after it, so it carries all the network knows at
   that point (the end of a stage, not a branch of an Inception module nor a residual
-  branch);
+  branch); a read of another node's shape only (``like: input``, a segmentation head's
+  resize to the input size) carries none of its values and does not count;
 - the *feature maps* are the cuts whose output is an image, ``C x H x W`` or channels-last
   ``H x W x C`` (Swin's, returned as the network computes them), one at each
   reduction (the product of the strides from the input, each op's stride read from its
@@ -83,7 +84,7 @@ def _cuts(graph: Graph, order: list[str]) -> list[str]:
     """The nodes of ``order`` that every later node depends on through them alone."""
     last_read = {INPUT: -1}
     for i, p in enumerate(order):
-        for s in graph.nodes[p].sources:
+        for s in graph.nodes[p].data_sources:  # a read of a shape only (like: input) carries nothing
             last_read[s] = i
     for o in graph.outputs:
         last_read[o.node] = len(order)
@@ -130,7 +131,7 @@ def feature_maps(graph: Graph) -> list[Feature]:
         cut = p in cuts
         if (cut and ops.REGISTRY[node.op].ends_trunk) or (head is not None and node.display == head[0]):
             break  # the head
-        images = [s for s in node.sources if s in stride]
+        images = [s for s in node.data_sources if s in stride]
         if (node.image or node.channels_last) and images:
             size[p] = node.shape[1] if node.image else node.shape[0]
             # each op's stride, from the sizes of its input and output (55 -> 27 is 2: a 3x3

@@ -128,7 +128,9 @@ class Node:
 
     ``params`` holds evaluated values, or :class:`Deferred` ones that need the input shape;
     ``inputs`` are references as resolve wired them (node or container paths, ``input``, or
-    aliases of nodes switched off), ``sources`` the nodes infer found behind them.
+    aliases of nodes switched off), ``sources`` the nodes infer found behind them. The last
+    ``shape_only`` of each are read only for their shape (an op's ``refs`` parameter, such as
+    ``like: input``): the op's code reads their sizes, not their values.
     """
 
     path: str
@@ -143,6 +145,7 @@ class Node:
     role: NodeRole = NodeRole.OP
     sites: tuple[UseSite, ...] = ()
     doc: str | None = None
+    shape_only: int = 0  # how many of the last inputs are read only for their shape (OpDef.refs)
     # filled in by infer
     enabled: bool = True
     sources: list[str] = field(default_factory=list)  # producing node paths (or "input")
@@ -159,6 +162,16 @@ class Node:
     dtypes: dict[str, str] = field(default_factory=dict)  # tensor name -> torch dtype name, where not float32
     buffers: tuple[str, ...] = ()  # which of ``tensors`` are buffers (the rest are parameters)
     weight_bytes: int = 0  # of its parameters and buffers, each at its dtype
+
+    @property
+    def data_inputs(self) -> list[str]:
+        """The inputs whose values the op reads (its ``from:``), without those read only for their shape."""
+        return self.inputs[:len(self.inputs) - self.shape_only]
+
+    @property
+    def data_sources(self) -> list[str]:
+        """The sources whose values the op reads, without those read only for their shape."""
+        return self.sources[:len(self.sources) - self.shape_only]
 
     @property
     def implicit(self) -> bool:

@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError, core_schema
 from ._expr import is_expression
 from ._init_fns import INIT_ARGS, INIT_WORDS, POSITIVE_INIT_ARGS, fits_float32, init_args_error, initialiser_json
 
-__all__ = ["Int", "Float", "Bool", "Size", "Text", "Str", "Choice", "IntList", "InitValue", "EXPRESSION_SCHEMA", "shown", "with_article"]
+__all__ = ["Int", "Float", "Bool", "Size", "Scale", "IntSeq", "Text", "Str", "NodeName", "Choice", "IntList", "InitValue", "EXPRESSION_SCHEMA", "shown", "with_article"]
 
 EXPRESSION_SCHEMA = {
     "type": "string",
@@ -157,7 +157,15 @@ class Bool(_ValueType):
     expected = "true or false"
     json = {"type": "boolean"}
 
-    def check(self, value: Any) -> bool:
+    def __init__(self, nullable: bool = False) -> None:
+        self.nullable = nullable
+        if nullable:  # null: not given (torch's None, which some settings tell from false)
+            self.expected = "true, false or null"
+            self.json = {"type": ["boolean", "null"]}
+
+    def check(self, value: Any) -> bool | None:
+        if value is None and self.nullable:
+            return None
         if not isinstance(value, bool):
             hint = " (YAML 1.2: write true or false)" if isinstance(value, str) and value.lower() in ("yes", "no", "on", "off") else ""
             raise self.fail(value, hint)
@@ -206,6 +214,82 @@ class Size(_ValueType):
         return (v, v)
 
 
+class Scale(_ValueType):
+    """A positive number or a pair ``[height, width]`` of them (a scale factor), or null
+    where ``nullable``; each may be an expression. Concrete, it is a pair of floats."""
+
+    def __init__(self, nullable: bool = False) -> None:
+        self.nullable = nullable
+        self.expected = "a number > 0 or a pair [height, width] of them" + (" or null" if nullable else "")
+        item = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, EXPRESSION_SCHEMA]}
+        options: list[dict] = [{"type": "number", "exclusiveMinimum": 0},
+                               {"type": "array", "items": item, "minItems": 2, "maxItems": 2}]
+        if nullable:
+            options.append({"type": "null"})
+        self.json = {"anyOf": options}
+
+    def _validate(self, value: Any, info: core_schema.ValidationInfo) -> Any:
+        concrete = bool(info.context and info.context.get("concrete"))
+        if not concrete and isinstance(value, list) and len(value) == 2:
+            return [v if is_expression(v) else self._one(v, value) for v in value]
+        return super()._validate(value, info)
+
+    def _one(self, v: Any, whole: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise self.fail(whole)
+        return float(v)
+
+    def check(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise self.fail(value, f" (a list of {len(value)}; a scale has 2 entries)")
+            return (self._one(value[0], value), self._one(value[1], value))
+        v = self._one(value, value)
+        return (v, v)
+
+
+class IntSeq(_ValueType):
+    """An integer for every entry, or a list of exactly ``len(parts)`` integers (``parts``
+    name them, as messages say: ``("left", "right", "top", "bottom")``); each may be an
+    expression. Concrete, it is a tuple of ``len(parts)`` integers."""
+
+    def __init__(self, parts: tuple[str, ...], nullable: bool = False) -> None:
+        self.parts = parts
+        self.nullable = nullable
+        self.expected = f"an integer or a list [{', '.join(parts)}] of {len(parts)} integers" + (" or null" if nullable else "")
+        item = {"anyOf": [{"type": "integer"}, EXPRESSION_SCHEMA]}
+        options: list[dict] = [{"type": "integer"}, {"type": "array", "items": item, "minItems": len(parts), "maxItems": len(parts)}]
+        if nullable:
+            options.append({"type": "null"})
+        self.json = {"anyOf": options}
+
+    def _validate(self, value: Any, info: core_schema.ValidationInfo) -> Any:
+        concrete = bool(info.context and info.context.get("concrete"))
+        if not concrete and isinstance(value, list):
+            self._length(value)
+            return [v if is_expression(v) else self._one(v, value) for v in value]
+        return super()._validate(value, info)
+
+    def _length(self, value: list) -> None:
+        if len(value) != len(self.parts):
+            raise self.fail(value, f" (a list of {len(value)})")
+
+    def _one(self, v: Any, whole: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(whole)
+        return v
+
+    def check(self, value: Any) -> tuple[int, ...] | None:
+        if value is None and self.nullable:
+            return None
+        if isinstance(value, (list, tuple)):
+            self._length(list(value))
+            return tuple(self._one(v, value) for v in value)
+        return (self._one(value, value),) * len(self.parts)
+
+
 class Text(_ValueType):
     """Any string (no expression)."""
 
@@ -246,6 +330,15 @@ class Str(_ValueType):
         if not isinstance(value, str):
             raise self.fail(value)
         return value
+
+
+class NodeName(Str):
+    """The name of another node, as ``from:`` names one (a sibling or ``input``), or null:
+    an op parameter listed in :attr:`archspec.ops.OpDef.refs` (``like:``)."""
+
+    def __init__(self) -> None:
+        super().__init__(nullable=True)
+        self.expected = "the name of a node (a sibling, or 'input') or null"
 
 
 class Choice(_ValueType):

@@ -36,7 +36,7 @@ def warn_off_joins(state: State) -> None:
     than what the join would have made (a gate written first is an easy trap)."""
     g = state.g
     joins = dict(g.off_joins)
-    joins.update({p: (n.op, n.inputs) for p, n in g.nodes.items()
+    joins.update({p: (n.op, n.data_inputs) for p, n in g.nodes.items()
                   if not n.enabled and not n.implicit and ops.REGISTRY[n.op].broadcast})
     for path, (op, inputs) in joins.items():
         try:

@@ -45,10 +45,18 @@ def _cycle_error(g: Graph, deps: dict[str, list[str]], stuck: set[str]) -> SpecR
     return SpecReferenceError(
         "the graph has a cycle: " + " -> ".join(reversed(names)),
         first.loc, node=first.display,
-        notes=[(g.nodes[p].loc, f"'{g.nodes[p].display}' reads '{g.nodes[q].display}'")
+        notes=[(g.nodes[p].loc, f"'{g.nodes[p].display}' reads {_what(g, p, q)}'{g.nodes[q].display}'")
                for p, q in reversed(list(zip(cycle, cycle[1:])))],
         hint="a node can only read nodes that do not (directly or indirectly) read it",
     )
+
+
+def _what(g: Graph, p: str, q: str) -> str:
+    """How node ``p`` reads ``q``: for its value, or (``like:``) only for its shape."""
+    node = g.nodes[p]
+    if any(static(g, r) == q for r in node.data_inputs):
+        return ""
+    return "the shape of "
 
 
 def _stable_topo(paths: list[str], deps: dict[str, list[str]]) -> list[str]:

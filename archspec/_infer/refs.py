@@ -56,7 +56,7 @@ def live(state: State, ref: str, reader: Node | None = None, absent_ok: bool = F
             node = g.nodes[ref]
             if node.enabled:
                 return ref
-            inputs, loc = node.inputs, node.loc
+            inputs, loc = node.data_inputs, node.loc
             if node.role is NodeRole.OP:  # as resolve records a node switched off (a join passes its first input through)
                 inputs = ops.REGISTRY[node.op].stands_for_when_off(inputs)
         if not inputs and absent_ok:

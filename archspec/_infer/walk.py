@@ -2,7 +2,7 @@
 
 What it does: for each node, finds the nodes that really produce its inputs (a branch of a
 ``concat:``/``add:`` switched off drops out of the join, a param switched off out of an add
-or mul), decides the `when`s of its enclosing containers and its own, evaluates its
+or mul; a node read only for its shape, ``like:``, must be switched on), decides the `when`s of its enclosing containers and its own, evaluates its
 deferred values, validates its parameters (a :class:`SpecSchemaError` at the value at
 fault), checks what shape rules cannot see (learnable tensors reach only ops that
 broadcast them, ops on the last dimension get no C x H x W image) and applies the op's
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from .. import ops
 from .._errors import Loc, SpecLimitError, SpecReferenceError, SpecSchemaError, SpecShapeError
-from .._ir import ABSENT, INPUT, Deferred, Node, NodeRole, site_notes
+from .._ir import ABSENT, INPUT, Deferred, Node, NodeRole, display_path, site_notes
 from ..ops import fmt_shape
 from .refs import live
 from .state import State
@@ -29,10 +29,10 @@ __all__ = ["walk_node"]
 
 
 def _branches(state: State, node: Node) -> list[str]:
-    """The inputs of a node; for the join of a ``concat:``/``add:`` container, only the
-    branches that are switched on (a branch switched off drops out of the join)."""
+    """The inputs of a node whose values it reads; for the join of a ``concat:``/``add:``
+    container, only the branches that are switched on (a branch switched off drops out of the join)."""
     if node.role is not NodeRole.JOIN or state.g.containers[node.parent or ""].kind not in ("concat", "add"):
-        return node.inputs
+        return node.data_inputs
     kept = [r for r in node.inputs if not state.switched_off(r)]
     if not kept:
         container = state.g.containers.get(node.parent or "")
@@ -55,6 +55,7 @@ def walk_node(state: State, node: Node) -> None:
             raise SpecReferenceError(f"every input of this {node.op} is switched off ('when' is false)", node.loc,
                                      node=node.display, expected="at least one input that is switched on",
                                      notes=site_notes(node.sites))
+    sources += shape_sources(state, node)
     if any(s in state.failed for s in sources):
         state.failed.add(node.path)
         return
@@ -127,6 +128,29 @@ def walk_node(state: State, node: Node) -> None:
     node.dtypes, node.buffers, node.weight_bytes = dict(result.dtypes), tuple(result.buffers), result.n_bytes
 
 
+def shape_sources(state: State, node: Node) -> list[str]:
+    """The nodes that produce what ``node`` reads only for its shape (its op's ``refs``
+    parameters, such as ``like: input``). One switched off (its ``when``, or its
+    container's, is false) has no shape to give: a :class:`SpecReferenceError` at the
+    parameter, not a stand-in (the shape of what it would have read is not what was asked)."""
+    if not node.shape_only:
+        return []
+    g = state.g
+    keys = [k for k in ops.REGISTRY[node.op].refs if node.params.get(k) is not None]
+    out = []
+    for key, r in zip(keys, node.inputs[len(node.inputs) - node.shape_only:]):
+        if r in g.aliases or state.switched_off(r):
+            name = node.params[key]
+            where = g.alias_locs.get(r) or (g.nodes[r].loc if r in g.nodes else g.containers[r].loc if r in g.containers else None)
+            raise SpecReferenceError(
+                f"'{key}' names '{name}', which is switched off ('when' is false), so it has no shape to read",
+                node.param_locs.get(key, node.loc), node=node.display, expected="a node that is switched on",
+                notes=[(where, f"'{display_path(r)}' is switched off")] + site_notes(node.sites),
+                hint=f"name a node that is always on, or give this node the same 'when' as '{name}'")
+        out.append(live(state, r, node))
+    return out
+
+
 def _check_inputs(state: State, node: Node, op: ops.OpDef) -> None:
     """What the shape rules cannot see: learnable tensors (no batch dimension) reach only
     ops that broadcast them, and ops on the last dimension do not get a C x H x W image."""
@@ -188,7 +212,7 @@ def _shape_error(state: State, node: Node, e: ops.ShapeError) -> SpecShapeError:
         if s != INPUT:
             producer = state.g.nodes[s]
             notes.append((producer.loc, f"'{producer.display}' makes {fmt_shape(producer.shape)}"))
-    shapes = ", ".join(fmt_shape(s) for s in node.in_shapes)
+    shapes = ", ".join(fmt_shape(s) for s in node.in_shapes[:len(node.in_shapes) - node.shape_only])  # not a like's
     if not e.inputs and node.in_shapes:
         notes.append((None, f"its input is {shapes}, for a network input of {fmt_shape(state.g.input_shape)}"))
     notes.extend(site_notes(node.sites))

@@ -28,7 +28,7 @@ from .._schema import COMMON_KEYS, PARAM_TYPES
 from .._values import shown
 from .context import Context
 from .names import check_name
-from .state import Scope, Site
+from .state import BodySite, Scope, Site
 
 
 @dataclass
@@ -233,5 +233,8 @@ class Blocks:
         block_env.update(values)
         use_site = UseSite(name, path, ctx.loc(raw + ("use",)) or loc)
         inner = Scope(scope.sites + (use_site,))
-        return Instance(name, block, values, Site(path, ("blocks", name), site.parent, inputs, block_env, site.when, loc, inner),
-                        self._bind_inputs(name, block, site))
+        named = self._bind_inputs(name, block, site)
+        # a block is a body of its own: an op block's 'like: input' names the instance's input
+        body = BodySite(("blocks", name), site.parent, inputs[0] if inputs else INPUT, block_env, "seq", inner, named)
+        return Instance(name, block, values, Site(path, ("blocks", name), site.parent, inputs, block_env, site.when, loc, inner,
+                                                  body=body), named)

@@ -84,7 +84,7 @@ class Walker:
                 if kind == "seq":
                     previous = alias
                 continue
-            site = Site(path, entry.raw, parent, inputs, entry.env, entry.when, entry.loc, at.scope)
+            site = Site(path, entry.raw, parent, inputs, entry.env, entry.when, entry.loc, at.scope, siblings, at)
             if not self._build_collecting(entry, site):
                 continue
             children.append(path)

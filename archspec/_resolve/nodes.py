@@ -2,7 +2,8 @@
 
 What it does: checks a node whose ``op`` is an expression against the op it names once
 evaluated; builds an op's :class:`Node` (its arity against what it reads, its parameters
-evaluated or deferred, their positions); applies ``checkpoint`` to the container a node
+evaluated or deferred, their positions; a parameter that names a node, ``like:``, resolved
+and wired as an input read for its shape); applies ``checkpoint`` to the container a node
 built.
 
 What it deliberately does not do: walk bodies or bind block arguments (:mod:`.bodies`,
@@ -22,6 +23,7 @@ from .._ir import Node, site_notes
 from .._schema import validate_op_node
 from .._values import shown
 from .context import Context
+from .refs import ref
 from .state import Entry, Scope, Site, State
 
 
@@ -75,9 +77,23 @@ def op_node(ctx: Context, state: State, model: Any, site: Site) -> None:
         value = getattr(model, field_name)
         field_raw = raw + (field_name,)
         param_locs[field_name] = ctx.loc(field_raw) or site.loc
-        params[field_name] = ctx.value(value, site.env, field_raw, path)
-    state.add_node(Node(path, op.name, params, inputs, site.loc, param_locs=param_locs, env=site.env, when=site.when,
-                        parent=site.parent, sites=site.scope.sites, doc=model.doc))
+        params[field_name] = ctx.value(value, site.env, field_raw, path, structural=field_name in op.refs)
+    reads = [shape_ref(ctx, site, name, params[name]) for name in op.refs if params[name] is not None]
+    state.add_node(Node(path, op.name, params, [*inputs, *reads], site.loc, param_locs=param_locs, env=site.env,
+                        when=site.when, parent=site.parent, sites=site.scope.sites, doc=model.doc, shape_only=len(reads)))
+
+
+def shape_ref(ctx: Context, site: Site, key: str, name: Any) -> str:
+    """The path of the node that the op parameter ``key`` (one of the op's
+    :attr:`~archspec.ops.OpDef.refs`, such as ``like``) names for its shape, found as a
+    ``from:`` name is: a sibling or ``input``."""
+    raw = site.raw + (key,)
+    if not isinstance(name, str) or not name:
+        raise SpecSchemaError(f"'{key}' is {shown(name)}", ctx.loc(raw), node=site.path,
+                              expected="the name of a node (a string), or 'input'", notes=site_notes(site.scope.sites))
+    if site.body is None:  # pragma: no cover - every site the walk builds an op at has its body
+        raise AssertionError(f"no body to resolve '{key}' in at {site.path}")
+    return ref(ctx, name, site.siblings, site.body, raw, site.path, key=key)
 
 
 def checkpoint(ctx: Context, state: State, entry: Entry, path: str, scope: Scope) -> None:

@@ -3,7 +3,9 @@
 What it does: evaluates a ``from:`` (a name, a list of names, or an expression that makes
 either, before shapes are known) and resolves each name among the node's siblings,
 ``input`` and, in a block's own body, the block's declared ``inputs:`` (``skip``), with the
-nearest name and the block stack in the message when it is none of them.
+nearest name and the block stack in the message when it is none of them; resolves the
+same way an op parameter that names a node (``like: input``, an
+:attr:`~archspec.ops.OpDef.refs` parameter), whose message names that key.
 
 What it deliberately does not do: read nested nodes (a body's output is read through its
 container), or check how many inputs a node takes (:mod:`.nodes`).
@@ -44,8 +46,9 @@ def from_refs(ctx: Context, from_: Any, env: Mapping[str, Any], raw: tuple, wher
     return names
 
 
-def ref(ctx: Context, name: str, siblings: Mapping[str, str], at: BodySite, raw: tuple, where: str) -> str:
-    """The path of the node ``name`` reads in the body ``at`` (``siblings``: name to path)."""
+def ref(ctx: Context, name: str, siblings: Mapping[str, str], at: BodySite, raw: tuple, where: str, key: str = "from") -> str:
+    """The path of the node ``name`` reads in the body ``at`` (``siblings``: name to path);
+    ``key`` is the key that names it (``from``, or an op parameter such as ``like``)."""
     if name == INPUT:
         return at.input_ref
     if name in at.named:  # a block's declared input: inputs: [input, skip]
@@ -57,9 +60,9 @@ def ref(ctx: Context, name: str, siblings: Mapping[str, str], at: BodySite, raw:
     inside = f" in block '{scope.sites[-1].block}'" if scope.sites else ""
     hint = did_you_mean(name, known)
     if "." in name:
-        hint = "'from' names a sibling (a node of the same body) or 'input'; read a nested node through its container's output"
+        hint = f"'{key}' names a sibling (a node of the same body) or 'input'; read a nested node through its container's output"
     raise SpecReferenceError(
-        f"'from' names '{name}', which is not a node here{inside}", _from_loc(ctx, raw, name), node=where,
+        f"'{key}' names '{name}', which is not a node here{inside}", _from_loc(ctx, raw, name), node=where,
         expected="one of: " + name_list(known), hint=hint, notes=site_notes(scope.sites),
     )
 

@@ -14,6 +14,7 @@ the module that applies it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ErrorList, Loc, SpecLimitError, raise_collected
@@ -65,7 +66,8 @@ class BodySite:
 @dataclass(frozen=True)
 class Site:
     """Where a node is built: its path, its data path, its container, what it reads, the
-    names it sees, its ``when``, its position and its scope."""
+    names it sees, its ``when``, its position and its scope; and, for an op parameter that
+    names a node (``like:``), its siblings (name to path) and the body it is in."""
 
     path: str
     raw: tuple
@@ -75,6 +77,8 @@ class Site:
     when: bool | Deferred
     loc: Loc | None
     scope: Scope
+    siblings: Mapping[str, str] = field(default_factory=dict)
+    body: BodySite | None = None
 
 
 @dataclass

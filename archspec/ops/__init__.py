@@ -2,7 +2,8 @@
 
 ``archspec.ops.names()`` lists them; ``archspec.ops.get("conv2d")`` returns one entry.
 The built-in ops live in one file per kind: ``conv``, ``norm``, ``act``, ``pool``,
-``drop``, ``tensor``, ``joins``, ``attention`` (ViT's) and ``window`` (Swin's).
+``drop``, ``tensor``, ``joins``, ``resize`` (interpolate, pad), ``attention`` (ViT's) and
+``window`` (Swin's).
 
 Adding an op: ``archspec.register_op`` (:mod:`archspec.ops._user`) makes one of an
 ``nn.Module`` class in a few lines; installed packages provide ops through the entry-point
@@ -13,7 +14,7 @@ user op's parameters bounds: ``Annotated[float, Float(ge=0, le=1)]``. The full f
 """
 
 from .._values import Bool, Choice, Float, Int, IntList, Size, Str
-from . import act, attention, conv, drop, joins, norm, pool, tensor, window  # noqa: F401  (registers the built-in ops)
+from . import act, attention, conv, drop, joins, norm, pool, resize, tensor, window  # noqa: F401  (registers the built-in ops)
 from ._plugins import GROUP, PluginError, ensure_ops, installed_version, load_plugins, parse_requirement, version_at_least
 from ._registry import (DEFAULT_DTYPE, LEARNED, REGISTRY, Inferred, OpDef, OpParams, Shape, ShapeError, dtype_bytes, fmt_bytes, fmt_shape, get, join_for, known, names, overview,
                         rank_name, register, summary, unknown_hint, unregister, version)

@@ -13,8 +13,9 @@ and ``register`` the entry. The built-in ops are grouped by kind, one file each:
 ``conv.py`` (conv2d, conv_transpose2d, linear), ``norm.py`` (batch, frozen batch, layer,
 group and local response norms), ``act.py`` (activations), ``pool.py`` (pooling and
 means), ``drop.py`` (dropout, stochastic depth), ``tensor.py`` (flatten, permute, reshape,
-chunk, channel and pixel shuffles, learnable tensors), ``joins.py`` (concat, add, mul) and ``window.py`` (Swin's window
-attention and patch merging).
+chunk, channel and pixel shuffles, learnable tensors), ``joins.py`` (concat, add, mul),
+``resize.py`` (interpolate, pad) and ``window.py`` (Swin's window attention and patch
+merging).
 
 Shapes are per sample, without the batch dimension: ``(C, H, W)`` for images,
 ``(N, D)`` for token sequences, ``(F,)`` for flat features. A learnable tensor (the
@@ -133,7 +134,18 @@ class OpDef:
       tree, or ``emit(graph, params, args, name, inplace, in_shapes) -> fx.Node`` for ops
       written into the forward directly (an input whose fx node has ``meta[LEARNED]`` is a
       ``param`` node's learnable tensor, without a batch dimension);
-    - ``arity``: (least, most) inputs, ``None`` for no upper bound;
+    - ``arity``: (least, most) inputs, ``None`` for no upper bound (the ``from:`` inputs;
+      ``refs`` reads are not counted);
+    - ``refs``: the names of the parameters whose value names another node, read only for
+      its shape (``like: input``, ``like: layer1``): *resolve* resolves each given one as it
+      resolves a ``from:`` name (the same errors) and wires it as an extra input after the
+      ``from:`` inputs, so ordering, cycles, ``when`` and the in-place plan see the read;
+      ``infer`` gives the shape rule those shapes after the ``from:`` inputs' shapes (in
+      the order of ``refs``, leaving out a parameter not given), ``emit`` their values
+      after the ``from:`` inputs' values (the code reads their sizes at run time), and
+      the parameter itself holds the name as written; a node records how many of its
+      inputs are such reads (:attr:`archspec._ir.Node.shape_only`), which the feature-map
+      finder does not count as reading a value;
     - ``alias``: the output may be the input tensor or a view of it (identity, flatten,
       dropout in eval), which matters when deciding where an in-place op is safe;
     - ``inplace``: the op can overwrite its (first) input; *infer* decides where it may;
@@ -236,6 +248,7 @@ class OpDef:
     build: BuildFn | None = None
     emit: EmitFn | None = None
     arity: tuple[int, int | None] = (1, 1)
+    refs: tuple[str, ...] = ()
     alias: bool = False
     inplace: bool = False
     inplace_refused: Callable[[Any], str | None] | None = None
@@ -273,6 +286,9 @@ class OpDef:
             raise ValueError(f"op '{self.name}' needs exactly one of build or emit")
         if self.layout not in ("image", "any", "same", "dims"):
             raise ValueError(f"op '{self.name}': layout must be 'image', 'any', 'same' or 'dims'")
+        missing = [r for r in self.refs if r not in self.params.model_fields]
+        if missing:
+            raise ValueError(f"op '{self.name}': refs names {missing}, which are not parameters of it")
 
     def sums_residual(self, params: Any) -> bool:
         """Whether a node of this op with these (concrete) parameters is a plain element-wise
@@ -299,7 +315,7 @@ class OpDef:
             f"{least} or more inputs" if most is None else f"{least} to {most} inputs")
         if self.one_input_with and least > 1:
             text += f", or one with {' or '.join(repr(p) for p in self.one_input_with)}"
-        return text
+        return text + "".join(f", and the node its '{r}' names, for its shape" for r in self.refs)
 
     def stands_for_when_off(self, inputs: list[str]) -> list[str]:
         """What a node of this op reading ``inputs`` stands for when ``when`` switches it off
@@ -366,7 +382,7 @@ def names() -> list[str]:
 
 
 _KINDS = {"layer": "layers", "norm": "normalisation", "activation": "activations", "pool": "pooling",
-          "dropout": "regularisation", "reshape": "tensor plumbing", "param": "learnable tensors", "join": "joins",
+          "dropout": "regularisation", "reshape": "tensor plumbing", "param": "learnable tensors", "join": "joins", "resize": "resizing and padding",
           "user": "user ops"}
 
 
