@@ -182,6 +182,15 @@ def op_nodes():
         st.fixed_dictionaries({"op": st.sampled_from(["add", "mul"]), "constant": st.sampled_from([0, 1, 0.5, -2])}),
         st.fixed_dictionaries({"op": st.just("add"), "scale": st.sampled_from([1, 0.5, -1])},
                               optional={"constant": st.sampled_from([0, 1.5])}),
+        # resizing: to a size, by a scale, or like another node (the input, or a node that may not exist)
+        st.fixed_dictionaries({"op": st.just("interpolate")}, optional={
+            "size": SIZE, "scale_factor": st.sampled_from([0.5, 1.5, 2, [2, 0.7]]), "like": st.sampled_from(["input", "g", "n0"]),
+            "mode": st.sampled_from(["nearest", "nearest-exact", "bilinear", "bicubic", "area"]),
+            "align_corners": st.booleans(), "antialias": st.booleans()}),
+        st.fixed_dictionaries({"op": st.just("pad")}, optional={
+            "amounts": st.one_of(st.integers(-1, 2), st.lists(st.integers(-1, 3), min_size=4, max_size=4)),
+            "like": st.sampled_from(["input", "g"]), "mode": st.sampled_from(["constant", "reflect", "replicate", "circular"]),
+            "value": st.floats(-1, 1)}),
     )
 
 
