@@ -172,8 +172,41 @@ class Bool(_ValueType):
         return value
 
 
-class Size(_ValueType):
+class _Pair(_ValueType):
+    """One value for both, or a pair ``[height, width]`` (each may be an expression), null
+    where ``nullable``, one of ``words`` where it has them; concrete, a pair. A subclass
+    checks one entry (``_one``) and says what it is (``noun``)."""
+
+    noun = "a pair"
+    nullable = False
+    words: tuple[str, ...] = ()
+
+    def _validate(self, value: Any, info: core_schema.ValidationInfo) -> Any:
+        concrete = bool(info.context and info.context.get("concrete"))
+        if not concrete and isinstance(value, list) and len(value) == 2:
+            return [v if is_expression(v) else self._one(v, value) for v in value]
+        return super()._validate(value, info)
+
+    def _one(self, v: Any, whole: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def check(self, value: Any) -> Any:
+        if value is None and self.nullable:
+            return None
+        if isinstance(value, str) and value in self.words:
+            return value
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise self.fail(value, f" (a list of {len(value)}; {self.noun} has 2 entries)")
+            return (self._one(value[0], value), self._one(value[1], value))
+        v = self._one(value, value)
+        return (v, v)
+
+
+class Size(_Pair):
     """An integer or a pair ``[height, width]`` (each may be an expression)."""
+
+    noun = "a size"
 
     def __init__(self, ge: int = 1, nullable: bool = False, words: tuple[str, ...] = ()) -> None:
         self.ge = ge
@@ -190,33 +223,17 @@ class Size(_ValueType):
             options.append({"type": "null"})
         self.json = {"anyOf": options}
 
-    def _validate(self, value: Any, info: core_schema.ValidationInfo) -> Any:
-        concrete = bool(info.context and info.context.get("concrete"))
-        if not concrete and isinstance(value, list) and len(value) == 2:
-            return [v if is_expression(v) else self._one(v, value) for v in value]
-        return super()._validate(value, info)
-
     def _one(self, v: Any, whole: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or v < self.ge:
             raise self.fail(whole)
         return v
 
-    def check(self, value: Any) -> Any:
-        if value is None and self.nullable:
-            return None
-        if isinstance(value, str) and value in self.words:
-            return value
-        if isinstance(value, (list, tuple)):
-            if len(value) != 2:
-                raise self.fail(value, f" (a list of {len(value)}; a size has 2 entries)")
-            return (self._one(value[0], value), self._one(value[1], value))
-        v = self._one(value, value)
-        return (v, v)
 
-
-class Scale(_ValueType):
+class Scale(_Pair):
     """A positive number or a pair ``[height, width]`` of them (a scale factor), or null
     where ``nullable``; each may be an expression. Concrete, it is a pair of floats."""
+
+    noun = "a scale"
 
     def __init__(self, nullable: bool = False) -> None:
         self.nullable = nullable
@@ -228,26 +245,10 @@ class Scale(_ValueType):
             options.append({"type": "null"})
         self.json = {"anyOf": options}
 
-    def _validate(self, value: Any, info: core_schema.ValidationInfo) -> Any:
-        concrete = bool(info.context and info.context.get("concrete"))
-        if not concrete and isinstance(value, list) and len(value) == 2:
-            return [v if is_expression(v) else self._one(v, value) for v in value]
-        return super()._validate(value, info)
-
     def _one(self, v: Any, whole: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             raise self.fail(whole)
         return float(v)
-
-    def check(self, value: Any) -> Any:
-        if value is None and self.nullable:
-            return None
-        if isinstance(value, (list, tuple)):
-            if len(value) != 2:
-                raise self.fail(value, f" (a list of {len(value)}; a scale has 2 entries)")
-            return (self._one(value[0], value), self._one(value[1], value))
-        v = self._one(value, value)
-        return (v, v)
 
 
 class IntSeq(_ValueType):

@@ -328,3 +328,18 @@ def test_pad_refuses_a_value_outside_constant_mode(write_spec):
         load_spec(write_spec(HEAD + "graph:\n  pad: {op: pad, amounts: 1, mode: reflect, value: 2}\n"))
     with pytest.raises(RuntimeError, match="doesn.t take in value"):  # as torch does
         F.pad(torch.zeros(1, 1, 4, 4), [1, 1, 1, 1], mode="reflect", value=2.0)
+
+
+def test_a_node_read_only_for_its_shape_is_computed_and_held_until_read(write_spec):
+    """The read is an edge of the graph: the eval graph computes the node (nothing else
+    reads it) and the activation peak holds it until the reader has run."""
+    body = """graph:
+  wide: {op: conv2d, out: 64, kernel: 1}
+  narrow: {op: conv2d, out: 1, kernel: 3, stride: 2, from: input}
+  up: {op: interpolate, like: wide}
+"""
+    from archspec._ir import needed
+
+    g = load_spec(write_spec(HEAD + body))
+    assert needed(g, training=False) == ["wide", "narrow", "up"]
+    assert ("wide", 64 * 13 * 17 * 4) in g.activations.live and g.activations.at == "up"
