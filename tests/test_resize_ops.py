@@ -238,6 +238,18 @@ def test_like_of_a_node_switched_off_by_its_shape_is_an_error(write_spec):
     assert (e.value.loc.line, e.value.loc.col, e.value.node) == (7, 31, "up")
 
 
+def test_a_node_switched_off_with_the_node_it_reads_for_its_shape_is_no_error(write_spec):
+    """What the hint says: the same 'when' on both, decided by the shape."""
+    body = """graph:
+  conv: {op: conv2d, out: 4, kernel: 3, stride: 2}
+  extra: {op: conv2d, out: 4, kernel: 1, when: "${in_c > 10}"}
+  up: {op: interpolate, like: extra, from: conv, when: "${in_c > 10}"}
+  head: {op: conv2d, out: 2, kernel: 1}
+"""
+    g = load_spec(write_spec(HEAD + body))
+    assert not g.nodes["up"].enabled and g.nodes["head"].sources == ["conv"]
+
+
 def test_optimize_for_inference_keeps_like(write_spec):
     model = compile_spec(write_spec(SEG)).eval()
     fast = compile_spec(write_spec(SEG), optimize="inference", weights=model.state_dict())

@@ -2,7 +2,8 @@
 
 What it does: for each node, finds the nodes that really produce its inputs (a branch of a
 ``concat:``/``add:`` switched off drops out of the join, a param switched off out of an add
-or mul; a node read only for its shape, ``like:``, must be switched on), decides the `when`s of its enclosing containers and its own, evaluates its
+or mul), decides the `when`s of its enclosing containers and its own, finds the nodes it
+reads only for their shape (``like:``, which must be switched on), evaluates its
 deferred values, validates its parameters (a :class:`SpecSchemaError` at the value at
 fault), checks what shape rules cannot see (learnable tensors reach only ops that
 broadcast them, ops on the last dimension get no C x H x W image) and applies the op's
@@ -55,7 +56,6 @@ def walk_node(state: State, node: Node) -> None:
             raise SpecReferenceError(f"every input of this {node.op} is switched off ('when' is false)", node.loc,
                                      node=node.display, expected="at least one input that is switched on",
                                      notes=site_notes(node.sites))
-    sources += shape_sources(state, node)
     if any(s in state.failed for s in sources):
         state.failed.add(node.path)
         return
@@ -78,6 +78,13 @@ def walk_node(state: State, node: Node) -> None:
     if not decide(state, node.when, shape, node.display, node.loc):
         node.enabled = False
         return
+    if node.shape_only:  # read once the node is known to be on: one off with what it reads is no error
+        reads = shape_sources(state, node)
+        if any(s in state.failed for s in reads):
+            state.failed.add(node.path)
+            return
+        node.sources = sources + reads
+        node.in_shapes += [state.shape_of(s) for s in reads]
     op = ops.REGISTRY[node.op]
     values = {}
     for name, value in node.params.items():
@@ -99,7 +106,7 @@ def walk_node(state: State, node: Node) -> None:
                               expected=ctx.get("expected"), hint=hint, notes=site_notes(node.sites)) from None
     _check_inputs(state, node, op)
     try:
-        result = op.infer(concrete, node.in_shapes, [state.label(s) for s in sources])
+        result = op.infer(concrete, node.in_shapes, [state.label(s) for s in node.sources])
     except ops.ShapeError as e:
         raise _shape_error(state, node, e) from None
     if any(d > state.limits.max_int for d in result.shape):
@@ -133,8 +140,6 @@ def shape_sources(state: State, node: Node) -> list[str]:
     parameters, such as ``like: input``). One switched off (its ``when``, or its
     container's, is false) has no shape to give: a :class:`SpecReferenceError` at the
     parameter, not a stand-in (the shape of what it would have read is not what was asked)."""
-    if not node.shape_only:
-        return []
     g = state.g
     keys = [k for k in ops.REGISTRY[node.op].refs if node.params.get(k) is not None]
     out = []
