@@ -355,3 +355,24 @@ def test_a_node_read_only_for_its_shape_is_computed_and_held_until_read(write_sp
     g = load_spec(write_spec(HEAD + body))
     assert needed(g, training=False) == ["wide", "narrow", "up"]
     assert ("wide", 64 * 13 * 17 * 4) in g.activations.live and g.activations.at == "up"
+
+
+def test_the_concat_hint_for_a_skip_at_another_resolution_is_a_fix(write_spec):
+    """tests/bad_specs/shape-concat-skip.yaml with what its hint says: pad the transposed
+    convolution's map to its skip's size; right at the spec's odd size and at others."""
+    body = """archspec: 1
+name: up
+input: [3, 57, 57]
+graph:
+  enc: {op: conv2d, out: 4, kernel: 3, padding: 1}
+  down: {op: maxpool2d, kernel: 2}
+  mid: {op: conv2d, out: 8, kernel: 3, padding: 1}
+  up: {op: conv_transpose2d, out: 4, kernel: 2, stride: 2}
+  padded: {op: pad, like: enc}
+  cat: {op: concat, from: [enc, padded]}
+"""
+    path = write_spec(body)
+    assert load_spec(path).nodes["cat"].shape == (8, 57, 57)
+    model = compile_spec(path).eval()
+    for h, w in [(57, 57), (97, 113), (16, 17)]:
+        assert model(torch.randn(1, 3, h, w)).shape == (1, 8, h, w)
