@@ -41,6 +41,8 @@ class ParamSpec:
     default: Any
     loc: Loc | None
     raw: tuple = ()  # data path of the default value
+    choices: list | None = None  # the values it may take, where the declaration lists them
+    doc: str | None = None
 
 
 @dataclass
@@ -82,6 +84,19 @@ def _check_param_type(declared: str, value: Any) -> str | None:
     }[declared]
 
 
+def _check_choice(p: ParamSpec, value: Any, loc: Loc | None, block: str, path: str) -> None:
+    """A value outside a declaration's ``choices`` is an error at the argument; a value
+    known only with the input shape is not checked."""
+    if p.choices is None or isinstance(value, (Deferred, Lazy)):
+        return
+    if any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in p.choices):
+        return
+    allowed = " or ".join(shown(c) for c in p.choices) if len(p.choices) <= 2 else "one of: " + ", ".join(shown(c) for c in p.choices)
+    why = f": {p.doc}" if p.doc else ""
+    raise SpecSchemaError(f"'{p.name}' is {shown(value)}", loc, node=path, expected=allowed,
+                          notes=[(p.loc, f"block '{block}' allows '{p.name}' only {allowed}{why}")])
+
+
 class Blocks:
     """The spec's blocks, their declared parameters read once each."""
 
@@ -104,7 +119,8 @@ class Blocks:
                 specs.append(ParamSpec(pname, decl, True, None, loc, raw))
             elif isinstance(decl, dict):
                 declared = decl.get("type", "any")
-                specs.append(ParamSpec(pname, declared, "default" not in decl, decl.get("default"), loc, raw + ("default",)))
+                specs.append(ParamSpec(pname, declared, "default" not in decl, decl.get("default"), loc, raw + ("default",),
+                                       decl.get("choices"), decl.get("doc")))
             else:
                 specs.append(ParamSpec(pname, "any", False, decl, loc, raw))
         self._params[name] = specs
@@ -209,6 +225,7 @@ class Blocks:
                 if problem:
                     raise SpecSchemaError(f"'{p.name}' is {shown(v)}", ctx.loc(arg_raw), node=path, expected=problem,
                                           notes=[(p.loc, f"block '{name}' declares '{p.name}' as {p.type}")])
+                _check_choice(p, v, ctx.loc(arg_raw), name, path)
                 values[p.name] = v
             elif p.required:
                 raise SpecSchemaError(

@@ -128,26 +128,30 @@ class _Plain(Text):
 
 
 class _ParamDecl(Text):
-    """A block parameter: a type name (required), a default value, or {type, default, doc}."""
+    """A block parameter: a type name (required), a default value, or {type, default,
+    choices, doc}."""
 
     expected = ("a type name (" + ", ".join(PARAM_TYPES) + ") for a required parameter, a default value, "
-                "or {type: ..., default: ..., doc: ...}")
+                "or {type: ..., default: ..., choices: [...], doc: ...}")
     json = {"anyOf": [
         {"enum": list(PARAM_TYPES)},
         {"type": ["number", "boolean", "null"]},
         {"type": "string"},
         {"type": "array"},
-        {"type": "object", "properties": {"type": {"enum": list(PARAM_TYPES)}, "default": {}, "doc": {"type": "string"}},
+        {"type": "object", "properties": {"type": {"enum": list(PARAM_TYPES)}, "default": {},
+                                          "choices": {"type": "array", "minItems": 1}, "doc": {"type": "string"}},
          "additionalProperties": False},
     ]}
 
     def check(self, value: Any) -> Any:
         if isinstance(value, dict):
-            extra = set(value) - {"type", "default", "doc"}
+            extra = set(value) - {"type", "default", "choices", "doc"}
             if extra:
                 key = sorted(extra)[0]
                 raise PydanticCustomError("archspec_value", "unknown key '{key}' in a parameter declaration "
-                                          "(expected type, default and doc)", {"key": key})
+                                          "(expected type, default, choices and doc)", {"key": key})
+            if "choices" in value and (not isinstance(value["choices"], list) or not value["choices"]):
+                raise PydanticCustomError("archspec_value", "a parameter's choices must be a non-empty list of values")
             if "type" in value and value["type"] not in PARAM_TYPES:
                 raise PydanticCustomError("archspec_value", "unknown parameter type {t} (expected one of: {types})",
                                           {"t": shown(value["type"]), "types": ", ".join(PARAM_TYPES)})
