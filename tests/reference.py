@@ -52,6 +52,60 @@ def relative_error(got, ref) -> float:
 
 
 ZOO_FIXTURES = FIXTURES / "zoo"
+#: torchvision's segmentation networks, the dilated trunks and the U-Net's facts
+#: (tests/fixtures/segmentation/README.md; generate.py there writes them)
+SEGMENTATION_FIXTURES = FIXTURES / "segmentation"
+
+
+def segmentation_fixture(name: str) -> dict:
+    return json.loads((SEGMENTATION_FIXTURES / f"{name}.json").read_text())
+
+
+def dense_record(t, stride: int) -> dict:
+    """What a fixture keeps of a dense output too large to store whole (an [N, C, H, W]
+    map): every ``stride``-th value of the flattened tensor (a prime stride, so the samples
+    reach every row, column and channel), the largest magnitude, and per sample and
+    channel: the sum, the sum of magnitudes, the Euclidean norm and the projection on
+    :func:`projection_weights` (which moves by about the norm of any change, wherever it
+    is). :func:`dense_error` compares against it."""
+    flat = t.detach().flatten()
+    return {"shape": list(t.shape), "sample_stride": stride, "sample": flat[::stride].tolist(),
+            "max_abs": float(flat.abs().max()), "channel_sums": t.sum(dim=(2, 3)).tolist(),
+            "channel_abs_sums": t.abs().sum(dim=(2, 3)).tolist(),
+            "channel_norms": t.square().sum(dim=(2, 3)).sqrt().tolist(),
+            "channel_projections": (t * projection_weights(*t.shape[2:])).sum(dim=(2, 3)).tolist()}
+
+
+def projection_weights(h: int, w: int):
+    """``torch.randn(h, w)`` from seed 1, float64: the weights of a dense record's projections."""
+    import torch
+
+    return torch.randn(h, w, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+def dense_error(got, record: dict) -> float:
+    """The largest relative error of ``got`` against a :func:`dense_record`: the samples
+    and the largest magnitude relative to the reference's largest magnitude, each channel's
+    sum relative to its sum of magnitudes (so cancellation cannot hide a difference), its
+    projection relative to its norm, and the sums of magnitudes and the norms relative to
+    themselves. Compare it with 1e-9, as the logits."""
+    import torch
+
+    assert list(got.shape) == record["shape"], (list(got.shape), record["shape"])
+    got = got.detach().to(torch.float64)
+    ref = {k: torch.tensor(record[k], dtype=torch.float64)
+           for k in ("sample", "channel_sums", "channel_abs_sums", "channel_norms", "channel_projections")}
+    scale = record["max_abs"]
+    norms, abs_sums = ref["channel_norms"], ref["channel_abs_sums"]
+    mine = {"channel_sums": got.sum(dim=(2, 3)), "channel_abs_sums": got.abs().sum(dim=(2, 3)),
+            "channel_norms": got.square().sum(dim=(2, 3)).sqrt(),
+            "channel_projections": (got * projection_weights(*got.shape[2:])).sum(dim=(2, 3))}
+    return max(float((got.flatten()[::record["sample_stride"]] - ref["sample"]).abs().max()) / scale,
+               abs(float(got.abs().max()) - scale) / scale,
+               float(((mine["channel_sums"] - ref["channel_sums"]).abs() / abs_sums).max()),
+               float(((mine["channel_abs_sums"] - abs_sums).abs() / abs_sums).max()),
+               float(((mine["channel_norms"] - norms).abs() / norms).max()),
+               float(((mine["channel_projections"] - ref["channel_projections"]).abs() / norms).max()))
 
 
 def zoo_specs() -> dict[str, Path]:
