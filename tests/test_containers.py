@@ -407,3 +407,99 @@ def test_a_container_never_returns_a_view_it_wrote_into(write_spec):
         assert not auto.block(x)._is_view() and not auto.act(x)._is_view() and forced.act(x)._is_view()
         torch.testing.assert_close(auto.block(x), auto.block.fc(auto.block.norm(x)) + x)
         torch.testing.assert_close(auto(x), forced(x))
+
+
+NESTED_READ = """
+    graph:
+      backbone:
+        seq:
+          stem: {op: conv2d, out: 4, kernel: 3, padding: 1}
+          layer3:
+            seq:
+              c: {op: conv2d, out: 4, kernel: 3, padding: 1}
+              r: {op: relu}
+          layer4: {op: conv2d, out: 6, kernel: 3, padding: 1, stride: 2}
+      classifier: {op: conv2d, out: 2, kernel: 1}
+      aux_classifier:
+        from: backbone.layer3
+        seq:
+          c: {op: conv2d, out: 2, kernel: 1}
+          r: {op: relu}
+    outputs:
+      out: classifier
+      aux: aux_classifier
+"""
+
+
+def test_a_head_reads_a_nested_node_of_the_backbone_by_dotted_path(write_spec):
+    """``from: backbone.layer3`` reads the node inside ``backbone``: the backbone is one call
+    that returns its output (layer4) and layer3, each computed once; fx and TorchScript agree."""
+    torch.manual_seed(0)
+    model = compile_text(write_spec, NESTED_READ).eval()
+    calls = []
+    hooks = [model.backbone.layer3.register_forward_hook(lambda *a: calls.append("layer3")),
+             model.backbone.layer4.register_forward_hook(lambda *a: calls.append("layer4"))]
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        out, aux = model(x)
+        inner = model.backbone.layer3(model.backbone.stem(x))
+        assert torch.equal(aux, model.aux_classifier(inner))
+        assert torch.equal(out, model.classifier(model.backbone.layer4(inner)))
+        assert out.shape == (2, 2, 4, 4) and aux.shape == (2, 2, 8, 8)
+        calls.clear()
+        model(x)
+        assert calls == ["layer3", "layer4"]  # each once
+        for hook in hooks:
+            hook.remove()
+        traced = torch.fx.symbolic_trace(model)
+        targets = [n.target for n in traced.graph.nodes if n.op == "call_module"]
+        assert targets.count("backbone.layer3.c") == 1 and targets.count("backbone.layer4") == 1
+        assert all(torch.equal(a, b) for a, b in zip(traced(x), (out, aux)))
+        assert all(torch.equal(a, b) for a, b in zip(torch.jit.script(model)(x), (out, aux)))
+    assert "self.backbone(x)" in model.code and model.code.count("self.backbone(") == 1
+    taps = compile_text(write_spec, NESTED_READ, outputs=["backbone.layer3", "aux_classifier"])
+    assert set(taps(x)) == {"backbone.layer3", "aux_classifier"}
+    features = compile_text(write_spec, NESTED_READ, features_only=True)
+    assert [tuple(f.shape) for f in features(x)] == [(2, 4, 8, 8)]
+
+
+def test_a_dotted_path_reads_list_items_by_index_and_a_switched_off_node_stands_for_its_input(write_spec):
+    model = compile_text(write_spec, """
+        params: {deep: false}
+        graph:
+          backbone:
+            seq:
+              features:
+                - {op: conv2d, out: 4, kernel: 1}
+                - {op: relu}
+                - {op: conv2d, out: 5, kernel: 1}
+              extra: {op: conv2d, out: 7, kernel: 1, when: $deep}
+          a: {op: flatten, from: backbone.features.1}
+          b: {op: flatten, from: backbone.extra}
+          out: {op: concat, from: [a, b], dim: 1}
+    """).eval()
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        f = model.backbone.features
+        want = torch.cat([f[1](f[0](x)).flatten(1), f[2](f[1](f[0](x))).flatten(1)], 1)
+        assert torch.equal(model(x), want)  # extra is off: backbone.extra stands for features
+
+
+def test_containers_reading_each_others_insides_are_refused(write_spec):
+    """a reads b's output, b reads a node inside a: a cycle, said with its edges; a dotted
+    path into a container written later is refused before that."""
+    from archspec import SpecError
+
+    with pytest.raises(SpecError, match=r"the graph has a cycle: a\.z -> b\.y -> b\.w -> a\.z"):
+        compile_text(write_spec, """
+            graph:
+              stem: {op: relu}
+              a: {from: b, seq: {z: {op: relu}, x: {op: relu}}}
+              b: {from: a.z, seq: {y: {op: relu}, w: {op: relu}}}
+        """)
+    with pytest.raises(SpecError, match=r"'from' names 'b\.y', inside 'b', which is written after 'a'"):
+        compile_text(write_spec, """
+            graph:
+              a: {from: b.y, seq: {z: {op: relu}, x: {op: relu}}}
+              b: {from: a.z, seq: {y: {op: relu}, w: {op: relu}}}
+        """)

@@ -11,7 +11,7 @@ What it does, walking the spec once in document order:
 - evaluates ``when`` (a node switched off is left out, and whatever reads it reads its
   input instead; in a list, later items are numbered as if it were not there);
 - names every node by its dotted path and resolves ``from:`` among its siblings (and
-  ``input``), builds the implicit joins of ``concat``, ``add`` and ``dense`` containers,
+  ``input``; a dotted name reads a node nested in an earlier sibling container), builds the implicit joins of ``concat``, ``add`` and ``dense`` containers,
   and resolves ``outputs``;
 - evaluates every expression that does not need a shape; those that use ``in_c``/``in_h``/
   ``in_w`` (directly or through a block argument) are left as :class:`Deferred` for infer.

@@ -26,7 +26,7 @@ from .context import Context
 from .expand import expand
 from .joins import close, dense_input, switch_off
 from .nodes import checkpoint, chosen_op, op_node
-from .refs import from_refs, ref
+from .refs import Siblings, from_refs, ref
 from .state import BodySite, Entry, Site, State
 
 
@@ -51,7 +51,7 @@ class Walker:
             _check_not_inputs(ctx, entries, prefix, at)
         if not entries:
             raise SpecSchemaError("this body has no nodes", ctx.loc(at.raw), node=where, expected="at least one node")
-        siblings = {e.name: prefix + e.name for e in entries if e.name is not None}
+        siblings = Siblings({e.name: prefix + e.name for e in entries if e.name is not None}, state)
         children: list[str] = []
         previous = at.input_ref
         branch_outputs: list[str] = []
