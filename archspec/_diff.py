@@ -270,6 +270,13 @@ def _range(first: str, last: str) -> str:
     return ".".join(parts)
 
 
+def _outputs(g: Graph) -> str:
+    """The outputs as the diff shows them: their names (training-only ones marked) and, for
+    ``returns: dict``, that they come as a dict."""
+    names = ", ".join(o.name + (" (training only)" if o.training_only else "") for o in g.outputs)
+    return names + (" as a dict" if g.returns_dict else "")
+
+
 def format_diff(d: GraphDiff) -> str:
     a, b = d.a, d.b
     lines = [f"{a.name} ({a.source}) -> {b.name} ({b.source})", ""]
@@ -279,6 +286,8 @@ def format_diff(d: GraphDiff) -> str:
         lines.append(f"input       {fmt_shape(a.input_shape)} -> {fmt_shape(b.input_shape)}"
                      + ("" if a.input_shape[1:] == b.input_shape[1:] else
                         " (spatial sizes follow the input: below, shapes show channels only)"))
+    if _outputs(a) != _outputs(b):
+        lines.append(f"outputs     {_outputs(a)} -> {_outputs(b)}")
     pa, pb = d.params
     lines.append(f"parameters  {pa:,} -> {pb:,} ({pb - pa:+,})")
     ma, mb = d.macs

@@ -82,6 +82,7 @@ class ModelInfo:
     eval_inlined: list[str] = field(default_factory=list)
     recipe: Recipe | None = None  #: how to compile it again (set by compile_spec)
     optimized: Optimized | None = None  #: what optimize="inference" did, None when it was not optimised
+    returns: str = "tuple"  #: the spec's ``returns``: "dict" makes the forward return an OrderedDict by output name
 
 
 def saved_info(value: ModelInfo | Mapping[str, Any]) -> ModelInfo:

@@ -305,9 +305,16 @@ class Graph:
     off_joins: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # switched-off add/mul: (op, all inputs)
     taps: bool = False  # outputs were asked for by path: the network returns a dict of them
     tap_list: bool = False  # ... or a list of them, in order (a features_only backbone)
+    returns: str = "tuple"  # the spec's outputs as a tensor or named tuple ("tuple"), or a dict by name ("dict")
     checkpoint_keys: list[tuple[str, str]] = field(default_factory=list)  # (regex, replacement) for foreign checkpoints
     renumbered: list[Renumbered] = field(default_factory=list)  # list items numbered lower than their place
     activations: Peak | None = None  # the eval forward's activation peak per sample (activation_peak), filled by infer
+
+    @property
+    def returns_dict(self) -> bool:
+        """Whether the forward returns the spec's outputs as a dict by name (``returns: dict``;
+        a network compiled with ``outputs=`` returns its taps its own way)."""
+        return self.returns == "dict" and not self.taps
 
     def owner(self, path: str) -> str | None:
         """The container whose generated forward computes node ``path``: its parent, except

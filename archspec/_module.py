@@ -228,11 +228,15 @@ class ArchModule(nn.Module):
         weights = self._archspec_info.loss_weights
         if isinstance(outputs, torch.Tensor):  # one output returned: the main one
             return criterion(outputs, target)
-        if isinstance(outputs, dict):
+        if isinstance(outputs, dict) and self._archspec_info.returns == "dict":  # returns: dict, by output name
+            pairs = list(outputs.items())
+        elif isinstance(outputs, dict):
             raise TypeError("loss() takes what the spec's forward returns; a model compiled with outputs= returns "
                             "the values of nodes, which have no loss weights")
+        else:
+            pairs = list(zip(outputs._fields, outputs))
         total: torch.Tensor | None = None
-        for name, out in zip(outputs._fields, outputs):
+        for name, out in pairs:
             w = weights.get(name, 0.0)
             if w:
                 term = criterion(out, target) * w
@@ -265,6 +269,7 @@ class ArchModule(nn.Module):
         """Compile the generated source into a class of this instance's own."""
         info = self._archspec_info
         glb = _standard_globals()
+        glb["_OrderedDict"] = collections.OrderedDict
         train_fields = [n for n, _ in info.outputs]
         eval_fields = [n for n, training_only in info.outputs if not training_only]
         if not info.taps:  # a feature extractor returns a dict keyed by path instead

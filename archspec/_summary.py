@@ -168,7 +168,8 @@ def format_summary(graph: Graph, depth: int | None = None, overrides: dict[str, 
              "",
              line(header), line(tuple("-" * w for w in widths)), *(line(b) for b in body), ""]
     lines.append(f"outputs     {', '.join(out_text(o) for o in outs_eval)}"
-                 + (f"; training only: {', '.join(out_text(o) for o in outs_train)}" if outs_train else ""))
+                 + (f"; training only: {', '.join(out_text(o) for o in outs_train)}" if outs_train else "")
+                 + (" (returned as a dict by name)" if graph.returns_dict else ""))
     lines.append(f"parameters  {t.params:,}" + (f" ({t.eval_params:,} in the eval graph)" if t.eval_params != t.params else ""))
     short = f" ({format_count(t.macs)})" if t.macs >= 10**6 else ""
     lines.append(f"MACs        {t.macs:,}{short} for the eval graph at {fmt_shape(graph.input_shape)}: "

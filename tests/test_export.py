@@ -62,6 +62,7 @@ outputs:
 #: (spec, parameters, input shape, the eval outputs, a prefix of the training-only weights)
 NETWORKS = {
     "tiny": (None, {}, (3, 15, 15), ["logits", "feats"], "side."),
+    "tiny_dict": (None, {}, (3, 15, 15), ["logits", "feats"], "side."),  # TINY with returns: dict
     "googlenet": (SPECS / "googlenet.yaml", {}, (3, 64, 64), ["logits"], "aux"),
     "densenet": (SPECS / "densenet121.yaml", {"block_config": [2, 2, 2, 2]}, (3, 32, 32), ["output"], None),
 }
@@ -70,7 +71,8 @@ NETWORKS = {
 @pytest.fixture
 def network(request, write_spec):
     spec, params, shape, outputs, aux = NETWORKS[request.param]
-    return spec or write_spec(TINY), params, shape, outputs, aux
+    text = TINY.replace("graph:", "returns: dict\ngraph:", 1) if request.param == "tiny_dict" else TINY
+    return spec or write_spec(text), params, shape, outputs, aux
 
 
 def file_for(folder, fmt: str):
@@ -127,6 +129,8 @@ def load(fmt: str, path, spec, params, shape):
     def run(x):
         with torch.no_grad():
             out = module(x)
+        if isinstance(out, dict):  # returns: dict (TorchScript and torch.export give a plain one)
+            return tuple(out.values())
         return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
     return run
@@ -139,7 +143,7 @@ def check_outputs(model, run, shape, batches=(1, 3)) -> None:
         x = torch.randn(b, *shape, generator=torch.Generator().manual_seed(b))
         with torch.no_grad():
             want = model(x)
-        want = tuple(want) if isinstance(want, tuple) else (want,)
+        want = tuple(want.values()) if isinstance(want, dict) else tuple(want) if isinstance(want, tuple) else (want,)
         got = run(x)
         assert len(got) == len(want)
         for g, w in zip(got, want):

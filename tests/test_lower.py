@@ -255,3 +255,50 @@ def test_a_spec_name_starting_with_a_digit(write_spec):
     model = compile_spec(write_spec("archspec: 1\nname: 3d-net\ninput: [3, 8, 8]\ngraph:\n  r: {op: relu}\n  "
                                     "q: {op: identity, from: input}\noutputs: {a: r, b: {node: q, training_only: true}}\n"))
     assert type(model.train()(torch.randn(1, 3, 8, 8))).__name__ == "Net3dNetOutputs"
+
+
+RETURNS_DICT = """params: {aux_loss: true}
+returns: dict
+graph:
+  body: {seq: {conv: {op: conv2d, out: 4, kernel: 3, padding: 1}, layer3: {op: relu}, layer4: {op: conv2d, out: 6, kernel: 1}}}
+  classifier: {op: conv2d, out: 2, kernel: 1}
+  aux_classifier: {op: conv2d, out: 2, kernel: 1, from: body.layer3, when: $aux_loss}
+outputs:
+  out: classifier
+  aux: {node: aux_classifier, loss_weight: 0.5}
+"""
+
+
+@pytest.mark.parametrize("aux_loss", [True, False])
+def test_returns_dict_gives_an_ordered_dict_of_the_outputs_in_both_modes(write_spec, aux_loss):
+    """As torchvision's segmentation models: an OrderedDict 'out' (and 'aux' with aux_loss) in
+    train and eval, even of one output; an output switched off is left out. fx and TorchScript
+    give the same dict (a plain one, as torchvision's scripted models do)."""
+    import collections
+
+    torch.manual_seed(0)
+    model = compile_text(write_spec, RETURNS_DICT, aux_loss=aux_loss)
+    names = ["out", "aux"] if aux_loss else ["out"]
+    x = torch.randn(2, 3, 16, 16)
+    for training in (True, False):
+        out = model.train(training)(x)
+        assert type(out) is collections.OrderedDict and list(out) == names
+    with torch.no_grad():
+        want = model.eval()(x)
+        for other in (torch.fx.symbolic_trace(model)(x), torch.jit.script(model)(x)):
+            assert list(other) == names and all(torch.equal(other[k], want[k]) for k in names)
+    target = torch.randn(2, 2, 16, 16)
+    out = model.train()(x)
+    loss = model.loss(out, target, torch.nn.functional.mse_loss)
+    expected = torch.nn.functional.mse_loss(out["out"], target)
+    if aux_loss:
+        expected = expected + 0.5 * torch.nn.functional.mse_loss(out["aux"], target)
+    assert torch.allclose(loss, expected)
+    taps = compile_text(write_spec, RETURNS_DICT, aux_loss=aux_loss, outputs=["body.layer3"])
+    assert list(taps(x)) == ["body.layer3"] and type(taps(x)) is dict  # outputs= keeps its own form
+
+
+def test_an_output_switched_off_by_a_parameter_is_left_out_of_a_tuple(write_spec):
+    model = compile_text(write_spec, RETURNS_DICT.replace("returns: dict\n", ""), aux_loss=False)
+    out = model.eval()(torch.randn(1, 3, 16, 16))
+    assert isinstance(out, torch.Tensor) and out.shape == (1, 2, 16, 16) and model.output_names == ["out"]

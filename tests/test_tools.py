@@ -328,3 +328,15 @@ def test_diff_folds_only_consecutive_numbers():
     assert "features.denseblock1.denselayer{1..6}.conv1" in paths
     assert not any("norm{0..5}" in p for p in paths)
     assert math.isclose(sum(c.params_delta for c in d.changes), 28_681_000 - 7_978_856)
+
+
+def test_summary_and_diff_say_the_outputs_come_as_a_dict(tmp_path, capsys):
+    base = "archspec: 1\nname: seg\ninput: [3, 8, 8]\ngraph:\n  conv: {op: conv2d, out: 2, kernel: 1}\noutputs: {out: conv}\n"
+    (tmp_path / "a.yaml").write_text(base)
+    (tmp_path / "b.yaml").write_text(base.replace("graph:", "returns: dict\ngraph:"))
+    status, out, _ = run(capsys, "build", tmp_path / "b.yaml")
+    assert status == 0 and "outputs     out 2x8x8 (returned as a dict by name)" in out
+    status, out, _ = run(capsys, "build", tmp_path / "a.yaml")
+    assert "outputs     out 2x8x8\n" in out
+    status, out, _ = run(capsys, "diff", tmp_path / "a.yaml", tmp_path / "b.yaml")
+    assert "outputs     out -> out as a dict" in out

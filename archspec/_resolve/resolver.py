@@ -54,7 +54,7 @@ class Resolver:
             nodes=state.nodes, containers=state.containers, top=top, outputs=outs, init=init,
             aliases=state.aliases, source=ctx.doc.path, files=ctx.doc.files, taps=self.taps is not None,
             alias_locs=state.alias_locs, checkpoint_keys=[(r.match, r.replace) for r in spec.checkpoint_keys],
-            off_joins=state.off_joins, renumbered=state.renumbered,
+            off_joins=state.off_joins, renumbered=state.renumbered, returns=spec.returns,
         )
 
 

@@ -16,7 +16,7 @@ from typing_extensions import TypeAliasType
 
 from .. import ops
 from .._values import Text
-from .key_types import _InputShape, _OpExpression, _Plain, _Requirement, _spec_name, _Version
+from .key_types import _InputShape, _Literal, _OpExpression, _Plain, _Requirement, _spec_name, _Version
 from .nodes import (BlockCommon, ContainerBlockCommon, NodeCommon, _Invalid, _InvalidBody, _Model, _UseArgs, _block_tag, _body_tag,
                      _current, _node_tag, op_model)
 from .rules import InitRule, KeyRule, Output, _output_tag
@@ -137,6 +137,9 @@ def _build_models(covered: frozenset[str]) -> type[BaseModel]:
         outputs: dict[str, Annotated[Union[Annotated[Any, Text(), Tag("<path>")], Annotated[Output, Tag("<output>")]],
                                      Discriminator(_output_tag)]] = Field(
             None, description="named outputs (default: the last node)")
+        returns: Annotated[Any, _Literal("tuple", "dict")] = Field("tuple", description=(
+            "how the forward returns its outputs: 'tuple' (one tensor, or a named tuple of several) or 'dict' (an "
+            "OrderedDict by output name, in order, even of one, as torchvision's segmentation models return)"))
         init: list[InitRule] = Field(default_factory=list, description="weight initialisation rules, applied in order")
         checkpoint_keys: list[KeyRule] = Field(default_factory=list, description=(
             "rules that rename the keys of checkpoints written for another layout, tried in order on keys the model lacks"))
