@@ -249,10 +249,14 @@ class InitRule:
     tensors: dict[str, Any]  # "weight"/"bias" -> float or {"fn": ..., args}
     loc: Loc | None
     index: int
+    within: str | None = None  # only nodes at or below this path (a nested base's rules)
 
     def selects(self, node: Node) -> bool:
-        """Whether this rule applies to ``node`` (by op and by dotted path, shell wildcards)."""
+        """Whether this rule applies to ``node`` (by op, by dotted path with shell
+        wildcards, and inside ``within``)."""
         if node.implicit or (self.ops is not None and node.op not in self.ops):
+            return False
+        if self.within is not None and not (node.display == self.within or node.display.startswith(self.within + ".")):
             return False
         return self.paths is None or any(fnmatch.fnmatchcase(node.display, pattern) for pattern in self.paths)
 

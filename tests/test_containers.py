@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import pickle
 import textwrap
+import warnings
 
 import pytest
 import torch
@@ -503,3 +504,43 @@ def test_containers_reading_each_others_insides_are_refused(write_spec):
               a: {from: b.y, seq: {z: {op: relu}, x: {op: relu}}}
               b: {from: a.z, seq: {y: {op: relu}, w: {op: relu}}}
         """)
+
+
+def test_a_nested_base_is_one_node_of_the_variant(tmp_path):
+    """extends: {spec: resnet18, nest: backbone}: the backbone's keys are the base's under
+    'backbone.', the head reads an inner stage, the base's init applies inside backbone
+    only (its convs Kaiming, the head's conv PyTorch's default, as torchvision's heads)."""
+    from archspec import load_spec
+
+    (tmp_path / "seg.yaml").write_text(
+        "archspec: 1\nextends: {spec: 'archspec:resnet/resnet18', nest: backbone}\nname: seg\ninput: [3, 64, 64]\n"
+        "returns: dict\ngraph:\n  backbone: {seq: {avgpool: null, flatten: null, fc: null}}\n"
+        "  classifier: {op: conv2d, out: 3, kernel: 1}\n"
+        "  aux: {op: conv2d, out: 3, kernel: 1, from: backbone.layer3}\noutputs: {out: classifier, aux: aux}\n")
+    plain = load_spec("resnet18").state_shapes()
+    shapes = load_spec(tmp_path / "seg.yaml").state_shapes()
+    assert {k: v for k, v in shapes.items() if k.startswith("backbone.")} == {
+        "backbone." + k: v for k, v in plain.items() if not k.startswith("fc.")}
+    torch.manual_seed(0)
+    model = compile_spec(tmp_path / "seg.yaml").eval()
+    out = model(torch.randn(1, 3, 64, 64))
+    assert list(out) == ["out", "aux"] and out["out"].shape == (1, 3, 2, 2) and out["aux"].shape == (1, 3, 4, 4)
+    assert model.backbone.conv1.weight.std().item() == pytest.approx((2 / (64 * 49)) ** 0.5, rel=0.05)  # fan_out
+    assert model.classifier.bias.abs().max() > 0  # PyTorch's default, not the base's bias 0 rule
+
+
+def test_a_nested_node_of_a_base_keys_as_torchvisions_segmentation_backbones(tmp_path):
+    """nest: {backbone: features}: MobileNetV3's features list alone, keyed backbone.0 ... backbone.16."""
+    from archspec import load_spec
+
+    (tmp_path / "v.yaml").write_text(
+        "archspec: 1\nextends: {spec: 'archspec:mobilenet/mobilenet_v3_large', nest: {backbone: features}}\n"
+        "name: v\ngraph:\n  head: {op: conv2d, out: 3, kernel: 1}\n")
+    plain = load_spec("mobilenet_v3_large").state_shapes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its classifier's parameters and init rule do not come along to warn
+        graph = load_spec(tmp_path / "v.yaml")
+    shapes = graph.state_shapes()
+    assert {k: v for k, v in shapes.items() if k.startswith("backbone.")} == {
+        "backbone." + k[len("features."):]: v for k, v in plain.items() if k.startswith("features.")}
+    assert "backbone.16.0.weight" in shapes and shapes["head.weight"] == (3, 960, 1, 1)

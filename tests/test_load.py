@@ -231,3 +231,92 @@ def test_an_alias_as_a_mapping_key_is_refused(write_spec):
     with pytest.raises(SpecSyntaxError, match="the alias '\\*k' is used as a mapping key") as e:
         spec(write_spec, "params: {a: &k 5}\ngraph:\n  *k : {op: relu}\n")
     assert (e.value.loc.line, e.value.loc.col) == (6, 3)
+
+
+NEST_BASE = """archspec: 1
+name: base
+input: [3, 32, 32]
+params: {width: 8, classes: 10, drop: 0.5}
+graph:
+  stem: {op: conv2d, out: $width, kernel: 3}
+  features:
+    - {op: conv2d, out: $width, kernel: 3}
+    - {op: relu}
+  pool: {op: adaptive_avgpool2d}
+  flat: {op: flatten}
+  drop: {op: dropout, p: $drop}
+  classifier: {op: linear, out: $classes}
+outputs: {logits: classifier}
+returns: dict
+init:
+  - {ops: [conv2d], weight: {fn: kaiming_normal}, bias: 0}
+  - {ops: [linear], weight: 0, bias: 0}
+  - {paths: ["features.0", classifier], weight: 1}
+checkpoint_keys:
+  - {match: "^old\\\\.(.*)", replace: "\\\\1"}
+"""
+
+
+def test_extends_as_a_mapping_without_nest_is_extends_as_a_string(tmp_path):
+    (tmp_path / "base.yaml").write_text(NEST_BASE)
+    (tmp_path / "a.yaml").write_text("extends: base.yaml\nname: a\nparams: {width: 4}\n")
+    (tmp_path / "b.yaml").write_text("extends: {spec: base.yaml}\nname: a\nparams: {width: 4}\n")
+    a, b = load_document(tmp_path / "a.yaml"), load_document(tmp_path / "b.yaml")
+    assert a.data == b.data and a.files[0] == b.files[0]
+    assert str(a.locs.value(("params", "classes"))) == str(b.locs.value(("params", "classes")))  # in base.yaml
+
+
+def test_nest_makes_the_base_graph_one_node_of_the_variant(tmp_path):
+    """nest: backbone: the base's graph is the seq 'backbone'; the variant removes its head by
+    merge and adds nodes after it; params (those still named), blocks and input come along,
+    outputs, returns and checkpoint_keys do not; the base's init rules apply inside backbone only (paths
+    prefixed, within: backbone), before the variant's own. Values keep their files."""
+    (tmp_path / "base.yaml").write_text(NEST_BASE)
+    (tmp_path / "seg.yaml").write_text(
+        "archspec: 1\nextends: {spec: base.yaml, nest: backbone}\nname: seg\n"
+        "graph:\n  backbone: {seq: {pool: null, flat: null, drop: null, classifier: null}}\n"
+        "  head: {op: conv2d, out: 2, kernel: 1}\n"
+        "init:\n  - {paths: [head], weight: 0}\n")
+    doc = load_document(tmp_path / "seg.yaml")
+    assert list(doc.data["graph"]) == ["backbone", "head"]
+    assert list(doc.data["graph"]["backbone"]["seq"]) == ["stem", "features"]
+    assert doc.data["input"] == [3, 32, 32]
+    assert doc.data["params"] == {"width": 8}  # the removed head's classes and drop: named by nothing now
+    assert not {"outputs", "returns", "checkpoint_keys"} & set(doc.data)
+    assert doc.data["init"] == [
+        {"ops": ["conv2d"], "weight": {"fn": "kaiming_normal"}, "bias": 0, "within": "backbone"},
+        {"ops": ["linear"], "weight": 0, "bias": 0, "within": "backbone"},
+        {"paths": ["backbone.features.0", "backbone.classifier"], "weight": 1, "within": "backbone"},
+        {"paths": ["head"], "weight": 0}]
+    loc = doc.locs.value(("graph", "backbone", "seq", "stem", "out"))
+    assert loc.file.endswith("base.yaml") and loc.line == 6
+    assert doc.locs.value(("init", 2, "paths", 1)).file.endswith("base.yaml")
+    assert doc.locs.value(("init", 3, "paths", 0)).file.endswith("seg.yaml")
+
+
+def test_nest_of_one_base_node_takes_that_node_alone(tmp_path):
+    """nest: {backbone: features}: the base's list 'features' is the node 'backbone'; rules
+    on paths outside it are dropped, by ops alone kept when the node writes one of the ops;
+    the base's parameters nothing names any more are left out."""
+    (tmp_path / "base.yaml").write_text(NEST_BASE)
+    (tmp_path / "v.yaml").write_text(
+        "archspec: 1\nextends: {spec: base.yaml, nest: {backbone: features}}\nname: v\n"
+        "params: {classes: 3}\ngraph:\n  head: {op: conv2d, out: $classes, kernel: 1}\n")
+    doc = load_document(tmp_path / "v.yaml")
+    assert doc.data["graph"]["backbone"] == [{"op": "conv2d", "out": "$width", "kernel": 3}, {"op": "relu"}]
+    assert list(doc.data["graph"]) == ["backbone", "head"]
+    assert doc.data["params"] == {"width": 8, "classes": 3}  # drop: named by nothing kept
+    assert doc.data["init"] == [
+        {"ops": ["conv2d"], "weight": {"fn": "kaiming_normal"}, "bias": 0, "within": "backbone"},
+        {"paths": ["backbone.0"], "weight": 1, "within": "backbone"}]
+    assert doc.locs.value(("graph", "backbone", 0, "out")).file.endswith("base.yaml")
+
+
+def test_nest_refuses_a_base_path_it_cannot_carry(tmp_path):
+    from archspec import SpecSchemaError
+
+    (tmp_path / "base.yaml").write_text(NEST_BASE.replace('"features.0", classifier', '"*.0"'))
+    (tmp_path / "v.yaml").write_text("archspec: 1\nextends: {spec: base.yaml, nest: {backbone: features}}\nname: v\n")
+    with pytest.raises(SpecSchemaError, match=r"init path '\*\.0' of '.*base.yaml' cannot be carried into 'nest'") as e:
+        load_document(tmp_path / "v.yaml")
+    assert e.value.loc.file.endswith("base.yaml")

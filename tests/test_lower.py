@@ -302,3 +302,14 @@ def test_an_output_switched_off_by_a_parameter_is_left_out_of_a_tuple(write_spec
     model = compile_text(write_spec, RETURNS_DICT.replace("returns: dict\n", ""), aux_loss=False)
     out = model.eval()(torch.randn(1, 3, 16, 16))
     assert isinstance(out, torch.Tensor) and out.shape == (1, 2, 16, 16) and model.output_names == ["out"]
+
+
+def test_an_init_rule_within_a_node_selects_only_inside_it(write_spec):
+    model = compile_text(write_spec, """graph:
+  body: {seq: {a: {op: conv2d, out: 4, kernel: 1}, b: {op: conv2d, out: 4, kernel: 1}}}
+  head: {op: conv2d, out: 2, kernel: 1}
+init:
+  - {ops: [conv2d], within: body, weight: 0, bias: 0}
+""")
+    assert not model.body.a.weight.any() and not model.body.b.weight.any()
+    assert model.head.weight.any() and model.head.bias.any()

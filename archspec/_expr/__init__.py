@@ -29,7 +29,7 @@ The parts: :mod:`.language` (what an expression may use, and :class:`Expr`),
 
 from .evaluate import evaluate
 from .language import FUNCTIONS, MAX_STEPS, SHAPE_NAMES, Expr, describe, is_expression, make_divisible
-from .parse import parse, parse_name_template, parse_value
+from .parse import names_used, parse, parse_name_template, parse_value
 
 __all__ = ["Expr", "SHAPE_NAMES", "FUNCTIONS", "MAX_STEPS", "parse_value", "is_expression", "evaluate", "parse_name_template",
-           "describe", "make_divisible"]
+           "describe", "make_divisible", "names_used"]

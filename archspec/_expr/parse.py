@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import ast
 from functools import lru_cache
+from typing import Any
 
-from .._errors import Loc, SpecExpressionError, did_you_mean
+from .._errors import Loc, SpecError, SpecExpressionError, did_you_mean
 from .._limits import DEFAULT_LIMITS, Limits
-from .language import ALLOWED, BINOPS, CMPOPS, FUNCTIONS, SHAPE_NAMES, WORDS, Expr, at, node_loc
+from .language import ALLOWED, is_expression, BINOPS, CMPOPS, FUNCTIONS, SHAPE_NAMES, WORDS, Expr, at, node_loc
 
 __all__ = ["parse", "parse_value", "parse_name_template"]
 
@@ -197,3 +198,30 @@ def parse_name_template(name: str, loc: Loc | None = None, limits: Limits = DEFA
         parts.append(parse(name[start + 1:end], at(loc, start + 1), limits))
         pos = end + 1
     return parts
+
+
+def names_used(data: Any, limits: Limits) -> set[str]:
+    """Every name an expression in ``data`` (a spec's data, or part of it) reads, in its
+    values and its name templates (``"encoder_layer_{i}"``); an expression that does not
+    parse is left out (it is reported where it is evaluated)."""
+    used: set[str] = set()
+    stack: list[Any] = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if isinstance(key, str) and "{" in key:
+                    try:
+                        used.update(n for part in parse_name_template(key, None, limits) if isinstance(part, Expr)
+                                    for n in part.names)
+                    except SpecError:
+                        pass
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and is_expression(item):
+            try:
+                used.update(parse_value(item, None, limits).names)
+            except SpecError:
+                pass
+    return used

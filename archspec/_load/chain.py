@@ -4,7 +4,8 @@ What it does: :func:`load_document` reads a spec file (or a bundled spec, by nam
 UTF-8 text within the size limit, loads it (:func:`.yaml_text.load_text`), follows its
 ``extends:`` chain, refusing loops, chains past ``Limits.max_extends_depth`` and bases
 that cannot be read (with a "did you mean" for a missing one), and merges each variant
-over its base (:func:`.extends.merge`).
+over its base (:func:`.extends.merge`), nesting the base first where ``extends`` says so
+(``extends: {spec: ..., nest: backbone}``, :mod:`.nest`).
 
 What it deliberately does not do: parse YAML, or check keys or types (that is
 :mod:`archspec._schema`).
@@ -24,6 +25,7 @@ from .._files import FileProblem, open_regular, shown_path, why
 from .._limits import DEFAULT_LIMITS, Limits
 from .extends import merge
 from .locations import Document
+from .nest import drop_unused_params, extends_target, nest_base, with_init
 from .yaml_text import load_text
 
 __all__ = ["display_path", "load_document", "read_spec_text"]
@@ -98,10 +100,10 @@ def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) 
     if len(chain) >= limits.max_extends_depth:
         raise SpecLimitError(f"'extends' chain is longer than {limits.max_extends_depth} files (Limits.max_extends_depth)", loc)
     doc = load_text(read_spec_text(path, limits, loc), shown, limits)
-    base_name = doc.data.get("extends")
-    if base_name is None:
+    if doc.data.get("extends") is None:
         return doc
-    ext_loc = doc.locs.value(("extends",))
+    base_name, nest = extends_target(doc)
+    ext_loc = doc.locs.value(("extends", "spec") if nest is not None or isinstance(doc.data["extends"], dict) else ("extends",))
     if not isinstance(base_name, str) or not base_name:
         raise SpecReferenceError(
             f"'extends' must name a spec file, found {base_name!r}", ext_loc,
@@ -121,7 +123,21 @@ def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) 
     del child["extends"]
     child_locs = doc.locs.copy()
     child_locs.drop_subtree(("extends",))
+    base_init: list = []
+    if nest is not None:
+        base = nest_base(base, nest, base.path)
+        base_init = base.data.pop("init", [])
+        base_init_locs = base.locs.copy()
+        if "init" not in child:  # the variant writes none: the base's stand alone
+            base.data["init"] = base_init
+            base_init = []
+        else:
+            base.locs.drop_subtree(("init",))
     data, locs = merge(base.data, base.locs, child, child_locs)
+    if base_init:
+        with_init(data, locs, base_init, base_init_locs)
+    if nest is not None:
+        drop_unused_params(data, locs, child, limits)
     return Document(data, locs, shown, base.files + [shown])
 
 

@@ -58,7 +58,7 @@ def init_rules(ctx: Context, env: dict[str, Any]) -> list[InitRule]:
                 tensors[tensor] = args
             else:
                 tensors[tensor] = init_number(ctx, value, env, raw + (tensor,), where)
-        rules.append(InitRule(rule.ops, rule.paths, tensors, ctx.loc(raw), i))
+        rules.append(InitRule(rule.ops, rule.paths, tensors, ctx.loc(raw), i, within=rule.within))
     return rules
 
 

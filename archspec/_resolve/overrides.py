@@ -15,8 +15,8 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import Loc, SpecError, SpecReferenceError, SpecSchemaError, SpecWarning, did_you_mean
-from .._expr import SHAPE_NAMES, Expr, is_expression, parse_name_template, parse_value
+from .._errors import Loc, SpecReferenceError, SpecSchemaError, SpecWarning, did_you_mean
+from .._expr import SHAPE_NAMES, is_expression, names_used
 from .._limits import Limits
 from .._load import Document
 from .._values import shown
@@ -120,26 +120,7 @@ def warn_unused_params(doc: Document, params: Mapping[str, Any], limits: Limits)
     """A spec parameter that no expression of the spec (or of its bases) names is usually a
     misspelt one, such as a variant's ``patch_sise: 8`` that leaves ``patch_size`` as it
     was: warn, with the nearest name that is used."""
-    used: set[str] = set()
-    stack: list[Any] = [doc.data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if isinstance(key, str) and "{" in key:  # a name template: "encoder_layer_{i}"
-                    try:
-                        used.update(n for part in parse_name_template(key, None, limits) if isinstance(part, Expr)
-                                    for n in part.names)
-                    except SpecError:
-                        pass
-                stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str) and is_expression(item):
-            try:
-                used.update(parse_value(item, None, limits).names)
-            except SpecError:
-                pass  # reported where the value is evaluated
+    used = names_used(doc.data, limits)
     for name in params:
         if name not in used:
             hint = did_you_mean(name, sorted(used & set(params)))

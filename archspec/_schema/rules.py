@@ -9,7 +9,7 @@ an init rule's ops or paths select anything.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -79,6 +79,8 @@ class InitRule(_Model):
 
     ops: list[Annotated[Any, _OpName()]] = Field(None, description="select nodes of these ops")
     paths: list[Annotated[Any, Text()]] = Field(None, description="select nodes by dotted path, with * and ? wildcards")
+    within: Annotated[Any, Text()] = Field(None, description=(
+        "select only nodes inside this node (a dotted path): a base nested by 'extends' keeps its rules there"))
     weight: InitOrNumber = None
     bias: InitOrNumber = None
 
@@ -89,6 +91,15 @@ class InitRule(_Model):
         if self.weight is None and self.bias is None:
             raise PydanticCustomError("archspec_value", "an init rule needs 'weight' or 'bias' to set")
         return self
+
+
+class Extends(_Model):
+    """``extends:`` as a mapping: the base, and the node of this graph it becomes (the load
+    stage reads it; it is here for the JSON schema)."""
+
+    spec: Annotated[Any, Text()] = Field(description="the base spec: a path relative to this file, or 'archspec:' and a bundled name")
+    nest: Union[Annotated[Any, Text()], dict[str, Annotated[Any, Text()]]] = Field(None, description=(
+        "a node name: the base's graph becomes that node (a seq of its nodes); {name: node}: the base's node becomes it"))
 
 
 class KeyRule(_Model):

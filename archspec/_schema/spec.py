@@ -19,7 +19,7 @@ from .._values import Text
 from .key_types import _InputShape, _Literal, _OpExpression, _Plain, _Requirement, _spec_name, _Version
 from .nodes import (BlockCommon, ContainerBlockCommon, NodeCommon, _Invalid, _InvalidBody, _Model, _UseArgs, _block_tag, _body_tag,
                      _current, _node_tag, op_model)
-from .rules import InitRule, KeyRule, Output, _output_tag
+from .rules import Extends, InitRule, KeyRule, Output, _output_tag
 
 
 def spec_model(used: Any = None) -> type[BaseModel]:
@@ -125,7 +125,9 @@ def _build_models(covered: frozenset[str]) -> type[BaseModel]:
         archspec: Annotated[Any, _Version(1)] = Field(description="the spec format version (1)")
         name: Annotated[Any, Text(_spec_name)] = Field(description="the network's name: letters, digits, '_', '-', '.'")
         description: Annotated[Any, Text()] = Field(None, description="one line: what the network is")
-        extends: Annotated[Any, Text()] = Field(None, description="a base spec this one is merged over (a path relative to this file)")
+        extends: Union[Annotated[Any, Text()], Extends] = Field(None, description=(
+            "a base spec this one is merged over (a path relative to this file), or {spec: base, nest: node}: the base "
+            "nested as one node of this graph"))
         requires: list[Annotated[Any, _Requirement()]] = Field(
             default_factory=list, description="the packages whose ops this spec uses (names as pip installs them, "
                                               "optionally with '>=' a version)")
