@@ -436,7 +436,8 @@ def test_a_head_reads_a_nested_node_of_the_backbone_by_dotted_path(write_spec):
     """``from: backbone.layer3`` reads the node inside ``backbone``: the backbone is one call
     that returns its output (layer4) and layer3, each computed once; fx and TorchScript agree."""
     torch.manual_seed(0)
-    model = compile_text(write_spec, NESTED_READ).eval()
+    # a name of its own: TorchScript keeps one named-tuple class per name in a process
+    model = compile_spec(write_spec("archspec: 1\nname: nested_read\ninput: [3, 8, 8]\n" + textwrap.dedent(NESTED_READ))).eval()
     calls = []
     hooks = [model.backbone.layer3.register_forward_hook(lambda *a: calls.append("layer3")),
              model.backbone.layer4.register_forward_hook(lambda *a: calls.append("layer4"))]
