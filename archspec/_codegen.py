@@ -25,13 +25,14 @@ not). Only where eval does not compute a value the container reads from outside 
 reads a training-only node) does the model's eval forward run that container's nodes
 itself; :func:`archspec.shard` refuses such a container.
 
-A value never leaves a container and comes back into it, so every container that computes
-something runs as one call: what a container reads from outside is its input (``from``
-names siblings, ``input``, or a node nested in a sibling container written before it,
-``backbone.layer3``; outputs feed nothing), so two containers reading each other's insides
-make a cycle of nodes, which *infer* refuses, or read into one written later, which
-*resolve* refuses. Calling one that computes nothing the network uses is an error that
-says so.
+Every container that computes something runs as one call. What a container reads from
+outside is what its own ``from`` names (siblings, ``input``, or a node nested in a sibling
+container written before it, ``backbone.layer3``; outputs feed nothing), so a value leaves a
+container and comes back into it only where two containers each read a value computed
+inside the other (``a`` reads ``b``, ``b`` reads ``a.z``, which ``a`` computes from its
+other input): *infer* refuses that with the reads named, and *resolve* a dotted path into a
+container written later. Calling one that computes nothing the network uses is an error
+that says so.
 
 **Checkpointing.** A container marked ``checkpoint`` runs its body under
 ``torch.utils.checkpoint`` (non-reentrant) in train mode with gradients on, and restores

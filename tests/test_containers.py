@@ -488,9 +488,24 @@ def test_a_dotted_path_reads_list_items_by_index_and_a_switched_off_node_stands_
 
 
 def test_containers_reading_each_others_insides_are_refused(write_spec):
-    """a reads b's output, b reads a node inside a: a cycle, said with its edges; a dotted
-    path into a container written later is refused before that."""
+    """a reads b's output, b reads a node inside a: a cycle, said with its edges, or, where
+    that node comes from a's other input, two calls that cannot be ordered; a dotted path
+    into a container written later is refused before that."""
     from archspec import SpecError
+
+    with pytest.raises(SpecError, match=r"'a' and 'b' each read a value computed inside the other") as e:
+        compile_text(write_spec, """
+            blocks:
+              two:
+                inputs: [input, skip]
+                seq: {z: {op: relu, from: skip}, x: {op: add, from: [input, z]}}
+            graph:
+              stem: {op: relu}
+              a: {use: two, from: [b, stem]}
+              b: {from: a.z, seq: {y: {op: relu}}}
+              out: {op: relu, from: a}
+        """)
+    assert [why for _, why in e.value.notes] == ["'a.x' reads 'b.y'", "'b.y' reads 'a.z'"]
 
     with pytest.raises(SpecError, match=r"the graph has a cycle: a\.z -> b\.y -> b\.w -> a\.z"):
         compile_text(write_spec, """

@@ -8,7 +8,8 @@ of an eval forward, per sample: :func:`archspec._ir.activation_peak`), before an
 allocated, and initialisers that do not fit their tensors, warns where a switched-off add or mul
 passes a first input smaller than what it would have made, where a list item switched off
 by ``when: false`` moves the checkpoint keys of a later item that holds weights, and where
-a node feeds nothing (a :class:`SpecWarning`).
+a node feeds nothing (a :class:`SpecWarning`), and containers that each read a value computed
+inside the other (they could not run as one call each).
 
 What it deliberately does not do: change a node's shape or costs (the walk made them).
 """
@@ -27,7 +28,7 @@ from ..ops._common import broadcast
 from .refs import live
 from .state import State
 
-__all__ = ["resolve_outputs", "check_limits", "check_activations", "check_init", "warn_off_joins", "warn_renumbered",
+__all__ = ["resolve_outputs", "check_calls", "check_limits", "check_activations", "check_init", "warn_off_joins", "warn_renumbered",
            "mark_usage"]
 
 
@@ -189,3 +190,68 @@ def mark_usage(state: State) -> None:
             warnings.warn(SpecWarning("this node feeds nothing: no node reads it and it is not an output",
                                       node.loc, node.display), stacklevel=2)
 
+
+
+def check_calls(state: State) -> None:
+    """Every container runs as one call (see :mod:`archspec._codegen`), so within each body
+    the calls must have an order: refuse containers that each read a value computed inside
+    the other (``a`` reads ``b``'s output while ``b`` reads ``a.z``, which ``a`` computes
+    from its other input), naming the reads; the nodes themselves make no cycle."""
+    g = state.g
+    up: dict[str | None, tuple[str, ...]] = {None: ()}
+
+    def chain(c: str | None) -> tuple[str, ...]:  # a container and those around it, innermost first
+        if c not in up:
+            up[c] = (c,) + chain(g.containers[c].parent)
+        return up[c]
+
+    edges: dict[str | None, dict[str, dict[str, tuple[str, str]]]] = {}  # body -> unit -> units it reads, by one read
+    for r in g.order:
+        cr = chain(g.owner(r))
+        for s in g.nodes[r].sources:
+            if s == INPUT:
+                continue
+            cs = chain(g.owner(s))
+            common = next((c for c in cr if c in cs), None)
+            ur, us = _unit(cr, common, r), _unit(cs, common, s)
+            if ur != us:
+                edges.setdefault(common, {}).setdefault(ur, {}).setdefault(us, (r, s))
+    for body, reads in edges.items():
+        cycle = _unit_cycle(reads)
+        if cycle is not None:
+            pairs = [reads[a][b] for a, b in zip(cycle, cycle[1:])]
+            first = g.nodes[pairs[0][0]]
+            names = " and ".join(f"'{u}'" for u in cycle[:-1]) if len(cycle) == 3 else ", ".join(f"'{u}'" for u in cycle[:-1])
+            raise SpecReferenceError(
+                f"{names} each read a value computed inside the other, so neither can run before the other",
+                first.loc, node=first.display,
+                notes=[(g.nodes[r].loc, f"'{g.nodes[r].display}' reads '{g.nodes[s].display}'") for r, s in pairs],
+                hint="a container runs as one call: read the value from a node outside both, or move the reading node "
+                     "into the container it reads")
+
+
+def _unit(chain: tuple[str, ...], common: str | None, node: str) -> str:
+    """What runs ``node`` as one step of the body ``common``: the container of its ``chain``
+    right inside ``common``, or the node itself where ``common`` computes it."""
+    k = chain.index(common) if common is not None else len(chain)
+    return chain[k - 1] if k > 0 else node
+
+
+def _unit_cycle(reads: dict[str, dict[str, tuple[str, str]]]) -> list[str] | None:
+    """A cycle of steps each reading the next (first repeated at the end), or None."""
+    done: set[str] = set()
+    for start in reads:
+        if start in done:
+            continue
+        path, stack = [start], [iter(reads[start])]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                done.add(path.pop())
+                stack.pop()
+            elif nxt in path:
+                return path[path.index(nxt):] + [nxt]
+            elif nxt not in done:
+                path.append(nxt)
+                stack.append(iter(reads.get(nxt, {})))
+    return None

@@ -15,7 +15,7 @@ from .._inplace import inplace_plan
 from .._ir import Graph
 from .._limits import DEFAULT_LIMITS, Limits
 from .._schema import MAX_ERRORS
-from .checks import check_activations, check_init, check_limits, mark_usage, resolve_outputs, warn_off_joins, warn_renumbered
+from .checks import check_activations, check_calls, check_init, check_limits, mark_usage, resolve_outputs, warn_off_joins, warn_renumbered
 from .order import order
 from .refs import live
 from .state import State
@@ -58,6 +58,7 @@ class Inference:
             c.shape = state.shape_of(c.value)
             c.sources = [live(state, r, absent_ok=True) for r in c.inputs]
         resolve_outputs(state)
+        check_calls(state)
         check_limits(state)
         check_init(state)
         g.inplace = inplace_plan(g)

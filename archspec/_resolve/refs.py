@@ -12,9 +12,9 @@ a path into the reader itself is refused (its value would come from inside the c
 it feeds), and a part switched off by ``when`` stands for what that node stands for.
 
 What it deliberately does not do: read into a container written after the reader (its
-nodes do not exist yet when the reader is wired: so two containers never read into each
-other, and a container reading the output of one that reads into it is a cycle of nodes,
-which *infer* refuses), or check how many inputs a node takes (:mod:`.nodes`).
+nodes do not exist yet when the reader is wired), check that containers reading values
+inside each other can still run as one call each (*infer* does, on the decided graph), or
+check how many inputs a node takes (:mod:`.nodes`).
 """
 
 from __future__ import annotations
