@@ -560,3 +560,21 @@ def test_a_nested_node_of_a_base_keys_as_torchvisions_segmentation_backbones(tmp
     assert {k: v for k, v in shapes.items() if k.startswith("backbone.")} == {
         "backbone." + k[len("features."):]: v for k, v in plain.items() if k.startswith("features.")}
     assert "backbone.16.0.weight" in shapes and shapes["head.weight"] == (3, 960, 1, 1)
+
+
+def test_like_names_a_nested_node_by_dotted_path_as_from_does(write_spec):
+    """The op parameters that name nodes resolve as 'from' does: 'like: backbone.layer3'."""
+    from archspec import SpecError
+
+    body = """
+        graph:
+          backbone:
+            seq:
+              layer3: {op: conv2d, out: 4, kernel: 3, stride: 2, padding: 1}
+              layer4: {op: conv2d, out: 4, kernel: 3, stride: 2, padding: 1}
+          up: {op: interpolate, like: backbone.layer3, mode: bilinear}
+    """
+    model = compile_text(write_spec, body).eval()
+    assert model(torch.randn(1, 3, 8, 8)).shape == (1, 4, 4, 4)
+    with pytest.raises(SpecError, match=r"'like' names 'backbone\.layr3', but 'backbone' has no node 'layr3'"):
+        compile_text(write_spec, body.replace("like: backbone.layer3", "like: backbone.layr3"))
