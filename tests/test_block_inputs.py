@@ -174,6 +174,29 @@ def test_a_block_of_one_declared_input_reads_the_node_before_it(write_spec):
         torch.testing.assert_close(model(x), y + model.b.conv(y))
 
 
+def test_a_repeated_block_of_two_inputs_reads_the_copy_before_and_its_own_skip(write_spec):
+    """Each copy after the first reads the copy before it as its first input and the rest as
+    its 'from' names them for its index ('down' + str(...): names made of parts)."""
+    model = _tiny(write_spec, "[4, 6, 6]", """\
+        blocks:
+          mix:
+            inputs: [input, skip]
+            seq:
+              cat: {op: concat, from: [input, skip]}
+              conv: {op: conv2d, out: 4, kernel: 1}
+        graph:
+          "s{i}": {op: conv2d, out: 4, kernel: 1, repeat: 3}
+          "m{i}": {use: mix, from: "${['s2', 's' + str(1 - i)]}", repeat: 2}
+    """).eval()
+    x = torch.randn(2, 4, 6, 6)
+    with torch.no_grad():
+        s0 = model.s0(x)
+        s1 = model.s1(s0)
+        s2 = model.s2(s1)
+        m0 = model.m0(s2, s1)
+        torch.testing.assert_close(model(x), model.m1(m0, s0))
+
+
 def test_a_block_instance_switched_off_stands_for_its_first_input(write_spec):
     model = _unet(write_spec, UNET.replace("from: [up2, inc]}", "from: [up2, inc], when: false}"))
     assert not hasattr(model, "up3")

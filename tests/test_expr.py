@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from archspec import Loc, SpecExpressionError
@@ -182,3 +184,15 @@ def spec(write_spec, text, **kw):
 def test_arithmetic_errors_are_expression_errors(write_spec, text):
     with pytest.raises(SpecExpressionError):
         spec(write_spec, f'graph:\n  c: {{op: conv2d, out: "{text}", kernel: 1}}\n')
+
+
+def test_names_are_made_of_parts_with_str_and_plus():
+    assert ev("'down' + str(n + 1)", n=3) == "down4"
+    assert list(ev("['up' + str(i) for i in range(1, 3)]")) == ["up1", "up2"]
+    assert ev("str('inc')") == "inc"
+    for text, message in (("str(1.5)", "'str' needs an integer or a string"), ("str(true)", "'str' needs an integer or a string"),
+                          ("'a' + 1", "'+' needs numbers"), ("'ab' * 2", "'*' needs numbers")):
+        with pytest.raises(SpecExpressionError, match=re.escape(message)):
+            ev(text)
+    with pytest.raises(SpecExpressionError, match="longer than 1,024 characters"):
+        ev("a + a", a="x" * 600)

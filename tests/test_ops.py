@@ -177,6 +177,8 @@ OP_EXAMPLES = {
     "conv_transpose2d": (IMAGE, "{op: conv_transpose2d, out: 6, kernel: 3, stride: 2, groups: 2}"),
     "pixel_shuffle": (IMAGE, "{op: pixel_shuffle, upscale_factor: 2}"),
     "pixel_unshuffle": (IMAGE, "{op: pixel_unshuffle, downscale_factor: 3}"),
+    "interpolate": (IMAGE, "{op: interpolate, scale_factor: 1.5, mode: bilinear}"),
+    "pad": (IMAGE, "{op: pad, amounts: [1, 2, 0, 3], mode: replicate}"),
     # channels-last ops read the image permuted to H x W x C first (a `q` node before them)
     "window_attention": (IMAGE, "{op: window_attention, heads: 2, window: 4, shift: 2}"),
     "patch_merge": ([4, 5, 6], "{op: patch_merge}"),

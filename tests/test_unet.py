@@ -77,3 +77,16 @@ def test_a_checkpoint_of_the_reference_loads_strictly():
     ref = UNet(3, 2, bilinear=False)
     model = compile_spec(SPEC, weights=ref.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
+
+
+def test_widths_set_the_depth_and_the_names_follow():
+    """One entry of `widths` per level: three levels are two steps down and two up, named as
+    milesial's are (down1, down2, up1, up2), each up block reading the one before and its skip."""
+    graph = load_spec(SPEC, widths=[16, 32, 64], input_shape=(3, 37, 50))
+    top = [graph.nodes[p].display for p in graph.order if "." not in graph.nodes[p].display]
+    containers = [c for c in graph.containers if "." not in c]
+    assert containers == ["inc", "down1", "down2", "up1", "up2", "outc"]
+    assert graph.containers["up1"].inputs == ["down2", "down1"] and graph.containers["up2"].inputs == ["up1", "inc"]
+    model = compile_spec(SPEC, widths=[16, 32, 64], input_shape=(3, 37, 50))
+    assert model(torch.randn(1, 3, 37, 50)).shape == (1, 2, 37, 50)
+    assert not top

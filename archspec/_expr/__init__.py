@@ -13,7 +13,7 @@ The language is a whitelist over Python's expression syntax, evaluated here node
 (``in`` and ``not in`` too); ``and or not``; ``a if c else b``; indexing and slicing a
 list (``cfg[2]``, ``depths[:s]``); list comprehensions (``[ceil(n * d) for n in depths]``,
 with ``if`` filters); and the functions in :data:`FUNCTIONS` (``min max abs int float
-round ceil floor sqrt log exp len sum range make_divisible``). There is no attribute
+round ceil floor sqrt log exp len sum range str make_divisible``). There is no attribute
 access, no other calls, no lambda, no assignment; integers and powers are bounded
 (``Limits.max_int``), lists by ``Limits.max_repeat`` items and every evaluation by
 :data:`MAX_STEPS` loop iterations, so an expression can neither reach Python objects nor

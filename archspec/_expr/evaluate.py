@@ -75,8 +75,13 @@ class _Evaluator:
                             expected="one of: " + (", ".join(known) if known else "(no names are defined here)"))
         if isinstance(node, ast.BinOp):
             symbol, fn = BINOPS[type(node.op)]
-            left = self.number(node.left, self.eval(node.left), f"'{symbol}'")
-            right = self.number(node.right, self.eval(node.right), f"'{symbol}'")
+            left, right = self.eval(node.left), self.eval(node.right)
+            if symbol == "+" and isinstance(left, str) and isinstance(right, str):  # a name made of parts: 'down' + str(i)
+                if len(left) + len(right) > 1024:
+                    raise self.fail(node, "the string would be longer than 1,024 characters")
+                return left + right
+            left = self.number(node.left, left, f"'{symbol}'")
+            right = self.number(node.right, right, f"'{symbol}'")
             if symbol in ("/", "//", "%") and right == 0:
                 raise self.fail(node.right, f"division by zero: '{ast.unparse(node.right)}' is 0")
             if symbol == "**":
@@ -197,6 +202,11 @@ class _Evaluator:
                 raise self.fail(node.args[0], f"'len' needs a list or a string, but '{ast.unparse(node.args[0])}' is "
                                               f"{describe(args[0])}")
             return len(args[0])
+        elif name == "str":  # for node names ('down' + str(i)): integers and strings only (a float's digits are no name)
+            if isinstance(args[0], bool) or not isinstance(args[0], (int, str)):
+                raise self.fail(node.args[0], f"'str' needs an integer or a string, but '{ast.unparse(node.args[0])}' is "
+                                              f"{describe(args[0])}")
+            return str(args[0])
         for a, arg_node in zip(args, arg_nodes):
             self.number(arg_node, a, f"'{name}'")
         if name == "range":

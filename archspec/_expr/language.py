@@ -59,6 +59,7 @@ FUNCTIONS: dict[str, tuple[Any, int, int | None, str]] = {
     "len": (len, 1, 1, "the number of items of a list (or characters of a string)"),
     "sum": (sum, 1, 1, "the sum of a list of numbers"),
     "range": (_range, 1, 3, "range(n): [0, 1, ..., n-1]; range(a, b[, step]) as Python's, as a list"),
+    "str": (str, 1, 1, "an integer (or a string) as a string, for names: 'down' + str(i + 1)"),
     "make_divisible": (make_divisible, 2, 3, "make_divisible(v, divisor[, min_value]): v rounded to a multiple of "
                        "divisor, never 10 % below v (MobileNet's channel rule)"),
 }

@@ -155,15 +155,12 @@ class Blocks:
             return {}
         ctx, reads = self.ctx, site.inputs
         if len(reads) != len(declared):
-            keys, written = ctx.raw_keys(site.raw), ctx.raw(site.raw + ("from",))
+            keys = ctx.raw_keys(site.raw)
             count = f"{len(declared)} input{'s' if len(declared) != 1 else ''}"
             message = f"block '{name}' takes {count} ({', '.join(declared)}), but it reads {len(reads)}"
             hint = f"give 'from' {len(declared)} nodes, bound in order to {', '.join(declared)}" if len(declared) > 1 else (
                 "give 'from' one node")
             loc = ctx.loc(site.raw + ("from",)) if "from" in keys else site.loc
-            if "repeat" in keys and isinstance(written, list) and len(written) == len(declared):  # a later copy
-                message += ": each copy of a repeat after the first reads the copy before it"
-                hint, loc = "write the copies out, each with its 'from'", ctx.key_loc(site.raw + ("repeat",)) or loc
             raise SpecReferenceError(message, loc, node=site.path, hint=hint, notes=[
                 (ctx.loc(("blocks", name, "inputs")), f"block '{name}' declares its inputs here"), *site_notes(site.scope.sites)])
         return dict(zip(declared, reads))

@@ -61,9 +61,15 @@ class Walker:
             model = entry.model
             from_ = model.from_ if isinstance(model, BaseModel) else None
             if kind == "seq":
-                if from_ is not None and entry.copy == 0:  # later copies of a repeat read the copy before them
-                    refs = from_refs(ctx, from_, entry.env, entry.raw + ("from",), label)
-                    inputs = [ref(ctx, r, siblings, at, entry.raw + ("from",), label) for r in refs]
+                # later copies of a repeat read the copy before them: as their only input, or as the
+                # first of several (a block of several inputs), the others as 'from' names them for that copy
+                several = isinstance(from_, list) and len(from_) > 1 or is_expression(from_)
+                refs = from_refs(ctx, from_, entry.env, entry.raw + ("from",), label) if (
+                    from_ is not None and (entry.copy == 0 or several)) else []
+                if entry.copy == 0 or len(refs) > 1:
+                    inputs = [ref(ctx, r, siblings, at, entry.raw + ("from",), label) for r in (refs if entry.copy == 0 else refs[1:])]
+                    inputs = inputs if entry.copy == 0 else [previous, *inputs]
+                    inputs = inputs or [previous]
                 else:
                     inputs = [previous]
             else:
