@@ -339,11 +339,13 @@ class Graph:
 # -- queries of an inferred graph --------------------------------------------------------------
 
 
-def readers(graph: Graph, paths: list[str]) -> dict[str, int]:
-    """How many of the nodes ``paths`` and of the graph's outputs read each node."""
+def readers(graph: Graph, paths: list[str], values_only: bool = False) -> dict[str, int]:
+    """How many of the nodes ``paths`` and of the graph's outputs read each node
+    (``values_only``: not counting the reads of a node's shape alone, ``like:``)."""
     count = {p: 0 for p in paths}
     for p in paths:
-        for s in graph.nodes[p].sources:
+        node = graph.nodes[p]
+        for s in (node.data_sources if values_only else node.sources):
             if s != INPUT:
                 count[s] = count.get(s, 0) + 1
     for o in graph.outputs:

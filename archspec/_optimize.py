@@ -53,7 +53,7 @@ MODES = ("inference", "compiled")
 def fold_plan(graph: Graph) -> dict[str, str]:
     """Batch norms of the eval graph that fold into the layer they read: {bn: layer}."""
     paths = needed(graph, training=False)
-    count = readers(graph, paths)
+    count = readers(graph, paths, values_only=True)  # a like: read takes the size, which folding keeps
     plan = {}
     for p in paths:
         node = graph.nodes[p]

@@ -292,3 +292,26 @@ graph:
     assert list(fast.state_dict()) == ["up.weight", "up.bias"] and "bn" not in fast.code
     assert fast._archspec_info.optimized.folded == 1
     assert (fast(x) - expected).abs().max().item() < 1e-12
+
+
+def test_a_read_of_the_layers_size_alone_does_not_stop_the_fold(write_spec):
+    """A ``like:`` read of the transposed conv takes its size, which folding keeps: the batch
+    norm still folds, and the pad reads the folded layer's size."""
+    graph = load_spec(write_spec(HEAD + """input: [4, 5, 6]
+graph:
+  up: {op: conv_transpose2d, out: 8, kernel: 2, stride: 2}
+  bn: {op: batchnorm2d}
+  r: {op: relu}
+  grown: {op: pad, like: up, from: input}
+  cat: {op: concat, from: [r, grown]}
+"""))
+    assert fold_plan(graph) == {"bn": "up"}
+    model = build_model(graph).double()
+    with torch.no_grad():
+        model.bn.running_var.uniform_(0.5, 1.5), model.bn.running_mean.normal_()
+    model.eval()
+    x = torch.randn(2, 4, 5, 6, dtype=torch.float64)
+    expected = model(x)
+    fast = optimize(copy.deepcopy(model), graph)
+    assert "bn" not in dict(fast.named_children())
+    assert fast(x).shape == (2, 12, 10, 12) and (fast(x) - expected).abs().max().item() < 1e-12

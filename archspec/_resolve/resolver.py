@@ -45,6 +45,8 @@ class Resolver:
         ctx, state, spec = self.ctx, self.state, self.ctx.spec
         env = dict(ctx.params)
         top, output = self.walker.body(spec.graph, BodySite(("graph",), None, INPUT, env, "seq", Scope()))
+        if state.errors:  # a node that failed is missing: the outputs naming it would only blame the outputs
+            state.raise_errors()
         outs = tap_outputs(ctx, state, self.taps) if self.taps is not None else declared_outputs(ctx, state, output)
         init = init_rules(ctx, env)
         if state.errors:
