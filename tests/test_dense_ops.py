@@ -296,13 +296,13 @@ graph:
 
 def test_a_read_of_the_layers_size_alone_does_not_stop_the_fold(write_spec):
     """A ``like:`` read of the transposed conv takes its size, which folding keeps: the batch
-    norm still folds, and the pad reads the folded layer's size."""
+    norm still folds, and the resize reads the folded layer's size."""
     graph = load_spec(write_spec(HEAD + """input: [4, 5, 6]
 graph:
   up: {op: conv_transpose2d, out: 8, kernel: 2, stride: 2}
   bn: {op: batchnorm2d}
   r: {op: relu}
-  grown: {op: pad, like: up, from: input}
+  grown: {op: interpolate, like: up, from: input}
   cat: {op: concat, from: [r, grown]}
 """))
     assert fold_plan(graph) == {"bn": "up"}

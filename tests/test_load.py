@@ -254,6 +254,7 @@ init:
   - {paths: ["features.0", classifier], weight: 1}
 checkpoint_keys:
   - {match: "^old\\\\.(.*)", replace: "\\\\1"}
+description: the base classifier
 """
 
 
@@ -282,7 +283,7 @@ def test_nest_makes_the_base_graph_one_node_of_the_variant(tmp_path):
     assert list(doc.data["graph"]["backbone"]["seq"]) == ["stem", "features"]
     assert doc.data["input"] == [3, 32, 32]
     assert doc.data["params"] == {"width": 8}  # the removed head's classes and drop: named by nothing now
-    assert not {"outputs", "returns", "checkpoint_keys"} & set(doc.data)
+    assert not {"description", "outputs", "returns", "checkpoint_keys"} & set(doc.data)  # it describes the base
     assert doc.data["init"] == [
         {"ops": ["conv2d"], "weight": {"fn": "kaiming_normal"}, "bias": 0, "within": "backbone"},
         {"ops": ["linear"], "weight": 0, "bias": 0, "within": "backbone"},

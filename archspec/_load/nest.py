@@ -5,8 +5,8 @@ the variant nests it: with ``nest: backbone`` the base's whole graph becomes the
 ``backbone`` (a ``seq`` of the base's top-level nodes, so ``backbone.layer3.0.conv1``);
 with ``nest: {backbone: features}`` the base's node ``features`` alone becomes the node
 ``backbone`` (its children keyed ``backbone.0``, ...). The base's ``params``, ``blocks``,
-``input`` and ``requires`` come along; its ``outputs`` and ``returns`` (the variant's graph
-has its own end), and its ``checkpoint_keys`` (they rename keys of the base's own
+``input`` and ``requires`` come along; its ``description`` (it describes another network),
+its ``outputs`` and ``returns`` (the variant's graph has its own end), and its ``checkpoint_keys`` (they rename keys of the base's own
 checkpoints, which the nested copy no longer has) are dropped. Its ``init`` rules apply
 inside the nested node only: each path gets the node's prefix (``layer*.conv1`` becomes
 ``backbone.layer*.conv1``; with a selection, ``features.3.*`` becomes ``backbone.3.*``),
@@ -37,7 +37,7 @@ __all__ = ["Nest", "drop_unused_params", "extends_target", "nest_base", "with_in
 #: the keys of an ``extends:`` mapping
 EXTENDS_KEYS = ("spec", "nest")
 #: what a nested base loses: its graph's end, and its own checkpoints' renaming
-DROPPED = ("outputs", "returns", "checkpoint_keys")
+DROPPED = ("description", "outputs", "returns", "checkpoint_keys")
 WILDCARDS = "*?["
 
 

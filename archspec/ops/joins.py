@@ -104,8 +104,16 @@ class AddParams(OpParams):
 def _add_shape(p: AddParams, shapes: list[Shape], names: list[str]) -> Inferred:
     out = broadcast(shapes)
     if out is None:
-        raise ShapeError("cannot add inputs of different shapes: " + listing(shapes, names), inputs=[0, _first_clash(shapes)],
-                         hint="a residual sum needs equal shapes; project the shortcut with a 1x1 conv (and stride) to match")
+        i = _first_clash(shapes)
+        a, b = shapes[0], shapes[i]
+        hint = "a residual sum needs equal shapes; project the shortcut with a 1x1 conv (and stride) to match"
+        if len(a) == len(b) == 3 and a[0] == b[0] and a[1:] != b[1:]:  # the same channels at two resolutions
+            small, big = (i, 0) if a[1] * a[2] > b[1] * b[2] else (0, i)
+            target = names[big].strip("'")  # as a spec writes it
+            hint = (f"to add maps of two resolutions (a segmentation head's fusion), resize the smaller ({names[small]}) "
+                    f"to the other's size first ({{op: interpolate, like: {target}}}); a residual sum needs a strided "
+                    "1x1 projection of the shortcut instead")
+        raise ShapeError("cannot add inputs of different shapes: " + listing(shapes, names), inputs=[0, i], hint=hint)
     return Inferred(out)
 
 

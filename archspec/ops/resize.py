@@ -158,6 +158,13 @@ def _pad_amounts(p: PadParams, shapes: list[Shape], names: list[str]) -> tuple[i
             f"{fmt_shape(shapes[0])}: padding cannot shrink it", param="like", inputs=[0, 1],
             expected=f"a node of height and width at least {h}x{w}",
             hint=f"resize this node's input instead ({{op: interpolate, like: {p.like}}}), or crop it with negative 'amounts'")
+    if dh >= h or dw >= w:  # padded to at least twice its size: mostly zeros (a skip from another level)
+        raise ShapeError(
+            f"'like' names {names[1]}, {fmt_shape(shapes[1])}, at least twice this node's input, {fmt_shape(shapes[0])}: "
+            f"padding would make {100 - 100 * h * w // (th * tw)} % of the map zeros", param="like", inputs=[0, 1],
+            expected=f"a node a little larger than {h}x{w} (padding evens out a size that rounding changed)",
+            hint="a skip from another level? check which node the 'from' or 'like' names; to change the resolution, "
+                 f"resize ({{op: interpolate, like: {p.like}}})")
     return dw // 2, dw - dw // 2, dh // 2, dh - dh // 2
 
 
