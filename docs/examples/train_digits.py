@@ -22,6 +22,8 @@ from torch import nn
 from archspec import compile_spec
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # progress.py, the examples' progress bar, beside this file
+from progress import progress  # noqa: E402
 
 
 def load_digits_split(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -35,18 +37,6 @@ def load_digits_split(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     mean, std = images[train].mean(), images[train].std()
     images = (images - mean) / std
     return images[train], labels[train], images[test], labels[test]
-
-
-def progress(epoch: int, epochs: int, step: int, steps: int, loss: float, width: int = 30) -> None:
-    """A progress bar redrawn in place on a terminal; one line per epoch in a log."""
-    tty = sys.stdout.isatty()
-    if not tty and step < steps:
-        return
-    done = int(width * step / steps)
-    sys.stdout.write(f"{chr(13) if tty else ''}epoch {epoch:>3}/{epochs} [{'#' * done}{'.' * (width - done)}] {step:>3}/{steps} loss {loss:.4f}")
-    if step == steps:
-        sys.stdout.write("\n")
-    sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> float:

@@ -27,6 +27,8 @@ from torch import nn
 from archspec import compile_spec
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # progress.py, the examples' progress bar, beside this file
+from progress import progress  # noqa: E402
 CLASSES = ("background", "disc", "square", "triangle")
 
 
@@ -64,18 +66,6 @@ def mean_iou(predicted: torch.Tensor, target: torch.Tensor, classes: int) -> flo
         if union:
             ious.append(((predicted == c) & (target == c)).sum().item() / union)
     return sum(ious) / len(ious)
-
-
-def progress(epoch: int, epochs: int, step: int, steps: int, loss: float, width: int = 30) -> None:
-    """A progress bar redrawn in place on a terminal; one line per epoch in a log."""
-    tty = sys.stdout.isatty()
-    if not tty and step < steps:
-        return
-    done = int(width * step / steps)
-    sys.stdout.write(f"{chr(13) if tty else ''}epoch {epoch:>3}/{epochs} [{'#' * done}{'.' * (width - done)}] {step:>3}/{steps} loss {loss:.4f}")
-    if step == steps:
-        sys.stdout.write("\n")
-    sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> float:
