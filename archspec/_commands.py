@@ -245,8 +245,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ._export import export_model
+    from ._export import FixedSizeError, dynamic_size_refusal, export_model
 
+    refusal = dynamic_size_refusal(args.format) if args.dynamic_size else None
+    if refusal:
+        raise UsageError(refusal)
     _check_output(args.output, binary=f"the {args.format} export")  # all five formats are binary
     graph = _graph(args)
     model = _model(args, graph)
@@ -257,9 +260,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         # layout (torch.export's archive writer handles channels-last weights badly)
         model = optimize(model, graph, channels_last=False)
     try:
-        export_model(model, graph, args.format, args.output, writer=write_file)
+        export_model(model, graph, args.format, args.output, writer=write_file, dynamic_size=args.dynamic_size)
     except (OSError, SpecError):
         raise
+    except FixedSizeError as e:  # the network's own size, said in full
+        if args.debug:
+            traceback.print_exc()
+        print(f"archspec: error: {e}", file=sys.stderr)
+        return 1
     except Exception as e:  # torch's exporters fail with many kinds of errors
         if args.debug:
             traceback.print_exc()

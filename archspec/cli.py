@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimize", action="store_true",
                    help="optimise for inference first: batch norm folded into the layer before it, eval no-ops dropped "
                         "(--weights load before folding)")
+    p.add_argument("--dynamic-size", action="store_true",
+                   help="onnx and exported: the input's height and width dynamic too, not only the batch (refused "
+                        "for a network whose spatial size is fixed, e.g. by a ViT's position embedding)")
     _spec_options(p)
     _weights_options(p)
     p.set_defaults(run=_commands.cmd_export)

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from archspec import compile_spec, load_spec
-from archspec._export import MissingExtraError, export_model
+from archspec._export import FixedSizeError, MissingExtraError, export_model
 from archspec._lower import lower
 from archspec._files import write_file
 from archspec.cli import main
@@ -298,3 +298,126 @@ def test_a_failed_export_leaves_no_file_and_keeps_the_old_one(write_spec, tmp_pa
     assert target.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt2", "tiny.yaml"]
 
+
+
+#: segmentation networks that read their sizes at run time (``like:``), at a small input
+DYNAMIC = {
+    "unet": (SPECS / "segmentation" / "unet.yaml", {"widths": [4, 8, 16]}, (3, 64, 64)),
+    "lraspp": (SPECS / "segmentation" / "lraspp_mobilenet_v3_large.yaml", {}, (3, 64, 64)),
+}
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "exported"])
+@pytest.mark.parametrize("name", list(DYNAMIC))
+def test_dynamic_size_takes_other_sizes(name, fmt, tmp_path, capsys):
+    needs_onnx(fmt)
+    spec, params, shape = DYNAMIC[name]
+    path = file_for(tmp_path / "out", fmt)
+    sets = [a for k, v in params.items() for a in ("--set", f"{k}={v}".replace(" ", ""))]
+    torch.manual_seed(0)
+    status = main(["export", str(spec), "--format", fmt, "-o", str(path), "--input", ",".join(map(str, shape)),
+                   "--dynamic-size", *sets])
+    out, err = capsys.readouterr()
+    assert status == 0 and out == f"wrote {path} ({fmt})\n"
+    assert err == ""  # no notes from the symbolic-shape machinery
+    torch.manual_seed(0)
+    model = compile_spec(spec, params=params, input_shape=shape).eval()  # the command's weights
+    run = load(fmt, path, spec, params, shape)
+    for size in ((97, 113), (45, 71)):  # odd, and neither the spec's
+        x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(size[0]))
+        with torch.no_grad():
+            want = model(x)
+        want = tuple(want.values()) if isinstance(want, dict) else (want,)
+        got = run(x)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and w.shape[-2:] == size
+            assert (g - w).abs().max() <= 1e-5 * max(1.0, w.abs().max()), (size, (g - w).abs().max())
+    if fmt == "onnx":
+        import onnx
+
+        dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+        assert [bool(d.dim_param) for d in dims] == [True, False, True, True]  # N, H and W symbolic; C fixed
+
+
+FLAT = """archspec: 1
+name: flat
+input: [3, 8, 8]
+graph:
+  conv: {op: conv2d, out: 4, kernel: 3, padding: 1}
+  flat: {op: flatten}
+  fc: {op: linear, out: 5}
+"""
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "exported"])
+def test_dynamic_size_refuses_a_fixed_size(fmt, write_spec, tmp_path, capsys):
+    needs_onnx(fmt)
+    spec = write_spec(FLAT)
+    target = tmp_path / "out" / f"model.{fmt}"
+    target.parent.mkdir()
+    assert main(["export", str(spec), "--format", fmt, "-o", str(target), "--dynamic-size"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == ("archspec: error: --dynamic-size: flat's spatial size is fixed at 8 x 8 (its forward needs "
+                                 "(4*W*H) == 256); export without --dynamic-size, at the size you deploy (--input)\n")
+    assert list(target.parent.iterdir()) == []
+    # a ViT: the position embedding fixes the number of patches
+    vit = {"layers": 1, "hidden": 16, "heads": 2, "mlp": 16, "image_size": 32}
+    graph = load_spec(SPECS / "vit" / "vit_b_16.yaml", params=vit, input_shape=(3, 32, 32))
+    with pytest.raises(FixedSizeError, match=r"^--dynamic-size: vit_b_16's spatial size is fixed at 32 x 32 \(its forward "
+                                             r"needs .*W // 16.*H // 16.* == 5\); export without --dynamic-size"):
+        export_model(lower(graph), graph, fmt, str(target), writer=write_file, dynamic_size=True)
+    assert list(target.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "state_dict", "safetensors"])
+def test_dynamic_size_only_for_onnx_and_exported(fmt, write_spec, tmp_path, capsys):
+    spec = write_spec(TINY)
+    target = tmp_path / "model.pt"
+    assert main(["export", str(spec), "--format", fmt, "-o", str(target), "--dynamic-size"]) == 2
+    why = "TorchScript takes any input size already" if fmt == "torchscript" else "weights have no input size"
+    assert capsys.readouterr().err == (f"archspec: error: --dynamic-size applies to the onnx and exported formats, not {fmt} "
+                                       f"({why})\n")
+    graph = load_spec(spec)
+    with pytest.raises(FixedSizeError, match=f"not {fmt} "):
+        export_model(lower(graph), graph, fmt, str(target), writer=write_file, dynamic_size=True)
+    assert not target.exists()
+
+
+def test_dynamic_size_needs_an_image_input(write_spec, tmp_path):
+    graph = load_spec(write_spec("archspec: 1\nname: mlp\ninput: [16]\ngraph:\n  fc: {op: linear, out: 4}\n"))
+    with pytest.raises(FixedSizeError, match=r"^--dynamic-size makes an image's height and width dynamic: it needs a "
+                                             r"C x H x W input, and mlp's is 16$"):
+        export_model(lower(graph), graph, "exported", str(tmp_path / "m.pt2"), writer=write_file, dynamic_size=True)
+
+
+def test_dynamic_size_leaves_a_size_rule_to_the_program(write_spec, tmp_path):
+    """A network that takes even sizes only is exported; torch.export's program checks the rule."""
+    spec = write_spec(FLAT.replace("name: flat", "name: even").split("  flat:")[0]
+                      + "  res:\n    add:\n      a: [{op: maxpool2d, kernel: 2}, {op: interpolate, scale_factor: 2}]\n"
+                      "      b: {op: identity}\n")
+    graph = load_spec(spec)
+    model = lively(lower(graph, init=False)).eval()
+    path = tmp_path / "m.pt2"
+    export_model(model, graph, "exported", str(path), writer=write_file, dynamic_size=True)
+    program = torch.export.load(str(path)).module()
+    x = torch.randn(1, 3, 10, 14)
+    with torch.no_grad():
+        assert torch.allclose(program(x), model(x), atol=1e-6)
+    with pytest.raises(AssertionError, match=r"Guard failed: x.size\(\)\[2\] == 2 \* \(x.size\(\)\[2\] // 2\)"):
+        program(torch.randn(1, 3, 9, 14))
+
+
+def test_dynamic_size_refuses_a_size_made_constant(write_spec, tmp_path, monkeypatch):
+    from torch._dynamo.exc import UserError, UserErrorType
+
+    def specialised(*args, **kwargs):  # what torch.export says of a forward that makes H a constant
+        raise UserError(UserErrorType.CONSTRAINT_VIOLATION, "Constraints violated (L['x'].size()[2])! \n"
+                        "  - You marked L['x'].size()[2] as dynamic but your code specialized it to be a constant (8). "
+                        "If you're using mark_dynamic, either remove it or use maybe_mark_dynamic.")
+
+    monkeypatch.setattr(torch.export, "export", specialised)
+    graph = load_spec(write_spec(FLAT))
+    with pytest.raises(FixedSizeError, match=r"^--dynamic-size: flat's spatial size is fixed at 8 x 8 \(its forward makes "
+                                             r"H the constant 8\); export without --dynamic-size"):
+        export_model(lower(graph), graph, "exported", str(tmp_path / "m.pt2"), writer=write_file, dynamic_size=True)
