@@ -17,6 +17,9 @@ statically, so it finds them without running the network:
   block whose output it is. ResNet-50: ``relu`` (2), ``layer1`` (4), ``layer2`` (8),
   ``layer3`` (16), ``layer4`` (32); MobileNetV3's ``features.1`` (a block's output) rather
   than the expansion conv inside ``features.2`` that is still at stride 2;
+- a spec that nests a base as its backbone (``extends: {spec: ..., nest: backbone}``,
+  :attr:`archspec._ir.Graph.trunk`) has the maps of that node: the cuts among its nodes,
+  whatever the heads after it read (a segmentation head's tap of ``backbone.layer3``);
 - the *classifier* is the last layer with weights (``linear`` or ``conv2d``) of the eval
   graph; ``num_features`` is what it reads (ResNet-50's 2048). It is a query of the IR
   (:func:`archspec._ir.classifier`), which *lower* asks too; this module re-exports it.
@@ -80,13 +83,14 @@ class FeatureInfo(Sequence):
         return "FeatureInfo(" + ", ".join(f"{f.module}: {f.channels}x/{f.reduction}" for f in self.features) + ")"
 
 
-def _cuts(graph: Graph, order: list[str]) -> list[str]:
-    """The nodes of ``order`` that every later node depends on through them alone."""
+def _cuts(graph: Graph, order: list[str], outputs: bool = True) -> list[str]:
+    """The nodes of ``order`` that every later node of it depends on through them alone (and,
+    with ``outputs``, that no output reads past)."""
     last_read = {INPUT: -1}
     for i, p in enumerate(order):
         for s in graph.nodes[p].data_sources:  # a read of a shape only (like: input) carries nothing
             last_read[s] = i
-    for o in graph.outputs:
+    for o in graph.outputs if outputs else ():
         last_read[o.node] = len(order)
     cuts = []
     reach = last_read[INPUT]  # the last position that reads a value made before position i
@@ -122,9 +126,12 @@ def feature_maps(graph: Graph) -> list[Feature]:
         return []
     order = needed(graph, training=False)
     head = classifier(graph)
+    if graph.trunk is not None:  # a nested backbone: its maps, whatever the heads after it read
+        order = [p for p in order if p.startswith(graph.trunk + ".")]
+        head = None
     stride = {INPUT: 1}
     size = {INPUT: graph.input_shape[1]}
-    cuts = set(_cuts(graph, order))
+    cuts = set(_cuts(graph, order, outputs=graph.trunk is None))
     at: dict[int, list[tuple[int, str]]] = {}  # stride -> (depth, node) of its cuts, in order
     for p in order:
         node = graph.nodes[p]

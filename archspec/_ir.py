@@ -310,6 +310,7 @@ class Graph:
     taps: bool = False  # outputs were asked for by path: the network returns a dict of them
     tap_list: bool = False  # ... or a list of them, in order (a features_only backbone)
     returns: str = "tuple"  # the spec's outputs as a tensor or named tuple ("tuple"), or a dict by name ("dict")
+    trunk: str | None = None  # the container a nested base became (extends with nest): features_only's maps are its
     checkpoint_keys: list[tuple[str, str]] = field(default_factory=list)  # (regex, replacement) for foreign checkpoints
     renumbered: list[Renumbered] = field(default_factory=list)  # list items numbered lower than their place
     activations: Peak | None = None  # the eval forward's activation peak per sample (activation_peak), filled by infer

@@ -152,18 +152,22 @@ def test_trains_traces_scripts_and_optimizes(name):
 
 
 def test_features_only_finds_the_backbones_maps():
-    """The heads read the input's size (like: input), which is not a feature; the maps are the
-    backbone's: ResNet-50 with its last two stages dilated keeps one map at each stride (with
-    the aux head, which reads layer3 after layer4 ran, layer3 is the last map at stride 8)."""
-    with_aux = compile_spec(spec("fcn_resnet50"), features_only=True, input_shape=(3, 64, 64), device="meta")
-    assert with_aux.feature_info.module_name() == ["backbone.relu", "backbone.layer1", "backbone.layer3"]
-    model = compile_spec(spec("fcn_resnet50"), features_only=True, aux_loss=False, input_shape=(3, 64, 64), device="meta")
-    assert model.feature_info.module_name() == ["backbone.relu", "backbone.layer1", "backbone"]  # its output: layer4
-    assert model.feature_info.reduction() == [2, 4, 8]
+    """A spec that nests a base as its backbone returns the backbone's maps, whatever its heads
+    read (the aux head's layer3, LR-ASPP's block 4, the sizes of like: input): one per
+    stride, a dilated stage at the stride of the one before it being one map with it."""
+    fcn = compile_spec(spec("fcn_resnet50"), features_only=True, input_shape=(3, 64, 64), device="meta")
+    assert fcn.feature_info.module_name() == ["backbone.relu", "backbone.layer1", "backbone"]  # its output: layer4
+    assert fcn.feature_info.reduction() == [2, 4, 8] and fcn.feature_info.channels() == [64, 256, 2048]
+    assert compile_spec(spec("fcn_resnet50"), features_only=True, aux_loss=False, device="meta").feature_info.module_name() \
+        == fcn.feature_info.module_name()
+    stride16 = compile_spec(spec("deeplabv3_resnet50"), features_only=True, device="meta",
+                            replace_stride_with_dilation=[False, False, True])
+    assert stride16.feature_info.module_name() == ["backbone.relu", "backbone.layer1", "backbone.layer2", "backbone"]
     lraspp = compile_spec(spec("lraspp_mobilenet_v3_large"), features_only=True, input_shape=(3, 64, 64), device="meta")
-    # its head reads block 4 (stride 8) after the last block ran, so no later map is a cut
-    assert lraspp.feature_info.module_name() == ["backbone.1", "backbone.3", "backbone.4"]
-    assert lraspp.feature_info.reduction() == [2, 4, 8]
+    assert lraspp.feature_info.module_name() == ["backbone.1", "backbone.3", "backbone.6", "backbone"]
+    assert lraspp.feature_info.reduction() == [2, 4, 8, 16] and lraspp.feature_info.channels() == [16, 24, 40, 960]
+    maps = lraspp(torch.empty(2, 3, 64, 64, device="meta"))
+    assert [tuple(m.shape) for m in maps] == [(2, 16, 32, 32), (2, 24, 16, 16), (2, 40, 8, 8), (2, 960, 4, 4)]
 
 
 @pytest.mark.parametrize("name", ["deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"])

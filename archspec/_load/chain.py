@@ -138,7 +138,7 @@ def _load_chain(path: Path, limits: Limits, chain: list[Path], loc: Loc | None) 
         with_init(data, locs, base_init, base_init_locs)
     if nest is not None:
         drop_unused_params(data, locs, child, limits)
-    return Document(data, locs, shown, base.files + [shown])
+    return Document(data, locs, shown, base.files + [shown], trunk=nest.name if nest is not None else base.trunk)
 
 
 def _check_base(base_name: str, base_path: Path, path: Path, shown: str, ext_loc: Loc | None) -> None:

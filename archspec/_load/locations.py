@@ -119,3 +119,6 @@ class Document:
     locs: Locations
     path: str
     files: list[str] = field(default_factory=list)
+    #: the node a nested base became (``extends: {spec: ..., nest: backbone}``), a variant's
+    #: too: the trunk whose maps ``features_only`` returns
+    trunk: str | None = None

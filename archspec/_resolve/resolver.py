@@ -57,6 +57,7 @@ class Resolver:
             aliases=state.aliases, source=ctx.doc.path, files=ctx.doc.files, taps=self.taps is not None,
             alias_locs=state.alias_locs, checkpoint_keys=[(r.match, r.replace) for r in spec.checkpoint_keys],
             off_joins=state.off_joins, renumbered=state.renumbered, returns=spec.returns,
+            trunk=ctx.doc.trunk if ctx.doc.trunk in state.containers else None,
         )
 
 
