@@ -52,13 +52,18 @@ def _concat_shape(p: ConcatParams, shapes: list[Shape], names: list[str]) -> Inf
     return Inferred(first[:axis] + (total,) + first[axis + 1:])
 
 
+def _as_written(name: str) -> str:
+    """An input's name, as the messages give it ('enc', the input), as a spec names it in ``like:``."""
+    return "input" if name == "the input" else name.strip("'")
+
+
 def _resolution_hint(shapes: list[Shape], names: list[str], i: int) -> str:
     """How to join images of two sizes (a skip at another resolution, a U-Net's): pad the
     smaller to the other's size, or resize it, naming the other node as ``like:`` does."""
     (a, sa), (b, sb) = (names[0], shapes[0]), (names[i], shapes[i])
     if sb[1] <= sa[1] and sb[2] <= sa[2]:
         (a, sa), (b, sb) = (b, sb), (a, sa)  # a: the smaller
-    like = "input" if b == "the input" else b.strip("'")
+    like = _as_written(b)
     which = f"the smaller ({a}, {fmt_shape(sa)})" if sa[1] <= sb[1] and sa[2] <= sb[2] else f"{a} ({fmt_shape(sa)})"
     return (f"to join a skip at another resolution, pad {which} to the size of {b} (`{{op: pad, like: {like}}}`) "
             f"or resize it (`{{op: interpolate, like: {like}}}`) before the concat; else check strides, padding and "
@@ -109,7 +114,7 @@ def _add_shape(p: AddParams, shapes: list[Shape], names: list[str]) -> Inferred:
         hint = "a residual sum needs equal shapes; project the shortcut with a 1x1 conv (and stride) to match"
         if len(a) == len(b) == 3 and a[0] == b[0] and a[1:] != b[1:]:  # the same channels at two resolutions
             small, big = (i, 0) if a[1] * a[2] > b[1] * b[2] else (0, i)
-            target = names[big].strip("'")  # as a spec writes it
+            target = _as_written(names[big])
             hint = (f"to add maps of two resolutions (a segmentation head's fusion), resize the smaller ({names[small]}) "
                     f"to the other's size first ({{op: interpolate, like: {target}}}); a residual sum needs a strided "
                     "1x1 projection of the shortcut instead")
