@@ -66,12 +66,10 @@ class Walker:
                 several = isinstance(from_, list) and len(from_) > 1 or is_expression(from_)
                 refs = from_refs(ctx, from_, entry.env, entry.raw + ("from",), label) if (
                     from_ is not None and (entry.copy == 0 or several)) else []
-                if entry.copy == 0 or len(refs) > 1:
-                    inputs = [ref(ctx, r, siblings, at, entry.raw + ("from",), label) for r in (refs if entry.copy == 0 else refs[1:])]
-                    inputs = inputs if entry.copy == 0 else [previous, *inputs]
-                    inputs = inputs or [previous]
-                else:
-                    inputs = [previous]
+                if entry.copy > 0:
+                    refs = [None, *refs[1:]]  # None: the copy before
+                inputs = [previous if r is None else ref(ctx, r, siblings, at, entry.raw + ("from",), label)
+                          for r in refs] or [previous]
             else:
                 if from_ is not None:
                     raise SpecSchemaError(f"'from' is not allowed in the branches of {with_article(kind)}", ctx.key_loc(entry.raw + ("from",)),
